@@ -73,6 +73,11 @@ class Tensor {
   [[nodiscard]] std::span<std::int64_t> i64();
   [[nodiscard]] std::span<const std::int64_t> i64() const;
 
+  // A tensor of another dtype/shape over this tensor's storage (arena reuse); throws when it
+  // does not fit in the allocated capacity.
+  [[nodiscard]] Tensor view(DType dtype, Shape shape) const;
+  [[nodiscard]] std::size_t capacity() const { return capacity_; }
+
   // Same storage, new shape of equal element count.
   [[nodiscard]] Tensor reshaped(Shape shape) const;
   [[nodiscard]] Tensor clone() const;
@@ -85,6 +90,7 @@ class Tensor {
   DType dtype_ = DType::kFloat32;
   Shape shape_;
   std::int64_t numel_ = 0;
+  std::size_t capacity_ = 0;
   std::shared_ptr<std::byte[]> storage_;
 };
 

@@ -71,7 +71,20 @@ std::shared_ptr<std::byte[]> allocate(std::size_t bytes) {
 
 Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
   numel_ = shape_numel(shape_);
-  storage_ = allocate(static_cast<std::size_t>(numel_) * dtype_size(dtype_));
+  capacity_ = static_cast<std::size_t>(numel_) * dtype_size(dtype_);
+  storage_ = allocate(capacity_);
+}
+
+Tensor Tensor::view(DType dtype, Shape shape) const {
+  const std::int64_t n = shape_numel(shape);
+  if (static_cast<std::size_t>(n) * dtype_size(dtype) > capacity_) {
+    fail("view " + shape_str(shape) + " does not fit a buffer of " + std::to_string(capacity_) + " bytes");
+  }
+  Tensor t = *this;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  t.numel_ = n;
+  return t;
 }
 
 Tensor Tensor::scalar_f32(float v) {

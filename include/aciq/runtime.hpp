@@ -1,0 +1,66 @@
+// Executor: plans a graph for concrete input shapes, runs kernels and hands observed values to an observer.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aciq/core.hpp"
+#include "aciq/graph.hpp"
+
+namespace aciq::runtime {
+
+enum class Backend : std::uint8_t {
+  kReference,  // plain scalar kernels only: the oracle
+  kFast,       // oneDNN convolution/pooling/GEMM, fused activations, SIMD elementwise
+};
+
+struct ExecutorOptions {
+  Backend backend = Backend::kFast;
+};
+
+// Receives observed float tensors (NCHW or NC) right after the node producing them ran, before
+// any consumer reads them; it may modify the tensor in place (fake quantization does).
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  // `index` is the position of the value in the list given to Executor::set_observed.
+  virtual void observe(std::size_t index, Tensor& value) = 0;
+};
+
+class Executor {
+ public:
+  Executor(graph::Graph g, Context& ctx, ExecutorOptions options = {});
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  [[nodiscard]] const graph::Graph& graph() const { return graph_; }
+
+  // Declares the values an observer will see; invalidates cached plans (fusion depends on it).
+  void set_observed(std::vector<std::string> values);
+  [[nodiscard]] const std::vector<std::string>& observed() const { return observed_; }
+
+  // Runs the graph on inputs (in the order of graph().inputs) and returns the graph outputs.
+  // Plans (shape inference, memory, primitives) are cached per input-shape signature.
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs, Observer* observer = nullptr);
+
+  // Shapes of every float value for the given input shapes, e.g. to validate data against a model.
+  [[nodiscard]] std::map<std::string, Shape> infer_shapes(const std::vector<Shape>& input_shapes);
+
+ private:
+  struct Plan;
+  Plan& plan_for(const std::vector<Tensor>& inputs);
+
+  graph::Graph graph_;
+  Context& ctx_;
+  ExecutorOptions options_;
+  std::vector<std::string> observed_;
+  std::map<std::string, std::unique_ptr<Plan>> plans_;
+};
+
+// The op types the executor implements (for `aciq layers` and error messages).
+const std::vector<std::string>& supported_ops();
+
+}  // namespace aciq::runtime

@@ -1,0 +1,163 @@
+// oneDNN primitives for convolution, pooling and GEMM, with fused activations as post-ops.
+#include "kernels/fast/dnnl_kernels.hpp"
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <cstring>
+#include <unordered_map>
+
+#include "aciq/core.hpp"
+
+namespace aciq::kernels::fast {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+struct DnnlEngine::Impl {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+};
+
+DnnlEngine::DnnlEngine() : impl_(std::make_unique<Impl>()) {}
+DnnlEngine::~DnnlEngine() = default;
+
+namespace {
+
+dnnl::primitive_attr attr_for(const Activation& act) {
+  dnnl::primitive_attr attr;
+  dnnl::post_ops ops;
+  switch (act.kind) {
+    case Activation::Kind::kNone: break;
+    case Activation::Kind::kRelu: ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f); break;
+    case Activation::Kind::kLeakyRelu:
+      ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, act.alpha, 0.0f);
+      break;
+    case Activation::Kind::kClip: ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip, act.lo, act.hi); break;
+  }
+  attr.set_post_ops(ops);
+  return attr;
+}
+
+template <typename F>
+auto wrap(const char* what, F&& f) {
+  try {
+    return f();
+  } catch (const dnnl::error& e) {
+    fail(std::string("oneDNN ") + what + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+struct Conv2d::Impl {
+  DnnlEngine::Impl* env = nullptr;
+  dnnl::convolution_forward prim;
+  memory::desc src_md, dst_md;
+  memory weights, bias;
+  bool has_bias = false;
+};
+
+Conv2d::Conv2d(DnnlEngine& engine, const ref::ConvShape& s, const ref::Window2d& win, const float* w,
+               const float* b, const Activation& act)
+    : impl_(std::make_unique<Impl>()) {
+  wrap("convolution", [&] {
+    auto& env = engine.impl();
+    impl_->env = &env;
+    const memory::dims src_dims{s.n, s.c, s.h, s.w};
+    const memory::dims dst_dims{s.n, s.oc, s.oh, s.ow};
+    const bool grouped = s.group > 1;
+    const memory::dims w_dims = grouped ? memory::dims{s.group, s.oc / s.group, s.c / s.group, win.kh, win.kw}
+                                        : memory::dims{s.oc, s.c, win.kh, win.kw};
+    impl_->src_md = memory::desc(src_dims, dt::f32, tag::nchw);
+    impl_->dst_md = memory::desc(dst_dims, dt::f32, tag::nchw);
+    const memory::desc w_any(w_dims, dt::f32, tag::any);
+    const memory::desc b_md({s.oc}, dt::f32, tag::x);
+    impl_->has_bias = b != nullptr;
+    // oneDNN counts dilation from 0 (ONNX's 1 means dense).
+    dnnl::convolution_forward::desc desc =
+        impl_->has_bias
+            ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                              impl_->src_md, w_any, b_md, impl_->dst_md, {win.stride_h, win.stride_w},
+                                              {win.dil_h - 1, win.dil_w - 1}, {win.pad_top, win.pad_left},
+                                              {win.pad_bottom, win.pad_right})
+            : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                              impl_->src_md, w_any, impl_->dst_md, {win.stride_h, win.stride_w},
+                                              {win.dil_h - 1, win.dil_w - 1}, {win.pad_top, win.pad_left},
+                                              {win.pad_bottom, win.pad_right});
+    dnnl::convolution_forward::primitive_desc pd(desc, attr_for(act), env.engine);
+    impl_->prim = dnnl::convolution_forward(pd);
+    // Reorder the weights once into the layout the primitive chose.
+    memory user_w({w_dims, dt::f32, grouped ? tag::goihw : tag::oihw}, env.engine, const_cast<float*>(w));
+    impl_->weights = memory(pd.weights_desc(), env.engine);
+    dnnl::reorder(user_w, impl_->weights).execute(env.stream, user_w, impl_->weights);
+    if (impl_->has_bias) {
+      impl_->bias = memory(b_md, env.engine);
+      std::memcpy(impl_->bias.get_data_handle(), b, static_cast<std::size_t>(s.oc) * sizeof(float));
+    }
+    env.stream.wait();
+    return 0;
+  });
+}
+
+Conv2d::~Conv2d() = default;
+
+void Conv2d::run(const float* x, float* y) {
+  auto& env = *impl_->env;
+  memory src(impl_->src_md, env.engine, const_cast<float*>(x));
+  memory dst(impl_->dst_md, env.engine, y);
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, impl_->weights}, {DNNL_ARG_DST, dst}};
+  if (impl_->has_bias) args.emplace(DNNL_ARG_BIAS, impl_->bias);
+  wrap("convolution", [&] {
+    impl_->prim.execute(env.stream, args);
+    env.stream.wait();
+    return 0;
+  });
+}
+
+struct Pool2d::Impl {
+  DnnlEngine::Impl* env = nullptr;
+  dnnl::pooling_v2_forward prim;
+  memory::desc src_md, dst_md;
+};
+
+Pool2d::Pool2d(DnnlEngine& engine, const ref::PoolShape& s, const ref::Window2d& win, Kind kind)
+    : impl_(std::make_unique<Impl>()) {
+  wrap("pooling", [&] {
+    auto& env = engine.impl();
+    impl_->env = &env;
+    impl_->src_md = memory::desc({s.n, s.c, s.h, s.w}, dt::f32, tag::nchw);
+    impl_->dst_md = memory::desc({s.n, s.c, s.oh, s.ow}, dt::f32, tag::nchw);
+    const auto alg = kind == Kind::kMax             ? dnnl::algorithm::pooling_max
+                     : kind == Kind::kAvgIncludePad ? dnnl::algorithm::pooling_avg_include_padding
+                                                    : dnnl::algorithm::pooling_avg_exclude_padding;
+    dnnl::pooling_v2_forward::desc desc(dnnl::prop_kind::forward_inference, alg, impl_->src_md, impl_->dst_md,
+                                        {win.stride_h, win.stride_w}, {win.kh, win.kw}, {win.dil_h - 1, win.dil_w - 1},
+                                        {win.pad_top, win.pad_left}, {win.pad_bottom, win.pad_right});
+    impl_->prim = dnnl::pooling_v2_forward(dnnl::pooling_v2_forward::primitive_desc(desc, env.engine));
+    return 0;
+  });
+}
+
+Pool2d::~Pool2d() = default;
+
+void Pool2d::run(const float* x, float* y) {
+  auto& env = *impl_->env;
+  memory src(impl_->src_md, env.engine, const_cast<float*>(x));
+  memory dst(impl_->dst_md, env.engine, y);
+  wrap("pooling", [&] {
+    impl_->prim.execute(env.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+    env.stream.wait();
+    return 0;
+  });
+}
+
+void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+           const float* b, float beta, float* c) {
+  const dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, trans_a ? m : k, b,
+                                      trans_b ? k : n, beta, c, n);
+  if (st != dnnl_success) fail("oneDNN sgemm failed with status " + std::to_string(static_cast<int>(st)));
+}
+
+}  // namespace aciq::kernels::fast

@@ -1,0 +1,52 @@
+// oneDNN-backed convolution, pooling and GEMM primitives on plain NCHW buffers.
+#pragma once
+
+#include <memory>
+
+#include "kernels/activation.hpp"
+#include "kernels/reference/reference.hpp"
+
+namespace aciq::kernels::fast {
+
+// One oneDNN CPU engine + stream; create once per executor plan and share among its primitives.
+class DnnlEngine {
+ public:
+  DnnlEngine();
+  ~DnnlEngine();
+  struct Impl;
+  Impl& impl() { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+class Conv2d {
+ public:
+  // Weights (OIHW, grouped as [O, C/group, KH, KW]) are reordered once into oneDNN's preferred layout.
+  Conv2d(DnnlEngine& engine, const ref::ConvShape& shape, const ref::Window2d& window, const float* weights,
+         const float* bias, const Activation& act);
+  ~Conv2d();
+  void run(const float* x, float* y);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+class Pool2d {
+ public:
+  enum class Kind : std::uint8_t { kMax, kAvgIncludePad, kAvgExcludePad };
+  Pool2d(DnnlEngine& engine, const ref::PoolShape& shape, const ref::Window2d& window, Kind kind);
+  ~Pool2d();
+  void run(const float* x, float* y);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Row-major C[m,n] = alpha * op(A) op(B) + beta * C via oneDNN's sgemm.
+void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+           const float* b, float beta, float* c);
+
+}  // namespace aciq::kernels::fast

@@ -1,0 +1,303 @@
+// Executor: per-shape plans (shape inference, constant evaluation, fusion, arena) and the run loop.
+#include <omp.h>
+
+#include <algorithm>
+#include <limits>
+#include <set>
+
+#include "aciq/runtime.hpp"
+#include "runtime/ops_common.hpp"
+
+namespace aciq::runtime {
+
+std::unique_ptr<Op> make_op(const graph::Node& node, std::int64_t opset, Backend backend) {
+  if (auto op = make_shape_op(node, opset)) return op;
+  if (auto op = make_compute_op(node, opset, backend)) return op;
+  return nullptr;
+}
+
+void Op::error(const std::string& what) const { op_error(*this, what); }
+
+const std::vector<std::string>& supported_ops() {
+  static const std::vector<std::string> ops{
+      "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "Conv", "Div",
+      "Dropout", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish",
+      "Identity", "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pad", "Relu", "Reshape", "Shape", "Sigmoid",
+      "Softmax", "Squeeze", "Sub", "Transpose", "Unsqueeze"};
+  return ops;
+}
+
+struct Executor::Plan {
+  std::unique_ptr<DnnlEnv> env;
+  std::vector<std::unique_ptr<Op>> ops;
+  struct Step {
+    Op* op = nullptr;
+    std::vector<int> in, out;  // slot indices; -1 for omitted optional inputs/outputs
+    std::vector<std::pair<int, std::size_t>> observe;  // (slot, observed index)
+  };
+  std::vector<Step> steps;
+  std::vector<Tensor> slots;
+  std::vector<ValueMeta> metas;
+  std::map<std::string, int> slot_of;
+  std::vector<int> input_slots, output_slots;
+  std::vector<Tensor> buffers;
+};
+
+Executor::Executor(graph::Graph g, Context& ctx, ExecutorOptions options)
+    : graph_(std::move(g)), ctx_(ctx), options_(options) {
+  for (const auto& n : graph_.nodes) {
+    const auto& ops = supported_ops();
+    if (std::find(ops.begin(), ops.end(), n.op_type) == ops.end()) {
+      fail(graph_.source + ": unsupported operator " + n.op_type + " in " + n.describe());
+    }
+  }
+  // oneDNN's OpenMP runtime sizes its team from this; aciq's own pool is sized by the Context.
+  omp_set_num_threads(ctx.threads());
+}
+
+Executor::~Executor() = default;
+
+void Executor::set_observed(std::vector<std::string> values) {
+  observed_ = std::move(values);
+  plans_.clear();
+}
+
+namespace {
+
+std::string signature(const std::vector<Shape>& shapes) {
+  std::string s;
+  for (const auto& sh : shapes) s += shape_str(sh) + ";";
+  return s;
+}
+
+bool is_activation(const std::string& op) { return op == "Relu" || op == "Clip" || op == "LeakyRelu"; }
+
+}  // namespace
+
+Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
+  std::vector<Shape> shapes;
+  for (const auto& t : inputs) shapes.push_back(t.shape());
+  // Integer graph inputs are shape-like (Reshape targets, axes, pads): their values are part of
+  // the plan, so they join the cache key and are treated as known while planning.
+  std::string key = signature(shapes);
+  for (const auto& t : inputs) {
+    if (t.dtype() == DType::kFloat32) continue;
+    for (auto v : t.to_i64_vector()) key += std::to_string(v) + ",";
+    key += ";";
+  }
+  if (auto it = plans_.find(key); it != plans_.end()) return *it->second;
+
+  const graph::Graph& g = graph_;
+  auto plan = std::make_unique<Plan>();
+  Plan& p = *plan;
+  if (inputs.size() != g.inputs.size()) {
+    fail(g.source + ": model has " + std::to_string(g.inputs.size()) + " inputs, got " + std::to_string(inputs.size()));
+  }
+  auto new_slot = [&](const std::string& name, ValueMeta meta, Tensor value) {
+    const int s = static_cast<int>(p.slots.size());
+    p.slots.push_back(std::move(value));
+    p.metas.push_back(std::move(meta));
+    if (!name.empty()) p.slot_of[name] = s;
+    return s;
+  };
+  for (const auto& [name, t] : g.initializers) new_slot(name, {t.dtype(), t.shape(), nullptr}, t);
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const auto& vi = g.inputs[i];
+    const Shape& s = inputs[i].shape();
+    bool fits = inputs[i].dtype() == vi.dtype && (vi.shape.empty() || vi.shape.size() == s.size());
+    for (std::size_t d = 0; fits && d < vi.shape.size(); ++d) fits = vi.shape[d] < 0 || vi.shape[d] == s[d];
+    if (!fits) {
+      fail(g.source + ": input '" + vi.name + "' expects shape " + shape_str(vi.shape) + " (" +
+           std::string(dtype_name(vi.dtype)) + "), data has " + shape_str(s) + " (" +
+           std::string(dtype_name(inputs[i].dtype())) + ")");
+    }
+    const bool shape_like = inputs[i].dtype() != DType::kFloat32;
+    p.input_slots.push_back(new_slot(vi.name, {inputs[i].dtype(), s, nullptr}, shape_like ? inputs[i].clone() : Tensor()));
+  }
+  std::map<std::string, std::size_t> observed_index;
+  for (std::size_t i = 0; i < observed_.size(); ++i) observed_index[observed_[i]] = i;
+  const std::set<std::string> graph_outputs(g.outputs.begin(), g.outputs.end());
+
+  p.env = options_.backend == Backend::kFast ? std::make_unique<DnnlEnv>() : nullptr;
+  std::map<std::string, int> producer_step;  // value -> step index that writes it
+  std::vector<std::vector<ValueMeta>> step_in_metas;
+  for (const graph::Node& node : g.nodes) {
+    auto op = make_op(node, g.opset, options_.backend);
+    if (!op) fail(g.source + ": unsupported operator " + node.op_type + " in " + node.describe());
+    std::vector<int> in_slots;
+    std::vector<ValueMeta> in_metas;
+    bool all_known = true;
+    for (const auto& name : node.inputs) {
+      if (name.empty()) {
+        in_slots.push_back(-1);
+        in_metas.push_back({});
+        continue;
+      }
+      auto it = p.slot_of.find(name);
+      if (it == p.slot_of.end()) fail(g.source + ": " + node.describe() + " reads unknown value '" + name + "'");
+      in_slots.push_back(it->second);
+      ValueMeta m = p.metas[it->second];
+      const bool known = !p.slots[it->second].empty();
+      m.value = known ? &p.slots[it->second] : nullptr;
+      all_known = all_known && known;
+      in_metas.push_back(m);
+    }
+    std::vector<ValueMeta> out_metas;
+    try {
+      out_metas = op->infer(in_metas);
+    } catch (const Error& e) {
+      fail(g.source + ": " + e.what());
+    }
+    // Fuse Relu/Clip/LeakyRelu into the single producer when nobody else needs the raw value.
+    if (options_.backend == Backend::kFast && is_activation(node.op_type) && in_slots[0] >= 0) {
+      const std::string& src = node.inputs[0];
+      auto ps = producer_step.find(src);
+      if (ps != producer_step.end() && g.consumers(src).size() == 1 && !graph_outputs.count(src) &&
+          !observed_index.count(src)) {
+        auto act = activation_of(node, in_metas);
+        if (act && p.steps[ps->second].op->fuse_activation(*act)) {
+          p.slot_of[node.outputs[0]] = in_slots[0];
+          producer_step[node.outputs[0]] = ps->second;
+          continue;
+        }
+      }
+    }
+    std::vector<int> out_slots;
+    for (std::size_t i = 0; i < node.outputs.size(); ++i) {
+      if (node.outputs[i].empty() || i >= out_metas.size()) {
+        out_slots.push_back(-1);
+        continue;
+      }
+      out_slots.push_back(new_slot(node.outputs[i], out_metas[i], Tensor()));
+    }
+    if (all_known) {
+      // Every input is known at plan time: evaluate now (constant folding, shape arithmetic).
+      std::vector<const Tensor*> ins;
+      for (int s : in_slots) ins.push_back(s >= 0 ? &p.slots[s] : nullptr);
+      std::vector<Tensor*> outs;
+      for (std::size_t i = 0; i < out_slots.size(); ++i) {
+        if (out_slots[i] >= 0) p.slots[out_slots[i]] = Tensor(out_metas[i].dtype, out_metas[i].shape);
+        outs.push_back(out_slots[i] >= 0 ? &p.slots[out_slots[i]] : nullptr);
+      }
+      try {
+        op->prepare(in_metas, out_metas, nullptr);
+        op->run(ctx_, ins, outs);
+      } catch (const Error& e) {
+        fail(g.source + ": " + e.what());
+      }
+      p.ops.push_back(std::move(op));
+      continue;
+    }
+    Plan::Step step;
+    step.op = op.get();
+    step.in = in_slots;
+    step.out = out_slots;
+    for (std::size_t i = 0; i < node.outputs.size(); ++i) {
+      auto it = observed_index.find(node.outputs[i]);
+      if (it != observed_index.end() && out_slots[i] >= 0) step.observe.emplace_back(out_slots[i], it->second);
+    }
+    for (const auto& o : node.outputs) producer_step[o] = static_cast<int>(p.steps.size());
+    p.ops.push_back(std::move(op));
+    p.steps.push_back(std::move(step));
+    step_in_metas.push_back(std::move(in_metas));
+  }
+  for (const auto& name : observed_) {
+    if (!p.slot_of.count(name)) fail(g.source + ": observed value '" + name + "' is not in the graph");
+  }
+  for (const auto& out : g.outputs) p.output_slots.push_back(p.slot_of.at(out));
+
+  // Prepare primitives after fusion decisions; metas of known inputs point into slots.
+  for (std::size_t s = 0; s < p.steps.size(); ++s) {
+    auto& step = p.steps[s];
+    std::vector<ValueMeta> outs;
+    for (int o : step.out) outs.push_back(o >= 0 ? p.metas[o] : ValueMeta{});
+    for (std::size_t i = 0; i < step.in.size(); ++i) {
+      if (step.in[i] >= 0 && step_in_metas[s][i].value) step_in_metas[s][i].value = &p.slots[step.in[i]];
+    }
+    try {
+      step.op->prepare(step_in_metas[s], outs, p.env.get());
+    } catch (const Error& e) {
+      fail(g.source + ": " + e.what());
+    }
+  }
+
+  // Arena: a value's buffer returns to the free list after its last reader; best-fit reuse.
+  std::vector<int> last_use(p.slots.size(), -1);
+  for (std::size_t s = 0; s < p.steps.size(); ++s) {
+    for (int i : p.steps[s].in) {
+      if (i >= 0) last_use[i] = static_cast<int>(s);
+    }
+  }
+  for (int o : p.output_slots) last_use[o] = std::numeric_limits<int>::max();
+  std::vector<std::size_t> free_list;  // indices into buffers
+  std::map<int, std::size_t> buffer_of;
+  for (std::size_t s = 0; s < p.steps.size(); ++s) {
+    for (int o : p.steps[s].out) {
+      if (o < 0 || !p.slots[o].empty()) continue;
+      const ValueMeta& m = p.metas[o];
+      const std::size_t bytes = static_cast<std::size_t>(shape_numel(m.shape)) * dtype_size(m.dtype);
+      auto best = free_list.end();
+      for (auto it = free_list.begin(); it != free_list.end(); ++it) {
+        const std::size_t cap = p.buffers[*it].capacity();
+        if (cap >= bytes && (best == free_list.end() || cap < p.buffers[*best].capacity())) best = it;
+      }
+      std::size_t b;
+      if (best != free_list.end()) {
+        b = *best;
+        free_list.erase(best);
+      } else {
+        b = p.buffers.size();
+        p.buffers.emplace_back(DType::kUInt8, Shape{static_cast<std::int64_t>(std::max<std::size_t>(bytes, 1))});
+      }
+      p.slots[o] = p.buffers[b].view(m.dtype, m.shape);
+      buffer_of[o] = b;
+      if (last_use[o] < 0) free_list.push_back(b);  // written but never read (e.g. an unused mask)
+    }
+    for (int i : p.steps[s].in) {
+      if (i >= 0 && last_use[i] == static_cast<int>(s) && buffer_of.count(i)) {
+        free_list.push_back(buffer_of[i]);
+        buffer_of.erase(i);
+      }
+    }
+  }
+  auto [it, inserted] = plans_.emplace(key, std::move(plan));
+  return *it->second;
+}
+
+std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Observer* observer) {
+  Plan& p = plan_for(inputs);
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].dtype() == DType::kFloat32) p.slots[p.input_slots[i]] = inputs[i];
+  }
+  std::vector<const Tensor*> ins;
+  std::vector<Tensor*> outs;
+  for (auto& step : p.steps) {
+    ins.clear();
+    outs.clear();
+    for (int s : step.in) ins.push_back(s >= 0 ? &p.slots[s] : nullptr);
+    for (int s : step.out) outs.push_back(s >= 0 ? &p.slots[s] : nullptr);
+    step.op->run(ctx_, ins, outs);
+    if (observer) {
+      for (auto [slot, index] : step.observe) observer->observe(index, p.slots[slot]);
+    }
+  }
+  std::vector<Tensor> result;
+  for (int s : p.output_slots) result.push_back(p.slots[s].clone());
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].dtype() == DType::kFloat32) p.slots[p.input_slots[i]] = Tensor();  // do not keep the batch alive
+  }
+  return result;
+}
+
+std::map<std::string, Shape> Executor::infer_shapes(const std::vector<Shape>& input_shapes) {
+  std::vector<Tensor> dummies;
+  for (std::size_t i = 0; i < input_shapes.size(); ++i) {
+    dummies.emplace_back(i < graph_.inputs.size() ? graph_.inputs[i].dtype : DType::kFloat32, input_shapes[i]);
+  }
+  Plan& p = plan_for(dummies);
+  std::map<std::string, Shape> out;
+  for (const auto& [name, slot] : p.slot_of) out[name] = p.metas[slot].shape;
+  return out;
+}
+
+}  // namespace aciq::runtime

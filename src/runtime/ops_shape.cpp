@@ -1,0 +1,383 @@
+// Shape-manipulating and data-movement operators (Reshape, Concat, Gather, Shape, ...): same on every backend.
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/reference/reference.hpp"
+#include "runtime/ops_common.hpp"
+
+namespace aciq::runtime {
+
+namespace {
+
+std::int64_t normalize_axis(std::int64_t axis, std::int64_t rank, const Op& op, const std::string& what) {
+  const std::int64_t a = axis < 0 ? axis + rank : axis;
+  if (a < 0 || a >= rank) {
+    op_error(op, what + " axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
+  }
+  return a;
+}
+
+// Ops whose output is a pure function of input values; the result tensor is copied into the
+// planned output buffer. Shape inference evaluates the op on known values or uses infer_shape.
+class ValueOp : public Op {
+ public:
+  using Op::Op;
+  std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
+    return {ValueMeta{out_dtype(in), out_shape(in), nullptr}};
+  }
+  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    Tensor r = compute(in);
+    copy_into(*out[0], r, *this);
+  }
+
+ protected:
+  virtual DType out_dtype(const std::vector<ValueMeta>& in) { return in.at(0).dtype; }
+  virtual Shape out_shape(const std::vector<ValueMeta>& in) = 0;
+  virtual Tensor compute(const std::vector<const Tensor*>& in) = 0;
+};
+
+class ConstantOp : public ValueOp {
+ public:
+  using ValueOp::ValueOp;
+  DType out_dtype(const std::vector<ValueMeta>&) override { return value().dtype(); }
+  Shape out_shape(const std::vector<ValueMeta>&) override { return value().shape(); }
+  Tensor compute(const std::vector<const Tensor*>&) override { return value(); }
+
+ private:
+  const Tensor& value() {
+    if (!cached_.empty()) return cached_;
+    const auto& n = node_;
+    if (n.has("value")) {
+      cached_ = n.attrs.at("value").t;
+    } else if (n.has("value_float")) {
+      cached_ = Tensor::scalar_f32(n.get_float("value_float", 0));
+    } else if (n.has("value_floats")) {
+      auto v = n.get_floats("value_floats");
+      cached_ = Tensor::from_f32({static_cast<std::int64_t>(v.size())}, v);
+    } else if (n.has("value_int")) {
+      std::int64_t v = n.get_int("value_int", 0);
+      cached_ = Tensor::from_i64({}, std::span<const std::int64_t>(&v, 1));
+    } else if (n.has("value_ints")) {
+      auto v = n.get_ints("value_ints");
+      cached_ = Tensor::from_i64({static_cast<std::int64_t>(v.size())}, v);
+    } else {
+      error("Constant has no supported value attribute");
+    }
+    if (cached_.empty()) error("Constant has an empty value");
+    return cached_;
+  }
+  Tensor cached_;
+};
+
+class ShapeOp : public ValueOp {
+ public:
+  using ValueOp::ValueOp;
+  DType out_dtype(const std::vector<ValueMeta>&) override { return DType::kInt64; }
+  Shape out_shape(const std::vector<ValueMeta>& in) override {
+    auto [b, e] = range(static_cast<std::int64_t>(in.at(0).shape.size()));
+    return {e - b};
+  }
+  Tensor compute(const std::vector<const Tensor*>& in) override {
+    const Shape& s = in[0]->shape();
+    auto [b, e] = range(static_cast<std::int64_t>(s.size()));
+    return Tensor::from_i64({e - b}, std::span<const std::int64_t>(s.data() + b, static_cast<std::size_t>(e - b)));
+  }
+
+ private:
+  std::pair<std::int64_t, std::int64_t> range(std::int64_t r) const {
+    auto clampi = [r](std::int64_t v) { return std::clamp(v < 0 ? v + r : v, std::int64_t{0}, r); };
+    const std::int64_t b = clampi(node_.get_int("start", 0));
+    const std::int64_t e = clampi(node_.get_int("end", r));
+    return {b, std::max(b, e)};
+  }
+};
+
+class ReshapeOp : public ValueOp {
+ public:
+  using ValueOp::ValueOp;
+  Shape out_shape(const std::vector<ValueMeta>& in) override {
+    if (in.size() < 2 || !in[1].value) error("Reshape needs a constant (or shape-computed) target shape");
+    return target(in[0].shape, in[1].value->to_i64_vector());
+  }
+  Tensor compute(const std::vector<const Tensor*>& in) override {
+    return in[0]->reshaped(target(in[0]->shape(), in[1]->to_i64_vector()));
+  }
+
+ private:
+  Shape target(const Shape& src, std::vector<std::int64_t> dims) const {
+    const bool allowzero = node_.get_int("allowzero", 0) != 0;
+    std::int64_t infer_at = -1, known = 1;
+    for (std::size_t i = 0; i < dims.size(); ++i) {
+      if (dims[i] == 0 && !allowzero) {
+        if (i >= src.size()) error("Reshape copies dimension " + std::to_string(i) + " that the input lacks");
+        dims[i] = src[i];
+      }
+      if (dims[i] == -1) {
+        if (infer_at >= 0) error("Reshape has more than one -1");
+        infer_at = static_cast<std::int64_t>(i);
+      } else if (dims[i] < 0) {
+        error("Reshape has invalid dimension " + std::to_string(dims[i]));
+      } else {
+        known *= dims[i];
+      }
+    }
+    const std::int64_t total = shape_numel(src);
+    if (infer_at >= 0) {
+      if (known == 0 || total % known != 0) error("Reshape cannot infer -1 for " + shape_str(src));
+      dims[infer_at] = total / known;
+    }
+    if (shape_numel(dims) != total) error("Reshape cannot turn " + shape_str(src) + " into " + shape_str(dims));
+    return dims;
+  }
+};
+
+class FlattenOp : public ValueOp {
+ public:
+  using ValueOp::ValueOp;
+  Shape out_shape(const std::vector<ValueMeta>& in) override { return target(in[0].shape); }
+  Tensor compute(const std::vector<const Tensor*>& in) override { return in[0]->reshaped(target(in[0]->shape())); }
+
+ private:
+  Shape target(const Shape& s) const {
+    const auto r = static_cast<std::int64_t>(s.size());
+    std::int64_t axis = node_.get_int("axis", 1);
+    if (axis < 0) axis += r;
+    if (axis < 0 || axis > r) error("Flatten axis out of range for " + shape_str(s));
+    std::int64_t outer = 1, inner = 1;
+    for (std::int64_t d = 0; d < r; ++d) (d < axis ? outer : inner) *= s[d];
+    return {outer, inner};
+  }
+};
+
+// Squeeze/Unsqueeze read their axes from an attribute before opset 13 and from input 1 after.
+std::vector<std::int64_t> axes_of(const Op& op, std::int64_t opset, const std::vector<ValueMeta>& in, bool& given) {
+  given = false;
+  if (opset >= 13) {
+    if (op.node().has_input(1)) {
+      if (in.size() < 2 || !in[1].value) op_error(op, "axes must be constant");
+      given = true;
+      return in[1].value->to_i64_vector();
+    }
+    return {};
+  }
+  given = op.node().has("axes");
+  return op.node().get_ints("axes");
+}
+
+class SqueezeOp : public ValueOp {
+ public:
+  using ValueOp::ValueOp;
+  Shape out_shape(const std::vector<ValueMeta>& in) override {
+    bool given = false;
+    auto axes = axes_of(*this, opset_, in, given);
+    const Shape& s = in[0].shape;
+    const auto r = static_cast<std::int64_t>(s.size());
+    std::vector<bool> drop(s.size(), false);
+    if (!given) {
+      for (std::size_t i = 0; i < s.size(); ++i) drop[i] = s[i] == 1;
+    }
+    for (auto a : axes) {
+      a = normalize_axis(a, r, *this, "Squeeze");
+      if (s[a] != 1) error("Squeeze of axis " + std::to_string(a) + " with size " + std::to_string(s[a]));
+      drop[a] = true;
+    }
+    Shape out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (!drop[i]) out.push_back(s[i]);
+    }
+    return out;
+  }
+  Tensor compute(const std::vector<const Tensor*>& in) override { return reshape_like(in); }
+
+ protected:
+  Tensor reshape_like(const std::vector<const Tensor*>& in) {
+    std::vector<ValueMeta> metas;
+    for (const Tensor* t : in) metas.push_back({t->dtype(), t->shape(), t});
+    return in[0]->reshaped(out_shape(metas));
+  }
+};
+
+class UnsqueezeOp : public SqueezeOp {
+ public:
+  using SqueezeOp::SqueezeOp;
+  Shape out_shape(const std::vector<ValueMeta>& in) override {
+    bool given = false;
+    auto axes = axes_of(*this, opset_, in, given);
+    const Shape& s = in[0].shape;
+    const auto r = static_cast<std::int64_t>(s.size() + axes.size());
+    std::vector<bool> insert(static_cast<std::size_t>(r), false);
+    for (auto a : axes) {
+      a = normalize_axis(a, r, *this, "Unsqueeze");
+      if (insert[a]) error("Unsqueeze has a repeated axis");
+      insert[a] = true;
+    }
+    Shape out;
+    std::size_t j = 0;
+    for (std::int64_t i = 0; i < r; ++i) out.push_back(insert[i] ? 1 : s.at(j++));
+    return out;
+  }
+};
+
+class TransposeOp : public ValueOp {
+ public:
+  using ValueOp::ValueOp;
+  Shape out_shape(const std::vector<ValueMeta>& in) override {
+    auto p = perm(in[0].shape.size());
+    Shape out;
+    for (auto d : p) {
+      if (d < 0 || d >= static_cast<std::int64_t>(in[0].shape.size())) error("Transpose perm out of range");
+      out.push_back(in[0].shape[d]);
+    }
+    return out;
+  }
+  Tensor compute(const std::vector<const Tensor*>& in) override {
+    return kernels::ref::transpose(*in[0], perm(in[0]->rank()));
+  }
+
+ private:
+  std::vector<std::int64_t> perm(std::size_t r) const {
+    std::vector<std::int64_t> def(r);
+    for (std::size_t i = 0; i < r; ++i) def[i] = static_cast<std::int64_t>(r - 1 - i);
+    return node_.get_ints("perm", def);
+  }
+};
+
+class ConcatOp : public ValueOp {
+ public:
+  using ValueOp::ValueOp;
+  Shape out_shape(const std::vector<ValueMeta>& in) override {
+    if (in.empty()) error("Concat has no inputs");
+    Shape out = in[0].shape;
+    const std::int64_t axis = normalize_axis(node_.get_int("axis", 0), static_cast<std::int64_t>(out.size()), *this, "Concat");
+    out[axis] = 0;
+    for (const auto& m : in) {
+      if (m.shape.size() != out.size()) error("Concat inputs differ in rank");
+      out[axis] += m.shape[axis];
+    }
+    return out;
+  }
+  Tensor compute(const std::vector<const Tensor*>& in) override {
+    return kernels::ref::concat(in, node_.get_int("axis", 0));
+  }
+};
+
+class GatherOp : public ValueOp {
+ public:
+  using ValueOp::ValueOp;
+  Shape out_shape(const std::vector<ValueMeta>& in) override {
+    const Shape& d = in.at(0).shape;
+    const std::int64_t axis = normalize_axis(node_.get_int("axis", 0), static_cast<std::int64_t>(d.size()), *this, "Gather");
+    Shape out(d.begin(), d.begin() + axis);
+    out.insert(out.end(), in.at(1).shape.begin(), in.at(1).shape.end());
+    out.insert(out.end(), d.begin() + axis + 1, d.end());
+    return out;
+  }
+  Tensor compute(const std::vector<const Tensor*>& in) override {
+    return kernels::ref::gather(*in[0], *in[1], node_.get_int("axis", 0));
+  }
+};
+
+class CastOp : public ValueOp {
+ public:
+  using ValueOp::ValueOp;
+  DType out_dtype(const std::vector<ValueMeta>&) override {
+    switch (node_.get_int("to", 1)) {
+      case 1: return DType::kFloat32;
+      case 7: return DType::kInt64;
+      case 6: return DType::kInt32;
+      default: error("Cast to ONNX type " + std::to_string(node_.get_int("to", 1)) + " is not supported");
+    }
+  }
+  Shape out_shape(const std::vector<ValueMeta>& in) override { return in[0].shape; }
+  Tensor compute(const std::vector<const Tensor*>& in) override {
+    const DType to = out_dtype({});
+    if (to == in[0]->dtype()) return *in[0];
+    Tensor out(to, in[0]->shape());
+    if (in[0]->dtype() == DType::kFloat32) {
+      const float* src = in[0]->data<float>();
+      for (std::int64_t i = 0; i < out.numel(); ++i) {
+        if (to == DType::kInt64) out.data<std::int64_t>()[i] = static_cast<std::int64_t>(src[i]);
+        else out.data<std::int32_t>()[i] = static_cast<std::int32_t>(src[i]);
+      }
+      return out;
+    }
+    const auto v = in[0]->to_i64_vector();
+    for (std::int64_t i = 0; i < out.numel(); ++i) {
+      if (to == DType::kFloat32) out.data<float>()[i] = static_cast<float>(v[i]);
+      else if (to == DType::kInt64) out.data<std::int64_t>()[i] = v[i];
+      else out.data<std::int32_t>()[i] = static_cast<std::int32_t>(v[i]);
+    }
+    return out;
+  }
+};
+
+class PadOp : public ValueOp {
+ public:
+  using ValueOp::ValueOp;
+  Shape out_shape(const std::vector<ValueMeta>& in) override {
+    const auto p = pads(in);
+    const Shape& s = in[0].shape;
+    if (p.size() != 2 * s.size()) error("Pad needs " + std::to_string(2 * s.size()) + " pad values");
+    Shape out(s.size());
+    for (std::size_t d = 0; d < s.size(); ++d) out[d] = s[d] + p[d] + p[d + s.size()];
+    return out;
+  }
+  Tensor compute(const std::vector<const Tensor*>& in) override {
+    std::vector<ValueMeta> metas;
+    for (const Tensor* t : in) metas.push_back({t ? t->dtype() : DType::kFloat32, t ? t->shape() : Shape{}, t});
+    const std::string mode = node_.get_string("mode", "constant");
+    kernels::ref::PadMode m = kernels::ref::PadMode::kConstant;
+    if (mode == "reflect") m = kernels::ref::PadMode::kReflect;
+    else if (mode == "edge") m = kernels::ref::PadMode::kEdge;
+    else if (mode != "constant") error("Pad mode '" + mode + "' is not supported");
+    float value = node_.get_float("value", 0.0f);
+    if (opset_ >= 11 && in.size() > 2 && in[2] && in[2]->numel() > 0) value = in[2]->to_f32().data<float>()[0];
+    return kernels::ref::pad(*in[0], pads(metas), m, value);
+  }
+
+ private:
+  std::vector<std::int64_t> pads(const std::vector<ValueMeta>& in) const {
+    if (opset_ < 11) return node_.get_ints(opset_ < 2 ? "paddings" : "pads");
+    if (in.size() < 2 || !in[1].value) error("Pad needs constant pads");
+    if (node_.has_input(3)) error("Pad with an axes input is not supported");
+    return in[1].value->to_i64_vector();
+  }
+};
+
+class IdentityOp : public Op {
+ public:
+  using Op::Op;
+  std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
+    std::vector<ValueMeta> out{{in[0].dtype, in[0].shape, nullptr}};
+    if (node_.outputs.size() > 1 && !node_.outputs[1].empty()) out.push_back({DType::kBool, in[0].shape, nullptr});
+    return out;
+  }
+  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    if (node_.op_type == "Dropout" && opset_ >= 12 && in.size() > 2 && in[2] && in[2]->to_i64_vector().at(0) != 0) {
+      error("Dropout in training mode is not supported (aciq runs inference only)");
+    }
+    copy_into(*out[0], *in[0], *this);
+    if (out.size() > 1 && out[1]) std::memset(out[1]->raw(), 1, out[1]->nbytes());  // mask: every element kept
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Op> make_shape_op(const graph::Node& n, std::int64_t opset) {
+  const std::string& t = n.op_type;
+  if (t == "Constant") return std::make_unique<ConstantOp>(n, opset);
+  if (t == "Shape") return std::make_unique<ShapeOp>(n, opset);
+  if (t == "Reshape") return std::make_unique<ReshapeOp>(n, opset);
+  if (t == "Flatten") return std::make_unique<FlattenOp>(n, opset);
+  if (t == "Squeeze") return std::make_unique<SqueezeOp>(n, opset);
+  if (t == "Unsqueeze") return std::make_unique<UnsqueezeOp>(n, opset);
+  if (t == "Transpose") return std::make_unique<TransposeOp>(n, opset);
+  if (t == "Concat") return std::make_unique<ConcatOp>(n, opset);
+  if (t == "Gather") return std::make_unique<GatherOp>(n, opset);
+  if (t == "Cast") return std::make_unique<CastOp>(n, opset);
+  if (t == "Pad") return std::make_unique<PadOp>(n, opset);
+  if (t == "Identity" || t == "Dropout") return std::make_unique<IdentityOp>(n, opset);
+  return nullptr;
+}
+
+}  // namespace aciq::runtime
