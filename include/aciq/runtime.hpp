@@ -3,6 +3,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,8 @@ class Observer {
   virtual void observe(std::size_t index, Tensor& value) = 0;
 };
 
+struct ValueMeta;
+
 class Executor {
  public:
   Executor(graph::Graph g, Context& ctx, ExecutorOptions options = {});
@@ -52,6 +55,9 @@ class Executor {
  private:
   struct Plan;
   Plan& plan_for(const std::vector<Tensor>& inputs);
+  void assign_layouts(Plan& p, const std::vector<std::vector<ValueMeta>>& in_metas,
+                      const std::vector<std::vector<ValueMeta>>& out_metas,
+                      const std::map<std::string, std::size_t>& observed, const std::set<std::string>& graph_outputs);
 
   graph::Graph graph_;
   Context& ctx_;

@@ -74,6 +74,64 @@ bool is_activation(const std::string& op) { return op == "Relu" || op == "Clip" 
 
 }  // namespace
 
+// Chooses which activations live in oneDNN's channel-blocked layout (docs/layouts.md): a 4-D
+// float value is blocked when its channels fill whole blocks, it is not a graph output, and every
+// op touching it accepts the layout; elementwise ops force their operands to agree. Blocked values
+// hold no padding channels, so observers (statistics, fake quantization) see only real data.
+void Executor::assign_layouts(Plan& p, const std::vector<std::vector<ValueMeta>>& in_metas,
+                              const std::vector<std::vector<ValueMeta>>& out_metas,
+                              const std::map<std::string, std::size_t>& observed,
+                              const std::set<std::string>& graph_outputs) {
+  (void)observed;
+  const int block = p.env->channel_block();
+  std::vector<bool> blocked(p.slots.size(), false);
+  for (const auto& step : p.steps) {
+    for (int o : step.out) {
+      if (o < 0) continue;
+      const ValueMeta& m = p.metas[o];
+      blocked[o] = m.dtype == DType::kFloat32 && m.shape.size() == 4 && m.shape[1] % block == 0;
+    }
+  }
+  for (const auto& name : graph_outputs) blocked[p.slot_of.at(name)] = false;
+  std::vector<Op::LayoutRule> rules;
+  for (std::size_t s = 0; s < p.steps.size(); ++s) rules.push_back(p.steps[s].op->layout_rule(in_metas[s], out_metas[s]));
+  for (bool changed = true; changed;) {
+    changed = false;
+    auto clear = [&](int slot) {
+      if (slot >= 0 && blocked[slot]) {
+        blocked[slot] = false;
+        changed = true;
+      }
+    };
+    for (std::size_t s = 0; s < p.steps.size(); ++s) {
+      const auto& step = p.steps[s];
+      if (rules[s] == Op::LayoutRule::kPlainOnly) {
+        for (int i : step.in) clear(i);
+        for (int o : step.out) clear(o);
+      } else if (rules[s] == Op::LayoutRule::kSame) {
+        bool all = true;
+        std::vector<int> group;
+        for (const auto* list : {&step.in, &step.out}) {
+          for (int slot : *list) {
+            if (slot < 0 || p.metas[slot].shape.size() != 4) continue;
+            group.push_back(slot);
+            all = all && blocked[slot];
+          }
+        }
+        if (!all) {
+          for (int slot : group) clear(slot);
+        }
+      }
+    }
+  }
+  for (auto& step : p.steps) {
+    std::vector<bool> ins, outs;
+    for (int i : step.in) ins.push_back(i >= 0 && blocked[i]);
+    for (int o : step.out) outs.push_back(o >= 0 && blocked[o]);
+    step.op->set_layouts(std::move(ins), std::move(outs), block);
+  }
+}
+
 Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
   std::vector<Shape> shapes;
   for (const auto& t : inputs) shapes.push_back(t.shape());
@@ -162,6 +220,19 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
         }
       }
     }
+    const bool outputs_known = !out_metas.empty() && std::all_of(out_metas.begin(), out_metas.end(),
+                                                                  [](const ValueMeta& m) { return m.value != nullptr; });
+    if (outputs_known) {
+      // infer() already computed the values (e.g. Shape of a runtime tensor): no step needed.
+      for (std::size_t i = 0; i < node.outputs.size() && i < out_metas.size(); ++i) {
+        if (!node.outputs[i].empty()) {
+          Tensor v = out_metas[i].value->clone();
+          new_slot(node.outputs[i], {v.dtype(), v.shape(), nullptr}, v);
+        }
+      }
+      p.ops.push_back(std::move(op));
+      continue;
+    }
     std::vector<int> out_slots;
     for (std::size_t i = 0; i < node.outputs.size(); ++i) {
       if (node.outputs[i].empty() || i >= out_metas.size()) {
@@ -206,14 +277,21 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
   }
   for (const auto& out : g.outputs) p.output_slots.push_back(p.slot_of.at(out));
 
-  // Prepare primitives after fusion decisions; metas of known inputs point into slots.
+  // Metas of known inputs point into slots (stable now that no slot is added).
+  std::vector<std::vector<ValueMeta>> step_out_metas(p.steps.size());
   for (std::size_t s = 0; s < p.steps.size(); ++s) {
     auto& step = p.steps[s];
-    std::vector<ValueMeta> outs;
-    for (int o : step.out) outs.push_back(o >= 0 ? p.metas[o] : ValueMeta{});
+    for (int o : step.out) step_out_metas[s].push_back(o >= 0 ? p.metas[o] : ValueMeta{});
     for (std::size_t i = 0; i < step.in.size(); ++i) {
       if (step.in[i] >= 0 && step_in_metas[s][i].value) step_in_metas[s][i].value = &p.slots[step.in[i]];
     }
+  }
+  if (p.env) assign_layouts(p, step_in_metas, step_out_metas, observed_index, graph_outputs);
+
+  // Prepare primitives after fusion and layout decisions.
+  for (std::size_t s = 0; s < p.steps.size(); ++s) {
+    auto& step = p.steps[s];
+    const auto& outs = step_out_metas[s];
     try {
       step.op->prepare(step_in_metas[s], outs, p.env.get());
     } catch (const Error& e) {

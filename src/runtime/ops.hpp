@@ -38,12 +38,34 @@ class Op {
   // Asks the op to apply `act` to its output; false if it cannot (then the executor runs it separately).
   virtual bool fuse_activation(const Activation& act) { return false; }
 
+  // How the op handles oneDNN's channel-blocked layout (nChw8c / nChw16c) on the fast path.
+  enum class LayoutRule : std::uint8_t {
+    kPlainOnly,  // every input and output is plain row-major
+    kSame,       // layout-agnostic elementwise work: its 4-D inputs and outputs share one layout
+    kFree,       // reads and writes either layout independently (Conv, GlobalAveragePool)
+  };
+  // Called after infer(); `in`/`out` are the inferred metas.
+  virtual LayoutRule layout_rule(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>& out) const {
+    return LayoutRule::kPlainOnly;
+  }
+  // Tells the op which of its inputs/outputs are blocked (before prepare()); block = channels per block.
+  void set_layouts(std::vector<bool> in_blocked, std::vector<bool> out_blocked, int block) {
+    in_blocked_ = std::move(in_blocked);
+    out_blocked_ = std::move(out_blocked);
+    block_ = block;
+  }
+
   [[nodiscard]] const graph::Node& node() const { return node_; }
 
  protected:
   [[noreturn]] void error(const std::string& what) const;
+  [[nodiscard]] bool in_blocked(std::size_t i) const { return i < in_blocked_.size() && in_blocked_[i]; }
+  [[nodiscard]] bool out_blocked(std::size_t i) const { return i < out_blocked_.size() && out_blocked_[i]; }
+
   const graph::Node& node_;
   std::int64_t opset_;
+  std::vector<bool> in_blocked_, out_blocked_;
+  int block_ = 8;
 };
 
 std::unique_ptr<Op> make_op(const graph::Node& node, std::int64_t opset, Backend backend);

@@ -107,11 +107,15 @@ class ConvOp : public Op {
     return {ValueMeta{DType::kFloat32, out_shape_of(geo_, w[0], x.size()), nullptr}};
   }
 
+  LayoutRule layout_rule(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&) const override {
+    return can_use_dnnl(in) ? LayoutRule::kFree : LayoutRule::kPlainOnly;
+  }
+
   void prepare(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&, DnnlEnv* env) override {
-    if (backend_ != Backend::kFast || !env || !in[1].value) return;
-    if (node_.has_input(2) && !in[2].value) return;
+    if (!env || !can_use_dnnl(in)) return;
     conv_ = std::make_unique<fast::Conv2d>(*env, shape_, geo_.win, in[1].value->data<float>(),
-                                           node_.has_input(2) ? in[2].value->data<float>() : nullptr, act_);
+                                           node_.has_input(2) ? in[2].value->data<float>() : nullptr, act_,
+                                           in_blocked(0) ? block_ : 0, out_blocked(0) ? block_ : 0);
   }
 
   bool fuse_activation(const Activation& act) override {
@@ -131,6 +135,10 @@ class ConvOp : public Op {
   }
 
  private:
+  // oneDNN primitives are built once per plan for constant weights (the case of every real model).
+  bool can_use_dnnl(const std::vector<ValueMeta>& in) const {
+    return backend_ == Backend::kFast && in[1].value && (!node_.has_input(2) || in[2].value);
+  }
   Backend backend_;
   Geometry geo_;
   ref::ConvShape shape_{};
@@ -150,23 +158,20 @@ class PoolOp : public Op {
     return {ValueMeta{DType::kFloat32, out_shape_of(geo_, geo_.c, in[0].shape.size()), nullptr}};
   }
 
+  LayoutRule layout_rule(const std::vector<ValueMeta>&, const std::vector<ValueMeta>&) const override {
+    return dnnl_ok() ? LayoutRule::kSame : LayoutRule::kPlainOnly;
+  }
+
   void prepare(const std::vector<ValueMeta>&, const std::vector<ValueMeta>&, DnnlEnv* env) override {
-    if (backend_ != Backend::kFast || !env) return;
+    if (!env || !dnnl_ok()) return;
     ref::Window2d win = geo_.win;
     fast::Pool2d::Kind kind = fast::Pool2d::Kind::kMax;
-    if (is_avg()) {
-      // oneDNN would count the ceil_mode overhang as padding; the reference kernel handles that case.
-      if (include_pad() && geo_.ceil_overhang) return;
-      kind = include_pad() ? fast::Pool2d::Kind::kAvgIncludePad : fast::Pool2d::Kind::kAvgExcludePad;
-    }
+    if (is_avg()) kind = include_pad() ? fast::Pool2d::Kind::kAvgIncludePad : fast::Pool2d::Kind::kAvgExcludePad;
     // oneDNN derives the output size by floor division, so widen the trailing padding for ceil_mode.
     win.pad_bottom = std::max(win.pad_bottom, (geo_.oh - 1) * win.stride_h + (win.kh - 1) * win.dil_h + 1 - geo_.h - win.pad_top);
     win.pad_right = std::max(win.pad_right, (geo_.ow - 1) * win.stride_w + (win.kw - 1) * win.dil_w + 1 - geo_.w - win.pad_left);
-    if ((geo_.h + win.pad_top + win.pad_bottom - ((win.kh - 1) * win.dil_h + 1)) / win.stride_h + 1 != geo_.oh ||
-        (geo_.w + win.pad_left + win.pad_right - ((win.kw - 1) * win.dil_w + 1)) / win.stride_w + 1 != geo_.ow) {
-      return;
-    }
-    pool_ = std::make_unique<fast::Pool2d>(*env, ref::PoolShape{geo_.n, geo_.c, geo_.h, geo_.w, geo_.oh, geo_.ow}, win, kind);
+    pool_ = std::make_unique<fast::Pool2d>(*env, ref::PoolShape{geo_.n, geo_.c, geo_.h, geo_.w, geo_.oh, geo_.ow}, win,
+                                           kind, in_blocked(0) ? block_ : 0);
   }
 
   void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
@@ -183,6 +188,9 @@ class PoolOp : public Op {
   }
 
  private:
+  // oneDNN would count the ceil_mode overhang as padding for count_include_pad; the reference
+  // kernel handles that case.
+  bool dnnl_ok() const { return backend_ == Backend::kFast && !(is_avg() && include_pad() && geo_.ceil_overhang); }
   bool is_avg() const { return node_.op_type == "AveragePool"; }
   bool include_pad() const { return node_.get_int("count_include_pad", 0) != 0; }
   Backend backend_;
@@ -192,7 +200,12 @@ class PoolOp : public Op {
 
 class GlobalPoolOp : public Op {
  public:
-  using Op::Op;
+  GlobalPoolOp(const graph::Node& n, std::int64_t opset, Backend b) : Op(n, opset), backend_(b) {}
+  LayoutRule layout_rule(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&) const override {
+    return backend_ == Backend::kFast && node_.op_type == "GlobalAveragePool" && in[0].shape.size() == 4
+               ? LayoutRule::kFree
+               : LayoutRule::kPlainOnly;
+  }
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     require_f32(*this, in, 1);
     const Shape& x = in.at(0).shape;
@@ -205,12 +218,17 @@ class GlobalPoolOp : public Op {
     const Shape& x = in[0]->shape();
     const std::int64_t nc = x[0] * x[1];
     const std::int64_t hw = in[0]->numel() / std::max<std::int64_t>(nc, 1);
-    if (node_.op_type == "GlobalAveragePool") {
+    if (in_blocked(0)) {
+      fast::global_avg_pool_blocked(x[0], x[1], hw, block_, in[0]->data<float>(), out[0]->data<float>(), out_blocked(0));
+    } else if (node_.op_type == "GlobalAveragePool") {
       ref::global_avg_pool(nc, hw, in[0]->data<float>(), out[0]->data<float>());
     } else {
       ref::global_max_pool(nc, hw, in[0]->data<float>(), out[0]->data<float>());
     }
   }
+
+ private:
+  Backend backend_;
 };
 
 class BatchNormOp : public Op {
@@ -248,6 +266,9 @@ class BatchNormOp : public Op {
 class UnaryOp : public Op {
  public:
   using Op::Op;
+  LayoutRule layout_rule(const std::vector<ValueMeta>&, const std::vector<ValueMeta>&) const override {
+    return LayoutRule::kSame;  // elementwise: any memory order works
+  }
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     require_f32(*this, in, 1);
     return {ValueMeta{DType::kFloat32, in.at(0).shape, nullptr}};
@@ -293,6 +314,10 @@ class BinaryOp : public Op {
     if (in.size() != 2) error("expects 2 inputs");
     if (in[0].dtype != in[1].dtype) error("operands have different dtypes");
     return {ValueMeta{in[0].dtype, ref::broadcast_shapes(in[0].shape, in[1].shape), nullptr}};
+  }
+  LayoutRule layout_rule(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&) const override {
+    const bool same = backend_ == Backend::kFast && in[0].dtype == DType::kFloat32 && in[0].shape == in[1].shape;
+    return same ? LayoutRule::kSame : LayoutRule::kPlainOnly;
   }
   bool fuse_activation(const Activation& act) override {
     if (backend_ != Backend::kFast || act_.kind != Activation::Kind::kNone) return false;
@@ -448,7 +473,7 @@ std::unique_ptr<Op> make_compute_op(const graph::Node& n, std::int64_t opset, Ba
   const std::string& t = n.op_type;
   if (t == "Conv") return std::make_unique<ConvOp>(n, opset, backend);
   if (t == "MaxPool" || t == "AveragePool") return std::make_unique<PoolOp>(n, opset, backend);
-  if (t == "GlobalAveragePool" || t == "GlobalMaxPool") return std::make_unique<GlobalPoolOp>(n, opset);
+  if (t == "GlobalAveragePool" || t == "GlobalMaxPool") return std::make_unique<GlobalPoolOp>(n, opset, backend);
   if (t == "BatchNormalization") return std::make_unique<BatchNormOp>(n, opset);
   if (t == "Relu" || t == "Sigmoid" || t == "HardSigmoid" || t == "HardSwish" || t == "LeakyRelu" || t == "Clip") {
     return std::make_unique<UnaryOp>(n, opset);

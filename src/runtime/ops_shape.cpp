@@ -72,11 +72,20 @@ class ConstantOp : public ValueOp {
 class ShapeOp : public ValueOp {
  public:
   using ValueOp::ValueOp;
+  // The shape is known while planning even when the data is not, so downstream shape arithmetic
+  // (Gather/Concat/Reshape in older exports) folds to constants.
+  std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
+    const Shape& s = in[0].shape;
+    auto [b, e] = range(static_cast<std::int64_t>(s.size()));
+    value_ = Tensor::from_i64({e - b}, std::span<const std::int64_t>(s.data() + b, static_cast<std::size_t>(e - b)));
+    return {ValueMeta{DType::kInt64, value_.shape(), &value_}};
+  }
   DType out_dtype(const std::vector<ValueMeta>&) override { return DType::kInt64; }
   Shape out_shape(const std::vector<ValueMeta>& in) override {
     auto [b, e] = range(static_cast<std::int64_t>(in.at(0).shape.size()));
     return {e - b};
   }
+  Tensor value_;
   Tensor compute(const std::vector<const Tensor*>& in) override {
     const Shape& s = in[0]->shape();
     auto [b, e] = range(static_cast<std::int64_t>(s.size()));
@@ -245,6 +254,12 @@ class TransposeOp : public ValueOp {
 class ConcatOp : public ValueOp {
  public:
   using ValueOp::ValueOp;
+  // Along channels, per-sample chunks are contiguous in NCHW and in nChw{8,16}c alike (C % block == 0).
+  LayoutRule layout_rule(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>& out) const override {
+    const auto r = static_cast<std::int64_t>(out.at(0).shape.size());
+    const std::int64_t axis = node_.get_int("axis", 0);
+    return r == 4 && (axis == 1 || axis == -3) ? LayoutRule::kSame : LayoutRule::kPlainOnly;
+  }
   Shape out_shape(const std::vector<ValueMeta>& in) override {
     if (in.empty()) error("Concat has no inputs");
     Shape out = in[0].shape;
@@ -347,6 +362,9 @@ class PadOp : public ValueOp {
 class IdentityOp : public Op {
  public:
   using Op::Op;
+  LayoutRule layout_rule(const std::vector<ValueMeta>&, const std::vector<ValueMeta>& out) const override {
+    return out.size() == 1 ? LayoutRule::kSame : LayoutRule::kPlainOnly;
+  }
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     std::vector<ValueMeta> out{{in[0].dtype, in[0].shape, nullptr}};
     if (node_.outputs.size() > 1 && !node_.outputs[1].empty()) out.push_back({DType::kBool, in[0].shape, nullptr});

@@ -20,6 +20,24 @@ struct DnnlEngine::Impl {
 };
 
 DnnlEngine::DnnlEngine() : impl_(std::make_unique<Impl>()) {}
+
+int DnnlEngine::channel_block() const {
+  // cpu_isa values are feature bit masks (avx2_vnni > avx512_core numerically), so test the bits.
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+  return (isa & avx512) == avx512 ? 16 : 8;
+}
+
+namespace {
+memory::format_tag act_tag(int block) {
+  switch (block) {
+    case 0: return tag::nchw;
+    case 8: return tag::nChw8c;
+    case 16: return tag::nChw16c;
+    default: fail("unsupported channel block " + std::to_string(block));
+  }
+}
+}  // namespace
 DnnlEngine::~DnnlEngine() = default;
 
 namespace {
@@ -59,7 +77,7 @@ struct Conv2d::Impl {
 };
 
 Conv2d::Conv2d(DnnlEngine& engine, const ref::ConvShape& s, const ref::Window2d& win, const float* w,
-               const float* b, const Activation& act)
+               const float* b, const Activation& act, int src_block, int dst_block)
     : impl_(std::make_unique<Impl>()) {
   wrap("convolution", [&] {
     auto& env = engine.impl();
@@ -69,8 +87,8 @@ Conv2d::Conv2d(DnnlEngine& engine, const ref::ConvShape& s, const ref::Window2d&
     const bool grouped = s.group > 1;
     const memory::dims w_dims = grouped ? memory::dims{s.group, s.oc / s.group, s.c / s.group, win.kh, win.kw}
                                         : memory::dims{s.oc, s.c, win.kh, win.kw};
-    impl_->src_md = memory::desc(src_dims, dt::f32, tag::nchw);
-    impl_->dst_md = memory::desc(dst_dims, dt::f32, tag::nchw);
+    impl_->src_md = memory::desc(src_dims, dt::f32, act_tag(src_block));
+    impl_->dst_md = memory::desc(dst_dims, dt::f32, act_tag(dst_block));
     const memory::desc w_any(w_dims, dt::f32, tag::any);
     const memory::desc b_md({s.oc}, dt::f32, tag::x);
     impl_->has_bias = b != nullptr;
@@ -122,13 +140,13 @@ struct Pool2d::Impl {
   memory::desc src_md, dst_md;
 };
 
-Pool2d::Pool2d(DnnlEngine& engine, const ref::PoolShape& s, const ref::Window2d& win, Kind kind)
+Pool2d::Pool2d(DnnlEngine& engine, const ref::PoolShape& s, const ref::Window2d& win, Kind kind, int block)
     : impl_(std::make_unique<Impl>()) {
   wrap("pooling", [&] {
     auto& env = engine.impl();
     impl_->env = &env;
-    impl_->src_md = memory::desc({s.n, s.c, s.h, s.w}, dt::f32, tag::nchw);
-    impl_->dst_md = memory::desc({s.n, s.c, s.oh, s.ow}, dt::f32, tag::nchw);
+    impl_->src_md = memory::desc({s.n, s.c, s.h, s.w}, dt::f32, act_tag(block));
+    impl_->dst_md = memory::desc({s.n, s.c, s.oh, s.ow}, dt::f32, act_tag(block));
     const auto alg = kind == Kind::kMax             ? dnnl::algorithm::pooling_max
                      : kind == Kind::kAvgIncludePad ? dnnl::algorithm::pooling_avg_include_padding
                                                     : dnnl::algorithm::pooling_avg_exclude_padding;
@@ -151,6 +169,27 @@ void Pool2d::run(const float* x, float* y) {
     env.stream.wait();
     return 0;
   });
+}
+
+void global_avg_pool_blocked(std::int64_t n, std::int64_t c, std::int64_t hw, int block, const float* x, float* y,
+                             bool y_blocked) {
+  // x is [N][C/block][HW][block]; accumulate each block's lanes over HW in double like the reference.
+  const std::int64_t cb = c / block;
+  std::vector<double> acc(static_cast<std::size_t>(block));
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (std::int64_t b = 0; b < cb; ++b) {
+      std::fill(acc.begin(), acc.end(), 0.0);
+      const float* src = x + ((i * cb + b) * hw) * block;
+      for (std::int64_t p = 0; p < hw; ++p) {
+        for (int l = 0; l < block; ++l) acc[l] += src[p * block + l];
+      }
+      for (int l = 0; l < block; ++l) {
+        // Blocked [N, C, 1, 1] and plain [N, C] coincide in memory order when C % block == 0.
+        y[i * c + b * block + l] = static_cast<float>(acc[l] / static_cast<double>(hw));
+      }
+    }
+  }
+  (void)y_blocked;
 }
 
 void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,

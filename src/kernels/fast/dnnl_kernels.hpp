@@ -15,6 +15,9 @@ class DnnlEngine {
   ~DnnlEngine();
   struct Impl;
   Impl& impl() { return *impl_; }
+  // Channels per block of the blocked activation layout oneDNN's kernels prefer on this CPU
+  // (16 with AVX-512, else 8).
+  [[nodiscard]] int channel_block() const;
 
  private:
   std::unique_ptr<Impl> impl_;
@@ -23,8 +26,9 @@ class DnnlEngine {
 class Conv2d {
  public:
   // Weights (OIHW, grouped as [O, C/group, KH, KW]) are reordered once into oneDNN's preferred layout.
+  // src_block/dst_block: 0 for plain NCHW, else the channel block of nChw8c/nChw16c.
   Conv2d(DnnlEngine& engine, const ref::ConvShape& shape, const ref::Window2d& window, const float* weights,
-         const float* bias, const Activation& act);
+         const float* bias, const Activation& act, int src_block = 0, int dst_block = 0);
   ~Conv2d();
   void run(const float* x, float* y);
 
@@ -36,7 +40,7 @@ class Conv2d {
 class Pool2d {
  public:
   enum class Kind : std::uint8_t { kMax, kAvgIncludePad, kAvgExcludePad };
-  Pool2d(DnnlEngine& engine, const ref::PoolShape& shape, const ref::Window2d& window, Kind kind);
+  Pool2d(DnnlEngine& engine, const ref::PoolShape& shape, const ref::Window2d& window, Kind kind, int block = 0);
   ~Pool2d();
   void run(const float* x, float* y);
 
@@ -44,6 +48,10 @@ class Pool2d {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Global average pooling of an [N, C, HW] tensor in nChw{block}c layout into [N, C] (plain or blocked).
+void global_avg_pool_blocked(std::int64_t n, std::int64_t c, std::int64_t hw, int block, const float* x, float* y,
+                             bool y_blocked);
 
 // Row-major C[m,n] = alpha * op(A) op(B) + beta * C via oneDNN's sgemm.
 void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
