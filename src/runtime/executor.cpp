@@ -182,6 +182,10 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
   for (const graph::Node& node : g.nodes) {
     auto op = make_op(node, g.opset, options_.backend);
     if (!op) fail(g.source + ": unsupported operator " + node.op_type + " in " + node.describe());
+    if ((node.inputs.empty() || node.inputs[0].empty()) && node.op_type != "Constant") {
+      fail(g.source + ": " + node.describe() + " has no data input");
+    }
+    if (node.outputs.empty() || node.outputs[0].empty()) fail(g.source + ": " + node.describe() + " has no output");
     std::vector<int> in_slots;
     std::vector<ValueMeta> in_metas;
     bool all_known = true;
@@ -205,6 +209,8 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
       out_metas = op->infer(in_metas);
     } catch (const Error& e) {
       fail(g.source + ": " + e.what());
+    } catch (const std::exception& e) {  // e.g. std::out_of_range from a malformed node
+      fail(g.source + ": " + node.describe() + ": " + e.what());
     }
     // Fuse Relu/Clip/LeakyRelu into the single producer when nobody else needs the raw value.
     if (options_.backend == Backend::kFast && is_activation(node.op_type) && in_slots[0] >= 0) {
@@ -255,6 +261,8 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
         op->run(ctx_, ins, outs);
       } catch (const Error& e) {
         fail(g.source + ": " + e.what());
+      } catch (const std::exception& e) {
+        fail(g.source + ": " + node.describe() + ": " + e.what());
       }
       p.ops.push_back(std::move(op));
       continue;
@@ -275,7 +283,11 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
   for (const auto& name : observed_) {
     if (!p.slot_of.count(name)) fail(g.source + ": observed value '" + name + "' is not in the graph");
   }
-  for (const auto& out : g.outputs) p.output_slots.push_back(p.slot_of.at(out));
+  for (const auto& out : g.outputs) {
+    auto it = p.slot_of.find(out);
+    if (it == p.slot_of.end()) fail(g.source + ": graph output '" + out + "' is not computed by any supported output");
+    p.output_slots.push_back(it->second);
+  }
 
   // Metas of known inputs point into slots (stable now that no slot is added).
   std::vector<std::vector<ValueMeta>> step_out_metas(p.steps.size());
@@ -296,6 +308,8 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
       step.op->prepare(step_in_metas[s], outs, p.env.get());
     } catch (const Error& e) {
       fail(g.source + ": " + e.what());
+    } catch (const std::exception& e) {
+      fail(g.source + ": " + step.op->node().describe() + ": " + e.what());
     }
   }
 
@@ -354,7 +368,13 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Observer* o
     outs.clear();
     for (int s : step.in) ins.push_back(s >= 0 ? &p.slots[s] : nullptr);
     for (int s : step.out) outs.push_back(s >= 0 ? &p.slots[s] : nullptr);
-    step.op->run(ctx_, ins, outs);
+    try {
+      step.op->run(ctx_, ins, outs);
+    } catch (const Error& e) {
+      fail(graph_.source + ": " + e.what());
+    } catch (const std::exception& e) {
+      fail(graph_.source + ": " + step.op->node().describe() + ": " + e.what());
+    }
     if (observer) {
       for (auto [slot, index] : step.observe) observer->observe(index, p.slots[slot]);
     }

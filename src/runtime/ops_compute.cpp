@@ -93,6 +93,7 @@ class ConvOp : public Op {
     require_f32(*this, in, 3);
     const Shape& x = in[0].shape;
     const Shape& w = in[1].shape;
+    if (x.size() != 3 && x.size() != 4) error("only 1-D and 2-D convolutions are supported, input " + shape_str(x));
     if (w.size() != x.size()) error("weight shape " + shape_str(w) + " does not match input " + shape_str(x));
     const std::int64_t group = node_.get_int("group", 1);
     if (group <= 0 || x[1] % group != 0 || w[0] % group != 0 || w[1] * group != x[1]) {
@@ -102,6 +103,9 @@ class ConvOp : public Op {
       error("bias shape " + shape_str(in[2].shape) + " does not match " + std::to_string(w[0]) + " output channels");
     }
     const std::vector<std::int64_t> kernel = node_.get_ints("kernel_shape", Shape(w.begin() + 2, w.end()));
+    if (kernel != Shape(w.begin() + 2, w.end())) {
+      error("kernel_shape " + shape_str(kernel) + " does not match weight " + shape_str(w));
+    }
     geo_ = window_geometry(*this, x, kernel, false);
     shape_ = {geo_.n, geo_.c, geo_.h, geo_.w, w[0], geo_.oh, geo_.ow, group};
     return {ValueMeta{DType::kFloat32, out_shape_of(geo_, w[0], x.size()), nullptr}};
