@@ -1,0 +1,84 @@
+// Activation statistics: per-sample summaries accumulated over a dataset, and the StatsFile that stores them.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "aciq/core.hpp"
+
+namespace aciq::calib {
+
+// The per-sample statistics the seed collects (statistic_manager.py), plus range = max - min.
+enum class Stat : std::uint8_t { kMax, kMin, kMean, kStd, kRange, kKurtosis, kMeanAbs, kB };
+inline constexpr std::size_t kStatCount = 8;
+std::string_view stat_name(Stat s);  // "max", "min", "mean", "std", "range", "kurtosis", "mean_abs", "b"
+
+// min / mean / max over samples of one per-sample statistic, stored as count/sum/min/max so two
+// partial collections merge exactly.
+struct Summary {
+  std::int64_t count = 0;
+  double sum = 0.0;
+  double min = 0.0;
+  double max = 0.0;
+
+  void add(double v);
+  void merge(const Summary& other);
+  [[nodiscard]] double mean() const { return count ? sum / static_cast<double>(count) : 0.0; }
+};
+
+struct PointStats {
+  std::string name;              // the quantization point's stable name (ONNX value name)
+  std::int64_t sample_numel = 0;  // elements per sample (C*H*W), the N of the Gaussian estimate
+  std::array<Summary, kStatCount> summaries{};
+
+  [[nodiscard]] const Summary& operator[](Stat s) const { return summaries[static_cast<std::size_t>(s)]; }
+  Summary& operator[](Stat s) { return summaries[static_cast<std::size_t>(s)]; }
+  // The seed's summary column, e.g. column("mean", Stat::kB) is mean_b; which is "min"|"mean"|"max".
+  [[nodiscard]] double column(std::string_view which, Stat s) const;
+};
+
+struct StatsFile {
+  static constexpr int kVersion = 1;
+  std::string model_hash;  // graph::Graph::model_hash of the model the statistics were collected on
+  std::string model_path;
+  std::string data_source;  // human-readable dataset description
+  std::int64_t samples = 0;
+  std::vector<PointStats> points;
+
+  [[nodiscard]] const PointStats* find(const std::string& name) const;
+  // Adds another collection over different samples of the same model (counts, sums, extremes).
+  void merge(const StatsFile& other);
+
+  // JSON text; byte-identical for identical contents.
+  [[nodiscard]] std::string to_json() const;
+  static StatsFile from_json(const std::string& text, const std::string& source);
+
+  // Writes through a temporary file in the same directory, fsync and rename: a crash at any
+  // moment leaves either the old file or the new one, never a torn file.
+  void save(const std::string& path) const;
+  static StatsFile load(const std::string& path);
+  // Throws unless the file was made for the model with this hash.
+  void require_model(const std::string& model_hash, const std::string& path) const;
+};
+
+// Accumulates per-sample statistics of activations, one PointStats per observed value, in sample
+// order (so results do not depend on the thread count).
+class Accumulator {
+ public:
+  explicit Accumulator(std::vector<std::string> point_names);
+  // `batch` is [N, ...]; each of its N rows (C*H*W elements) is one sample. Rows are reduced in
+  // parallel on the context's pool, then added in order.
+  void add_batch(std::size_t point, const Tensor& batch, Context& ctx);
+  [[nodiscard]] const std::vector<PointStats>& points() const { return points_; }
+
+ private:
+  std::vector<PointStats> points_;
+};
+
+// Atomically writes `contents` to `path` (temp file + fsync + rename).
+void write_file_atomically(const std::string& path, const std::string& contents);
+
+}  // namespace aciq::calib

@@ -1,0 +1,64 @@
+// Quantization policy: which tensors are quantized, at how many bits, clipped how, and with which range.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "aciq/calib.hpp"
+#include "aciq/graph.hpp"
+#include "aciq/quant.hpp"
+
+namespace aciq::policy {
+
+enum class Placement : std::uint8_t {
+  kOutputs,  // the seed: quantize what Conv/Gemm produce (after BN folding, before the activation)
+  kInputs,   // quantize what feeds each Conv/Gemm, as deployed integer kernels see it
+};
+
+enum class Role : std::uint8_t {
+  kFirstConv,   // the seed keeps the first conv at 8 bits (its ignore list holds conv0_activation)
+  kConv,        // --qtype bits with the chosen clipping
+  kLinear,      // fully-connected: 8 bits, no clipping, mean of per-sample min/max
+  kClassifier,  // the last fully-connected layer: 8 bits, min of mins / max of maxes
+};
+std::string_view role_name(Role r);
+
+struct QuantPoint {
+  std::string value;  // the ONNX value quantized (stable name)
+  std::string node;   // the Conv/Gemm node it belongs to
+  Role role = Role::kConv;
+  int bits = 8;
+  quant::ClipMethod clip = quant::ClipMethod::kNone;
+};
+
+struct PolicyOptions {
+  int activation_bits = 8;  // --qtype intM
+  quant::ClipMethod clip = quant::ClipMethod::kNone;
+  int weight_bits = 8;      // --wbits (0 = keep float weights)
+  int fc_bits = 8;          // --fc-bits
+  int first_conv_bits = 8;  // the seed's conv0 exception
+  Placement placement = Placement::kOutputs;
+  std::vector<std::string> keep_8bit;  // node or value names forced to 8 bits
+  bool seed_coefficients = false;      // use the seed's 2-decimal alpha tables
+};
+
+// Every value statistics are collected for: Conv/Gemm/MatMul outputs and the float inputs that feed
+// them, so one statistics file serves both placements.
+std::vector<std::string> collection_points(const graph::Graph& g);
+
+// The quantization points of a (BN-folded) graph under `options`.
+std::vector<QuantPoint> quant_points(const graph::Graph& g, const PolicyOptions& options);
+
+// The range [lo, hi] a point is quantized to, computed from collected statistics, and how it was chosen.
+struct PointRange {
+  quant::QuantWindow window;  // what the quantizer is given: [offset, offset + delta]
+  double lo = 0.0, hi = 0.0;  // the same window as a range, for reports
+  double alpha = 0.0;  // clipping value (0 when not clipped)
+  quant::ClipMethod method = quant::ClipMethod::kNone;  // for mix: the method actually chosen
+};
+PointRange point_range(const QuantPoint& point, const calib::PointStats& stats, const PolicyOptions& options);
+
+// Fake-quantizes Conv/Gemm/MatMul weights and biases in place (the seed: int8, per-tensor min/max).
+void quantize_weights(graph::Graph& g, int bits);
+
+}  // namespace aciq::policy

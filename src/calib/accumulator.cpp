@@ -1,0 +1,55 @@
+// Accumulator: per-sample activation statistics reduced in parallel and summarized in sample order.
+#include <cmath>
+
+#include "aciq/calib.hpp"
+#include "aciq/quant.hpp"
+
+namespace aciq::calib {
+
+Accumulator::Accumulator(std::vector<std::string> point_names) {
+  for (auto& n : point_names) {
+    PointStats p;
+    p.name = std::move(n);
+    points_.push_back(std::move(p));
+  }
+}
+
+void Accumulator::add_batch(std::size_t point, const Tensor& batch, Context& ctx) {
+  PointStats& p = points_.at(point);
+  if (batch.rank() < 1 || batch.dim(0) == 0) return;
+  const std::int64_t n = batch.dim(0);
+  const std::int64_t row = batch.numel() / n;
+  if (p.sample_numel == 0) p.sample_numel = row;
+  if (p.sample_numel != row) {
+    fail("statistics point '" + p.name + "': sample size changed from " + std::to_string(p.sample_numel) + " to " +
+         std::to_string(row));
+  }
+  std::vector<quant::SampleStats> rows(static_cast<std::size_t>(n));
+  const float* data = batch.data<float>();
+  ctx.pool->parallel_for(n, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) {
+      quant::sample_stats(std::span<const float>(data + i * row, static_cast<std::size_t>(row)), rows[i]);
+    }
+  });
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto& s = rows[i];
+    if (!std::isfinite(s.min) || !std::isfinite(s.max)) {
+      fail("statistics point '" + p.name + "': sample " + std::to_string(i) +
+           " of the batch contains NaN or Inf activations (check the model weights and the input data)");
+    }
+    // Documented fallbacks (README, Guarantees): a one-element sample has std 0, and a constant
+    // sample (std = 0) has kurtosis 0, instead of torch's NaN, so files stay finite and mergeable.
+    const double std = std::isfinite(s.std) ? s.std : 0.0;
+    const double kurtosis = std > 0 && std::isfinite(s.kurtosis) ? s.kurtosis : 0.0;
+    p[Stat::kMax].add(s.max);
+    p[Stat::kMin].add(s.min);
+    p[Stat::kMean].add(s.mean);
+    p[Stat::kStd].add(std);
+    p[Stat::kRange].add(s.max - s.min);
+    p[Stat::kKurtosis].add(kurtosis);
+    p[Stat::kMeanAbs].add(s.mean_abs);
+    p[Stat::kB].add(s.b);
+  }
+}
+
+}  // namespace aciq::calib

@@ -1,0 +1,202 @@
+// StatsFile: JSON serialization, validation, merging and crash-safe writing of activation statistics.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "aciq/calib.hpp"
+
+namespace aciq::calib {
+
+namespace {
+constexpr std::array<std::string_view, kStatCount> kStatNames{"max",   "min",      "mean",     "std",
+                                                              "range", "kurtosis", "mean_abs", "b"};
+constexpr const char* kFormat = "aciq-stats";
+}  // namespace
+
+std::string_view stat_name(Stat s) { return kStatNames[static_cast<std::size_t>(s)]; }
+
+void Summary::add(double v) {
+  if (count == 0) {
+    min = max = v;
+  } else {
+    min = std::min(min, v);
+    max = std::max(max, v);
+  }
+  sum += v;
+  ++count;
+}
+
+void Summary::merge(const Summary& o) {
+  if (o.count == 0) return;
+  if (count == 0) {
+    *this = o;
+    return;
+  }
+  min = std::min(min, o.min);
+  max = std::max(max, o.max);
+  sum += o.sum;
+  count += o.count;
+}
+
+double PointStats::column(std::string_view which, Stat s) const {
+  const Summary& sm = (*this)[s];
+  if (which == "min") return sm.min;
+  if (which == "max") return sm.max;
+  if (which == "mean") return sm.mean();
+  fail("unknown summary column '" + std::string(which) + "_" + std::string(stat_name(s)) + "'");
+}
+
+const PointStats* StatsFile::find(const std::string& name) const {
+  for (const auto& p : points) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+void StatsFile::merge(const StatsFile& other) {
+  if (other.model_hash != model_hash) fail("cannot merge statistics of different models");
+  for (const auto& op : other.points) {
+    auto it = std::find_if(points.begin(), points.end(), [&](const PointStats& p) { return p.name == op.name; });
+    if (it == points.end()) {
+      points.push_back(op);
+      continue;
+    }
+    if (it->sample_numel != op.sample_numel) fail("cannot merge point '" + op.name + "': sample sizes differ");
+    for (std::size_t s = 0; s < kStatCount; ++s) it->summaries[s].merge(op.summaries[s]);
+  }
+  samples += other.samples;
+  if (data_source != other.data_source) data_source += " + " + other.data_source;
+}
+
+std::string StatsFile::to_json() const {
+  nlohmann::ordered_json j;
+  j["format"] = kFormat;
+  j["version"] = kVersion;
+  j["model_hash"] = model_hash;
+  j["model"] = model_path;
+  j["data"] = data_source;
+  j["samples"] = samples;
+  auto& pts = j["points"] = nlohmann::ordered_json::array();
+  for (const auto& p : points) {
+    nlohmann::ordered_json jp;
+    jp["name"] = p.name;
+    jp["sample_numel"] = p.sample_numel;
+    for (std::size_t s = 0; s < kStatCount; ++s) {
+      const Summary& sm = p.summaries[s];
+      // min/mean/max are what people read (the seed's summary columns); count/sum make merging exact.
+      jp["stats"][std::string(kStatNames[s])] = {
+          {"min", sm.min}, {"mean", sm.mean()}, {"max", sm.max}, {"count", sm.count}, {"sum", sm.sum}};
+    }
+    pts.push_back(std::move(jp));
+  }
+  return j.dump(1) + "\n";
+}
+
+StatsFile StatsFile::from_json(const std::string& text, const std::string& source) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    fail(source + ": not a valid statistics file (JSON parse error; truncated?): " + std::string(e.what()));
+  }
+  try {
+    if (!j.is_object() || j.value("format", "") != kFormat) fail(source + ": not an aciq statistics file");
+    if (j.at("version").get<int>() != kVersion) {
+      fail(source + ": statistics file version " + std::to_string(j.at("version").get<int>()) + " is not supported");
+    }
+    StatsFile f;
+    f.model_hash = j.at("model_hash").get<std::string>();
+    f.model_path = j.value("model", "");
+    f.data_source = j.value("data", "");
+    f.samples = j.at("samples").get<std::int64_t>();
+    if (f.samples < 0) fail(source + ": negative sample count");
+    for (const auto& jp : j.at("points")) {
+      PointStats p;
+      p.name = jp.at("name").get<std::string>();
+      p.sample_numel = jp.at("sample_numel").get<std::int64_t>();
+      if (p.sample_numel <= 0) fail(source + ": point '" + p.name + "' has a non-positive sample size");
+      for (std::size_t s = 0; s < kStatCount; ++s) {
+        const auto& js = jp.at("stats").at(std::string(kStatNames[s]));
+        Summary& sm = p.summaries[s];
+        sm.count = js.at("count").get<std::int64_t>();
+        sm.sum = js.at("sum").get<double>();
+        sm.min = js.at("min").get<double>();
+        sm.max = js.at("max").get<double>();
+        if (sm.count < 0 || sm.count > f.samples) fail(source + ": point '" + p.name + "' has an invalid count");
+        if (!std::isfinite(sm.sum) || !std::isfinite(sm.min) || !std::isfinite(sm.max)) {
+          fail(source + ": point '" + p.name + "' statistic '" + std::string(kStatNames[s]) + "' is not finite");
+        }
+      }
+      f.points.push_back(std::move(p));
+    }
+    return f;
+  } catch (const nlohmann::json::exception& e) {
+    fail(source + ": malformed statistics file: " + std::string(e.what()));
+  }
+}
+
+void write_file_atomically(const std::string& path, const std::string& contents) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  std::string tmpl = (dir / ("." + target.filename().string() + ".tmp.XXXXXX")).string();
+  const int fd = mkstemp(tmpl.data());
+  if (fd < 0) fail(path + ": cannot create temporary file: " + std::strerror(errno));
+  std::size_t done = 0;
+  while (done < contents.size()) {
+    const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const std::string err = std::strerror(errno);
+      ::close(fd);
+      ::unlink(tmpl.c_str());
+      fail(path + ": write failed: " + err);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  // Data must be on disk before the rename makes it visible under the real name.
+  if (::fsync(fd) != 0 || ::fchmod(fd, 0644) != 0) {
+    const std::string err = std::strerror(errno);
+    ::close(fd);
+    ::unlink(tmpl.c_str());
+    fail(path + ": fsync failed: " + err);
+  }
+  ::close(fd);
+  if (std::rename(tmpl.c_str(), path.c_str()) != 0) {
+    const std::string err = std::strerror(errno);
+    ::unlink(tmpl.c_str());
+    fail(path + ": rename failed: " + err);
+  }
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+void StatsFile::save(const std::string& path) const { write_file_atomically(path, to_json()); }
+
+StatsFile StatsFile::load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path + ": cannot open statistics file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return from_json(ss.str(), path);
+}
+
+void StatsFile::require_model(const std::string& hash, const std::string& path) const {
+  if (hash != model_hash) {
+    fail(path + ": statistics were collected for a different model (" + model_path + ", hash " + model_hash +
+         "); collect them again for this one");
+  }
+}
+
+}  // namespace aciq::calib

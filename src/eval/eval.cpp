@@ -1,0 +1,104 @@
+// The evaluation loop, top-k scoring, and the fake-quantization observer.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+
+#include "aciq/eval.hpp"
+
+namespace aciq::eval {
+
+void TopK::add(const Tensor& logits, const std::vector<std::int64_t>& labels) {
+  if (logits.rank() != 2 || logits.dim(0) != static_cast<std::int64_t>(labels.size())) {
+    fail("model output of shape " + shape_str(logits.shape()) + " is not [batch, classes] for " +
+         std::to_string(labels.size()) + " labels");
+  }
+  const std::int64_t classes = logits.dim(1);
+  const float* p = logits.data<float>();
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    const float* row = p + static_cast<std::int64_t>(i) * classes;
+    const std::int64_t label = labels[i];
+    if (label < 0 || label >= classes) {
+      fail("label " + std::to_string(label) + " is outside the model's " + std::to_string(classes) + " classes");
+    }
+    // Rank of the true class: how many classes score strictly higher, or equal with a lower index.
+    std::int64_t rank = 0;
+    for (std::int64_t c = 0; c < classes; ++c) {
+      if (std::isnan(row[c])) fail("the model produced NaN logits (sample " + std::to_string(samples + static_cast<std::int64_t>(i)) + ")");
+      if (row[c] > row[label] || (row[c] == row[label] && c < label)) ++rank;
+    }
+    top1_correct += rank < 1;
+    top5_correct += rank < 5;
+  }
+  samples += static_cast<std::int64_t>(labels.size());
+}
+
+void FakeQuantObserver::observe(std::size_t index, Tensor& value) {
+  const auto& p = params_.at(index);
+  auto data = value.f32();
+  // Chunks are independent elementwise work; large tensors split across the pool.
+  const std::int64_t n = static_cast<std::int64_t>(data.size());
+  const std::int64_t chunk = 1 << 16;
+  const std::int64_t chunks = (n + chunk - 1) / chunk;
+  ctx_.pool->parallel_for(chunks, [&](std::int64_t b, std::int64_t e) {
+    const std::int64_t lo = b * chunk, hi = std::min(n, e * chunk);
+    quant::fake_quant(data.subspan(static_cast<std::size_t>(lo), static_cast<std::size_t>(hi - lo)), p);
+  });
+}
+
+namespace {
+
+class Progress {
+ public:
+  Progress(const LoopOptions& o, std::int64_t total) : on_(o.progress), label_(o.label), total_(total) {}
+  void update(std::int64_t done) {
+    if (!on_) return;
+    const auto now = std::chrono::steady_clock::now();
+    const double elapsed = std::chrono::duration<double>(now - start_).count();
+    const int width = 30;
+    const int filled = total_ ? static_cast<int>(width * done / total_) : width;
+    std::fprintf(stderr, "\r%s [%.*s%*s] %lld/%lld  %.0f img/s ", label_.c_str(), filled,
+                 "##############################", width - filled, "", static_cast<long long>(done),
+                 static_cast<long long>(total_), elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0);
+    std::fflush(stderr);
+  }
+  ~Progress() {
+    if (on_) std::fputc('\n', stderr);
+  }
+
+ private:
+  bool on_;
+  std::string label_;
+  std::int64_t total_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace
+
+TopK run_dataset(runtime::Executor& exec, data::BatchLoader& loader, runtime::Observer* observer,
+                 const LoopOptions& options) {
+  TopK topk;
+  Progress progress(options, loader.total());
+  while (auto batch = loader.next()) {
+    auto outputs = exec.run({batch->images}, observer);
+    topk.add(outputs.at(0), batch->labels);
+    progress.update(topk.samples);
+  }
+  return topk;
+}
+
+QuantSetup make_quant_setup(const graph::Graph& g, const calib::StatsFile& stats, const policy::PolicyOptions& options,
+                            const std::string& stats_path) {
+  QuantSetup setup;
+  setup.points = policy::quant_points(g, options);
+  for (const auto& p : setup.points) {
+    const calib::PointStats* s = stats.find(p.value);
+    if (!s) fail(stats_path + ": has no statistics for quantization point '" + p.value + "' (node " + p.node + ")");
+    const auto range = policy::point_range(p, *s, options);
+    setup.ranges.push_back(range);
+    setup.params.push_back(quant::affine_params(range.window, p.bits));
+  }
+  return setup;
+}
+
+}  // namespace aciq::eval

@@ -1,0 +1,141 @@
+// The seed's quantization policy (docs/seed_policy.md) plus aciq's placement/bit-width options.
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "aciq/policy.hpp"
+
+namespace aciq::policy {
+
+std::string_view role_name(Role r) {
+  switch (r) {
+    case Role::kFirstConv: return "first-conv";
+    case Role::kConv: return "conv";
+    case Role::kLinear: return "linear";
+    case Role::kClassifier: return "classifier";
+  }
+  return "?";
+}
+
+namespace {
+
+bool is_linear(const graph::Node& n) { return n.op_type == "Gemm" || n.op_type == "MatMul"; }
+bool is_quantized_layer(const graph::Node& n) { return n.op_type == "Conv" || is_linear(n); }
+
+}  // namespace
+
+std::vector<std::string> collection_points(const graph::Graph& g) {
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  auto add = [&](const std::string& v) {
+    if (!v.empty() && !g.initializer(v) && seen.insert(v).second) out.push_back(v);
+  };
+  for (const auto& n : g.nodes) {
+    if (!is_quantized_layer(n)) continue;
+    add(n.inputs.at(0));
+    add(n.outputs.at(0));
+  }
+  return out;
+}
+
+std::vector<QuantPoint> quant_points(const graph::Graph& g, const PolicyOptions& o) {
+  const graph::Node* first_conv = nullptr;
+  const graph::Node* classifier = nullptr;
+  for (const auto& n : g.nodes) {
+    if (n.op_type == "Conv" && !first_conv) first_conv = &n;
+    if (is_linear(n)) classifier = &n;
+  }
+  std::vector<QuantPoint> points;
+  std::set<std::string> seen;
+  const std::set<std::string> keep(o.keep_8bit.begin(), o.keep_8bit.end());
+  for (const auto& n : g.nodes) {
+    if (!is_quantized_layer(n)) continue;
+    QuantPoint p;
+    p.value = o.placement == Placement::kOutputs ? n.outputs.at(0) : n.inputs.at(0);
+    p.node = n.name;
+    if (g.initializer(p.value) || !seen.insert(p.value).second) continue;
+    if (&n == first_conv) {
+      p.role = Role::kFirstConv;
+      p.bits = o.first_conv_bits;
+      p.clip = o.clip;
+    } else if (n.op_type == "Conv") {
+      p.role = Role::kConv;
+      p.bits = o.activation_bits;
+      p.clip = o.clip;
+    } else {
+      // The seed never clips fully-connected outputs (its clipping applies to tag 'activation' only).
+      p.role = &n == classifier ? Role::kClassifier : Role::kLinear;
+      p.bits = o.fc_bits;
+      p.clip = quant::ClipMethod::kNone;
+    }
+    if (keep.count(n.name) || keep.count(p.value)) p.bits = 8;
+    points.push_back(std::move(p));
+  }
+  return points;
+}
+
+PointRange point_range(const QuantPoint& p, const calib::PointStats& s, const PolicyOptions& o) {
+  using calib::Stat;
+  PointRange r;
+  auto unclipped = [&r](double lo, double hi) {
+    r.window = {lo, hi - lo};
+    r.lo = lo;
+    r.hi = hi;
+    return r;
+  };
+  if (p.role == Role::kClassifier) return unclipped(s.column("min", Stat::kMin), s.column("max", Stat::kMax));
+  const double mn = s.column("mean", Stat::kMin), mx = s.column("mean", Stat::kMax);
+  if (p.clip == quant::ClipMethod::kNone) return unclipped(mn, mx);
+
+  auto coef = [&](quant::Distribution d) {
+    return o.seed_coefficients ? quant::seed_alpha_coefficient(d, p.bits) : quant::optimal_alpha_coefficient(d, p.bits);
+  };
+  // A constant activation (b = 0, std = 0, min = max) has nothing to clip: alpha = 0 makes the
+  // seed's window rule fall back to [min, max], and the quantizer leaves a zero-width range as is.
+  const double b = s.column("mean", Stat::kB);
+  const double sd = s.column("mean", Stat::kStd);
+  const double alpha_laplace = coef(quant::Distribution::kLaplace) * b;
+  const double alpha_gauss =
+      mx > mn && s.sample_numel >= 2 ? coef(quant::Distribution::kGauss) * quant::seed_gauss_sigma(mn, mx, s.sample_numel) : 0.0;
+  quant::ClipMethod method = p.clip;
+  if (method == quant::ClipMethod::kMix) {
+    // The seed compares the analytical MSEs with the measured b and std (not the range estimate).
+    if (b > 0 && sd > 0) {
+      const double mse_l = quant::laplace_clip_mse(alpha_laplace, b, p.bits);
+      const double mse_g = quant::gauss_clip_mse(alpha_gauss, sd, p.bits);
+      method = mse_l < mse_g ? quant::ClipMethod::kLaplace : quant::ClipMethod::kGauss;
+    } else {
+      method = quant::ClipMethod::kLaplace;
+    }
+  }
+  r.method = method;
+  r.alpha = method == quant::ClipMethod::kLaplace ? alpha_laplace : alpha_gauss;
+  r.window = quant::seed_window(r.alpha, mn, mx, s.column("mean", Stat::kMean));
+  r.lo = r.window.offset;
+  r.hi = r.window.offset + r.window.delta;
+  return r;
+}
+
+void quantize_weights(graph::Graph& g, int bits) {
+  if (bits <= 0) return;
+  std::set<std::string> done;
+  for (const auto& n : g.nodes) {
+    if (!is_quantized_layer(n)) continue;
+    for (std::size_t i = 1; i < std::min<std::size_t>(n.inputs.size(), 3); ++i) {
+      const std::string& name = n.inputs[i];
+      auto it = g.initializers.find(name);
+      if (it == g.initializers.end() || it->second.dtype() != DType::kFloat32 || !done.insert(name).second) continue;
+      Tensor w = it->second.clone();
+      auto span = w.f32();
+      if (span.empty()) continue;
+      const auto [lo, hi] = std::minmax_element(span.begin(), span.end());
+      if (!std::all_of(span.begin(), span.end(), [](float v) { return std::isfinite(v); })) {
+        fail(g.source + ": initializer '" + name + "' of " + n.describe() + " contains NaN or Inf");
+      }
+      quant::fake_quant(span, quant::affine_params(*lo, *hi, bits));
+      it->second = std::move(w);
+    }
+  }
+}
+
+}  // namespace aciq::policy
