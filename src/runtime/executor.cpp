@@ -40,6 +40,7 @@ struct Executor::Plan {
   std::vector<ValueMeta> metas;
   std::map<std::string, int> slot_of;
   std::vector<int> input_slots, output_slots;
+  std::vector<std::pair<std::size_t, std::size_t>> observed_inputs;  // (graph input index, observed index)
   std::vector<Tensor> buffers;
 };
 
@@ -283,6 +284,10 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
   for (const auto& name : observed_) {
     if (!p.slot_of.count(name)) fail(g.source + ": observed value '" + name + "' is not in the graph");
   }
+  for (std::size_t i = 0; i < g.inputs.size(); ++i) {
+    auto it = observed_index.find(g.inputs[i].name);
+    if (it != observed_index.end()) p.observed_inputs.emplace_back(i, it->second);
+  }
   for (const auto& out : g.outputs) {
     auto it = p.slot_of.find(out);
     if (it == p.slot_of.end()) fail(g.source + ": graph output '" + out + "' is not computed by any supported output");
@@ -360,6 +365,12 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Observer* o
   Plan& p = plan_for(inputs);
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i].dtype() == DType::kFloat32) p.slots[p.input_slots[i]] = inputs[i];
+  }
+  for (auto [input, index] : p.observed_inputs) {
+    if (!observer) break;
+    // The observer may rewrite what it sees; never let that reach the caller's tensor.
+    p.slots[p.input_slots[input]] = inputs[input].clone();
+    observer->observe(index, p.slots[p.input_slots[input]]);
   }
   std::vector<const Tensor*> ins;
   std::vector<Tensor*> outs;

@@ -1,0 +1,232 @@
+// End-to-end tests of the aciq binary: one-line errors for bad input, collect/eval round trips,
+// reproducibility, and fp32 accuracy parity with PyTorch on the bundled reference models.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+
+#include "../onnx/model_builder.hpp"
+
+namespace aciq::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CliRun {
+  int code = -1;
+  std::string out, err;
+};
+
+fs::path scratch() {
+  static const fs::path dir = [] {
+    fs::path d = fs::temp_directory_path() / ("aciq_cli_test_" + std::to_string(::getpid()));
+    fs::create_directories(d);
+    return d;
+  }();
+  return dir;
+}
+
+CliRun aciq(const std::string& args) {
+  const fs::path err = scratch() / "stderr.txt";
+  const std::string cmd = std::string(ACIQ_CLI) + " " + args + " 2>" + err.string();
+  CliRun r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf{};
+  while (std::fgets(buf.data(), buf.size(), p)) r.out += buf.data();
+  const int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(err);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  r.err = ss.str();
+  return r;
+}
+
+void write_bytes(const fs::path& p, const std::string& bytes) {
+  std::ofstream(p, std::ios::binary) << bytes;
+}
+
+// The error contract: exit code 1, and stderr's last line is "aciq: error: ..." containing `needle`.
+void expect_one_line_error(const CliRun& r, const std::string& needle) {
+  EXPECT_EQ(r.code, 1) << r.err;
+  std::string last = r.err;
+  while (!last.empty() && last.back() == '\n') last.pop_back();
+  last = last.substr(last.rfind('\n') == std::string::npos ? 0 : last.rfind('\n') + 1);
+  EXPECT_EQ(last.rfind("aciq: error: ", 0), 0u) << r.err;
+  EXPECT_NE(last.find(needle), std::string::npos) << "missing '" << needle << "' in: " << last;
+}
+
+// A tiny CNN on 1x28x28 input with random weights (enough for end-to-end plumbing).
+std::string tiny_mnist_model(unsigned seed = 1) {
+  auto m = make_model();
+  add_input(m, "input", {-1, 1, 28, 28});
+  auto* g = m.mutable_graph();
+  *g->add_initializer() = make_tensor("w1", {8, 1, 3, 3}, random_values(72, seed));
+  *g->add_initializer() = make_tensor("b1", {8}, random_values(8, seed + 1));
+  *g->add_initializer() = make_tensor("w2", {16, 8, 3, 3}, random_values(1152, seed + 2, -0.3f, 0.3f));
+  *g->add_initializer() = make_tensor("fc", {10, 16}, random_values(160, seed + 3));
+  *g->add_initializer() = make_tensor("fcb", {10}, random_values(10, seed + 4));
+  auto* c1 = add_node(m, "Conv", {"input", "w1", "b1"}, {"c1"}, "conv1");
+  set_ints(c1, "strides", {2, 2});
+  add_node(m, "Relu", {"c1"}, {"r1"}, "relu1");
+  auto* c2 = add_node(m, "Conv", {"r1", "w2"}, {"c2"}, "conv2");
+  set_ints(c2, "pads", {1, 1, 1, 1});
+  add_node(m, "Relu", {"c2"}, {"r2"}, "relu2");
+  add_node(m, "GlobalAveragePool", {"r2"}, {"gap"}, "gap");
+  add_node(m, "Flatten", {"gap"}, {"flat"}, "flatten");
+  auto* fc = add_node(m, "Gemm", {"flat", "fc", "fcb"}, {"logits"}, "fc");
+  auto* a = fc->add_attribute();
+  a->set_name("transB");
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(1);
+  add_output(m, "logits");
+  std::string s;
+  m.SerializeToString(&s);
+  return s;
+}
+
+fs::path tiny_model_file(unsigned seed = 1) {
+  const fs::path p = scratch() / ("tiny" + std::to_string(seed) + ".onnx");
+  if (!fs::exists(p)) write_bytes(p, tiny_mnist_model(seed));
+  return p;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(CliErrors, MissingModel) {
+  expect_one_line_error(aciq("eval --model /nonexistent/m.onnx -q"), "/nonexistent/m.onnx: cannot open");
+}
+
+TEST(CliErrors, CorruptModel) {
+  const fs::path p = scratch() / "corrupt.onnx";
+  write_bytes(p, "this is not a protobuf \xff\xff\xff");
+  expect_one_line_error(aciq("eval -q --model " + p.string()), p.string() + ": not a valid ONNX model");
+  const fs::path t = scratch() / "truncated.onnx";
+  const std::string good = tiny_mnist_model();
+  write_bytes(t, good.substr(0, good.size() / 2));
+  expect_one_line_error(aciq("eval -q --limit 10 --model " + t.string()), t.string());
+}
+
+TEST(CliErrors, UnsupportedOperator) {
+  auto m = make_model();
+  add_input(m, "input", {-1, 1, 28, 28});
+  add_node(m, "LSTM", {"input"}, {"y"}, "rnn");
+  add_output(m, "y");
+  std::string s;
+  m.SerializeToString(&s);
+  const fs::path p = scratch() / "lstm.onnx";
+  write_bytes(p, s);
+  expect_one_line_error(aciq("eval -q --model " + p.string()), p.string() + ": unsupported operator LSTM in node 'rnn'");
+}
+
+TEST(CliErrors, DataDoesNotFitTheModel) {
+  const fs::path p = scratch() / "rgb.onnx";
+  write_bytes(p, [] {
+    std::string s;
+    conv_bn_model().SerializeToString(&s);
+    return s;
+  }());
+  expect_one_line_error(aciq("eval -q --limit 8 --model " + p.string()),
+                        p.string() + ": input 'x' expects shape [-1,3,8,8] (float32), data has [8,1,28,28]");
+}
+
+TEST(CliErrors, CorruptGzipAndIdxHeader) {
+  const fs::path model = tiny_model_file();
+  const std::string labels = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz";
+  const std::string images = slurp("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz");
+  const fs::path gz = scratch() / "cut-images.gz";
+  write_bytes(gz, images.substr(0, images.size() / 3));
+  expect_one_line_error(aciq("eval -q --model " + model.string() + " --data idx:" + gz.string() + "," + labels), gz.string());
+  const fs::path hdr = scratch() / "lying-images.idx";
+  std::string header("\x00\x00\x08\x03\x00\x00\x27\x10\x00\x00\x00\x1c\x00\x00\x00\x1c", 16);  // 10000x28x28, no data
+  write_bytes(hdr, header + std::string(100, '\0'));
+  expect_one_line_error(aciq("eval -q --model " + model.string() + " --data idx:" + hdr.string() + "," + labels), hdr.string());
+}
+
+TEST(CliErrors, ImageFolderProblems) {
+  const fs::path model = tiny_model_file();
+  const fs::path root = scratch() / "imgs";
+  fs::create_directories(root / "val" / "a");
+  fs::create_directories(root / "val" / "b");
+  write_bytes(root / "val" / "a" / "x.JPEG", "\xff\xd8\xff\xe0 truncated jpeg");
+  expect_one_line_error(aciq("eval -q --model " + model.string() + " --data imagenet:" + root.string()),
+                        (root / "val" / "b").string());
+  write_bytes(root / "val" / "b" / "y.JPEG", "\xff\xd8\xff\xe0 truncated jpeg");
+  expect_one_line_error(aciq("eval -q --model " + model.string() + " --data imagenet:" + root.string()), "x.JPEG");
+}
+
+TEST(CliErrors, BadOptions) {
+  const fs::path model = tiny_model_file();
+  expect_one_line_error(aciq("eval -q --model " + model.string() + " --qtype int17 --stats x.json"), "1..16");
+  expect_one_line_error(aciq("eval -q --model " + model.string() + " --qtype int4"), "--stats");
+  expect_one_line_error(aciq("alpha --bits 0-3"), "--bits");
+}
+
+TEST(CliRoundTrip, CollectEvalReproducibleAndRefusesOtherModels) {
+  const fs::path model = tiny_model_file();
+  const fs::path s1 = scratch() / "s1.json", s2 = scratch() / "s2.json";
+  const std::string base = "--model " + model.string() + " --data fashion-mnist --limit 300 -b 64 -q";
+  const CliRun c1 = aciq("collect " + base + " --split train --stats " + s1.string());
+  ASSERT_EQ(c1.code, 0) << c1.err;
+  const CliRun c2 = aciq("collect " + base + " --split train --threads 1 --workers 1 --stats " + s2.string());
+  ASSERT_EQ(c2.code, 0) << c2.err;
+  EXPECT_EQ(slurp(s1), slurp(s2)) << "statistics must be byte-identical across runs and thread counts";
+
+  const std::string q = " --qtype int4 --clip laplace --stats " + s1.string();
+  const CliRun e1 = aciq("eval " + base + q);
+  const CliRun e2 = aciq("eval " + base + q + " --threads 1");
+  ASSERT_EQ(e1.code, 0) << e1.err;
+  const std::regex prec(R"( \* Prec@1 [0-9.]+ Prec@5 [0-9.]+)");
+  EXPECT_TRUE(std::regex_search(e1.out, prec)) << e1.out;
+  EXPECT_EQ(e1.out.substr(e1.out.find(" * Prec@1")), e2.out.substr(e2.out.find(" * Prec@1")));
+
+  // Statistics of another model are refused.
+  const fs::path other = tiny_model_file(7);
+  expect_one_line_error(aciq("eval -q --model " + other.string() + " --limit 10" + q),
+                        s1.string() + ": statistics were collected for a different model");
+  // A truncated statistics file is refused.
+  const fs::path cut = scratch() / "cut.json";
+  const std::string text = slurp(s1);
+  write_bytes(cut, text.substr(0, text.size() / 2));
+  expect_one_line_error(aciq("eval -q --model " + model.string() + " --limit 10 --qtype int4 --stats " + cut.string()),
+                        cut.string() + ": not a valid statistics file");
+
+  // --merge adds samples.
+  const CliRun m = aciq("collect " + base + " --split test --merge --stats " + s2.string());
+  ASSERT_EQ(m.code, 0) << m.err;
+  EXPECT_EQ(nlohmann::json::parse(slurp(s2))["samples"].get<int>(), 600);
+}
+
+// fp32 top-1 of each bundled reference model equals PyTorch's count of correct predictions
+// (recorded by tools/train_reference_models.py on the same weights and test images).
+TEST(ReferenceModels, Fp32AccuracyEqualsPyTorch) {
+  const fs::path index = fs::path(ACIQ_SOURCE_DIR) / "models" / "reference_models.json";
+  ASSERT_TRUE(fs::exists(index)) << index;
+  const auto j = nlohmann::json::parse(slurp(index));
+  int checked = 0;
+  for (const auto& [name, entry] : j["models"].items()) {
+    const fs::path model = fs::path(ACIQ_SOURCE_DIR) / "models" / entry["file"].get<std::string>();
+    const fs::path out = scratch() / (name + ".json");
+    const CliRun r = aciq("eval -q --model " + model.string() + " --data fashion-mnist --split test --json " + out.string());
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto res = nlohmann::json::parse(slurp(out));
+    EXPECT_EQ(res["samples"].get<int>(), entry["test_samples"].get<int>()) << name;
+    EXPECT_EQ(res["top1_correct"].get<int>(), entry["top1_correct"].get<int>()) << name;
+    ++checked;
+  }
+  EXPECT_GE(checked, 3);
+}
+
+}  // namespace
+}  // namespace aciq::testing
