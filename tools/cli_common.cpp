@@ -65,7 +65,7 @@ void QuantArgs::add(CLI::App& app) {
       ->check(CLI::IsMember({"outputs", "inputs"}))
       ->capture_default_str();
   app.add_option("--keep-8bit", keep_8bit, "node or value names kept at 8 bits")->delimiter(',');
-  app.add_flag("--seed-coefficients", seed_coefficients, "use the seed's alpha tables rounded to 2 decimals");
+  app.add_flag("--seed-coefficients", seed_coefficients, "use the seed's 2-decimal alpha tables (int_quantizer.py, bits 2..8)");
 }
 
 int parse_qtype(const std::string& qtype) {

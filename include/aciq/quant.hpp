@@ -1,0 +1,167 @@
+// Quantization math: ACIQ clipping, the seed's range rules, the GEMMLOWP fake quantizer, sample stats.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+// This header depends on core only (Error); it never includes graph or runtime, so calib, policy and
+// the CLI can share the math without dragging in the executor.
+namespace aciq::quant {
+
+// Bit widths accepted everywhere in this component. 16 keeps qmax = 2^M - 1 exact in float.
+inline constexpr int kMinBits = 1;
+inline constexpr int kMaxBits = 16;
+
+// ---------------------------------------------------------------------------------------------
+// Clipping math (docs/clipping.md)
+// ---------------------------------------------------------------------------------------------
+
+enum class Distribution : std::uint8_t { kLaplace, kGauss };
+enum class ClipMethod : std::uint8_t { kNone, kLaplace, kGauss, kMix };
+
+// CLI spellings: "laplace", "gaus" (the seed's spelling) or "gauss". Throws aciq::Error listing the
+// accepted words otherwise.
+Distribution parse_distribution(std::string_view text);
+// CLI spellings: "no" (the seed's spelling) or "none", "laplace", "gaus" or "gauss", "mix".
+ClipMethod parse_clip_method(std::string_view text);
+// Canonical names: "laplace", "gauss"; "none", "laplace", "gauss", "mix". They parse back.
+std::string_view distribution_name(Distribution d);
+std::string_view clip_method_name(ClipMethod m);
+
+// Expected squared error of clipping Laplace(0, b) data to [-alpha, alpha] and quantizing the clipped
+// range uniformly into 2^bits bins: 2 b^2 exp(-alpha/b) + alpha^2 / (3 * 4^bits).
+// Throws for bits outside [kMinBits, kMaxBits] or b <= 0.
+double laplace_clip_mse(double alpha, double b, int bits);
+// The same for N(0, sigma^2): (sigma^2 + alpha^2) erfc(alpha / (sigma sqrt2))
+//   - sqrt(2/pi) alpha sigma exp(-alpha^2 / (2 sigma^2)) + alpha^2 / (3 * 4^bits).
+double gauss_clip_mse(double alpha, double sigma, int bits);
+// Dispatches on the distribution; `scale` is b (Laplace) or sigma (Gauss).
+double clip_mse(Distribution d, double alpha, double scale, int bits);
+
+// The alpha/b (Laplace) or alpha/sigma (Gauss) minimizing the MSE above. Laplace: the closed form
+// W0(3 * 4^bits) (Lambert W); Gauss: bracketed root of dMSE/dalpha, relative accuracy < 1e-12.
+double optimal_alpha_coefficient(Distribution d, int bits);
+// The seed's hard-coded table values (int_quantizer.py, bits 2..8 only; mostly truncated, not rounded,
+// to two decimals). Throws aciq::Error for other widths, where the seed raises KeyError.
+double seed_alpha_coefficient(Distribution d, int bits);
+
+// The seed's Gaussian sigma estimate from the range (get_alpha_gaus):
+//   (max - min) * 0.5 * 0.35 * (1 + sqrt(pi * ln 4)) / sqrt(2 ln n),
+// with n the element count of one sample (C*H*W). The stored std is NOT used for alpha by the seed.
+// Throws for n < 2 (ln n <= 0), non-finite inputs or max < min.
+double seed_gauss_sigma(double mean_min, double mean_max, std::int64_t n);
+
+// The window the seed quantizes: [offset, offset + delta] (alpha2DeltaOffset). With R = max - min:
+// alpha <= 0 or alpha >= R/2 gives {min, R} (no clipping); otherwise {max(min, mean - alpha), 2 alpha}.
+// The window is centered on the mean and floored at min, but NOT capped at max: when mean + alpha > max
+// its top lies above max. All arithmetic in double, as the seed's Python does on pandas values.
+struct QuantWindow {
+  double offset = 0.0;
+  double delta = 0.0;
+};
+QuantWindow seed_window(double alpha, double min, double max, double mean);
+// The same window as [lo, hi] = [offset, offset + delta]. Prefer affine_params(seed_window(...), bits)
+// for bit-exact parity with the seed: offset + delta rounded to float need not equal the seed's range.
+std::pair<double, double> clipped_range(double alpha, double min, double max, double mean);
+
+// The `aciq alpha` table: one row per bit width in [bit_lo, bit_hi] with the coefficient (optimal or
+// the seed's table) and the analytical MSE at b = 1 (Laplace) / sigma = 1 (Gauss).
+std::string alpha_table(Distribution d, int bit_lo, int bit_hi, bool seed_coefficients);
+
+// ---------------------------------------------------------------------------------------------
+// Fake quantization (docs/quantizer.md)
+// ---------------------------------------------------------------------------------------------
+
+// How the kernel maps x to a grid index q and back; each form is one exact float formula.
+enum class GridForm : std::uint8_t {
+  kIdentity,   // x unchanged (range of zero width, as the seed's `range <= 0` early return)
+  kZeroPoint,  // q = x / scale + zero_point; out = (q - zero_point) * scale
+  kOffset,     // q = (x - offset) / scale;   out = q * scale + offset
+};
+
+// Both non-identity forms then clamp before rounding, as the seed's kernel does:
+//   q = q < qmax ? q : qmax;  q = q > 0 ? q : 0;  q = round_half_away_from_zero(q)
+// (NaN inputs therefore land on qmax and Inf on the range ends; documented in docs/quantizer.md.)
+struct AffineQuantParams {
+  float scale = 1.0f;
+  float zero_point = 0.0f;  // gemmlowp sign convention: q = x / scale + zero_point (positive for lo < 0)
+  int bits = 8;
+  float qmax = 255.0f;  // 2^bits - 1
+  GridForm form = GridForm::kIdentity;
+  float offset = 0.0f;  // kOffset only
+};
+
+// Per-tensor parameters for [lo, hi] computed in float, exactly as the seed quantizes weights
+// (gemmlowpQuantize on float32 torch min/max): range = hi - lo; scale = range / qmax; when
+// lo < 0 < lo + range (true zero): zero_point = -roundf(lo / scale), form kZeroPoint; otherwise kOffset.
+// range == 0 gives kIdentity. Throws for non-finite lo/hi, lo > hi, hi - lo overflowing, bad bits.
+AffineQuantParams affine_params(float lo, float hi, int bits);
+// The seed's activation path: the window's offset/delta are rounded to float only when handed to the
+// kernel, and the true-zero test runs in double on the window. Bit-exact with the seed's formula
+// (docs/quantizer.md notes where the seed's CUDA build may fuse a multiply-add).
+AffineQuantParams affine_params(const QuantWindow& window, int bits);
+// Symmetric, zero-exact grid for weights: levels k * scale for |k| <= 2^(bits-1) - 1 with
+// scale = max_abs / (2^(bits-1) - 1). Needs bits >= 2; max_abs == 0 gives kIdentity.
+AffineQuantParams symmetric_params(float max_abs, int bits);
+// The paper's model grid: [-alpha, alpha] split into 2^bits equal bins, each reconstructed at its
+// midpoint (no level at 0). Used to check the MSE model; alpha == 0 gives kIdentity.
+AffineQuantParams midrise_params(float alpha, int bits);
+
+// Optional elementwise op fused after dequantization.
+enum class PostOp : std::uint8_t { kNone, kRelu };
+
+// Quantize-dequantize in place. fake_quant_ref is the plain scalar definition; fake_quant is the
+// Highway-dispatched kernel and is bit-identical to it on every target (tested).
+void fake_quant_ref(std::span<float> x, const AffineQuantParams& p, PostOp post = PostOp::kNone);
+void fake_quant(std::span<float> x, const AffineQuantParams& p, PostOp post = PostOp::kNone);
+
+// Stochastic rounding as the seed's disabled option: noise u in [-0.5, 0.5) is added to q before the
+// clamp. u for element i is a pure function of (seed, first_index + i) (SplitMix64), so chunked or
+// threaded calls give the same result as one call. Reference only (no SIMD version).
+void fake_quant_stochastic_ref(std::span<float> x, const AffineQuantParams& p, std::uint64_t seed,
+                               std::uint64_t first_index = 0);
+
+enum class WeightMode : std::uint8_t {
+  kPerTensorAffine,      // min/max of the whole tensor (the seed's default)
+  kPerTensorSymmetric,   // symmetric_params(max |w|)
+  kPerChannelAffine,     // min/max of each output channel
+  kPerChannelSymmetric,  // symmetric_params(max |w|) of each output channel
+};
+WeightMode parse_weight_mode(std::string_view text);  // "tensor", "tensor-sym", "channel", "channel-sym"
+std::string_view weight_mode_name(WeightMode m);
+
+// Fake-quantizes a weight tensor laid out [out_channels, ...] (row-major, as ONNX Conv/Gemm-transB store
+// it). Throws when out_channels does not divide the size or a weight is NaN/Inf.
+void fake_quant_weights(std::span<float> w, std::int64_t out_channels, int bits, WeightMode mode);
+
+// ---------------------------------------------------------------------------------------------
+// Per-sample statistics (the seed's statistic_manager.py columns)
+// ---------------------------------------------------------------------------------------------
+
+struct SampleStats {
+  double min = 0.0, max = 0.0;
+  double mean = 0.0;
+  double std = 0.0;       // unbiased (n - 1), like torch.std; NaN for n == 1 as torch gives
+  double mean_abs = 0.0;  // mean |x|
+  double b = 0.0;         // mean |x - mean|: the Laplace scale estimate
+  double kurtosis = 0.0;  // the seed's: mean(((x - mean) / std)^4) - 3 with the UNBIASED std; NaN if std == 0
+};
+
+// Two passes over x, accumulated in double (mean first, then centered moments: accurate where one-pass
+// power sums cancel). Empty x throws. Non-finite input: when x holds a NaN every field is NaN; when it
+// holds +-Inf but no NaN, min/max are the true extremes and every other field is NaN.
+void sample_stats_ref(std::span<const float> x, SampleStats& out);
+// Highway version. Accumulates in 8 fixed double lanes (element i into lane i % 8) whatever the
+// vector width, then sums the lanes in a fixed tree, so every target gives bit-identical results.
+// Against sample_stats_ref each field agrees within kSampleStatsTolerance * (|ref| + scale), where
+// scale is max(|min|, |max|) for min/max/mean/std/mean_abs/b and 1 for kurtosis.
+void sample_stats(std::span<const float> x, SampleStats& out);
+inline constexpr double kSampleStatsTolerance = 1e-10;
+
+// The Highway target the dispatched kernels run on now (e.g. "AVX2"), for logs and benchmarks.
+std::string_view simd_target_name();
+
+}  // namespace aciq::quant

@@ -1,0 +1,175 @@
+// Tests of the per-sample statistics: closed-form values, SIMD vs reference tolerance, NaN/Inf behaviour.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "aciq/core.hpp"
+#include "aciq/quant.hpp"
+
+namespace aciq::quant {
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr std::uint64_t kSeed = 777;
+
+std::vector<float> laplace_like(std::size_t n, std::uint64_t seed, float mean, float b) {
+  std::mt19937_64 rng(seed);
+  std::exponential_distribution<float> e(1.0f / b);
+  std::bernoulli_distribution sign(0.5);
+  std::vector<float> x(n);
+  for (float& v : x) v = mean + (sign(rng) ? e(rng) : -e(rng));
+  return x;
+}
+
+// |simd - ref| <= tol * (|ref| + scale), the contract stated in quant.hpp.
+void expect_close(const SampleStats& ref, const SampleStats& simd) {
+  const double scale = std::max(std::abs(ref.min), std::abs(ref.max));
+  auto check = [&](const char* name, double r, double s, double sc) {
+    if (std::isnan(r)) {
+      EXPECT_TRUE(std::isnan(s)) << name << ": ref NaN, simd " << s;
+      return;
+    }
+    EXPECT_LE(std::abs(r - s), kSampleStatsTolerance * (std::abs(r) + sc))
+        << name << ": ref " << r << " simd " << s;
+  };
+  EXPECT_EQ(ref.min, simd.min);  // min/max are exact
+  EXPECT_EQ(ref.max, simd.max);
+  check("mean", ref.mean, simd.mean, scale);
+  check("std", ref.std, simd.std, scale);
+  check("mean_abs", ref.mean_abs, simd.mean_abs, scale);
+  check("b", ref.b, simd.b, scale);
+  check("kurtosis", ref.kurtosis, simd.kurtosis, 1.0);
+}
+
+TEST(SampleStats, HandComputedValues) {
+  const std::vector<float> x = {1.0f, 2.0f, 3.0f, 4.0f};
+  for (const bool simd : {false, true}) {
+    SampleStats s;
+    simd ? sample_stats(x, s) : sample_stats_ref(x, s);
+    EXPECT_EQ(s.min, 1.0);
+    EXPECT_EQ(s.max, 4.0);
+    EXPECT_DOUBLE_EQ(s.mean, 2.5);
+    EXPECT_DOUBLE_EQ(s.std, std::sqrt(5.0 / 3.0));  // unbiased, like torch.std
+    EXPECT_DOUBLE_EQ(s.mean_abs, 2.5);
+    EXPECT_DOUBLE_EQ(s.b, 1.0);
+    // The seed's kurtosis: mean(((x - mean) / std_unbiased)^4) - 3 = 2.5625 / (25/9) - 3.
+    EXPECT_DOUBLE_EQ(s.kurtosis, 2.5625 / (25.0 / 9.0) - 3.0);
+  }
+}
+
+TEST(SampleStats, SimdWithinToleranceOnOddSizes) {
+  for (const std::size_t n :
+       {std::size_t{1}, std::size_t{2}, std::size_t{13}, std::size_t{127}, std::size_t{1000003}}) {
+    SCOPED_TRACE("n=" + std::to_string(n) + " seed=" + std::to_string(kSeed) +
+                 " target=" + std::string(simd_target_name()));
+    const std::vector<float> x = laplace_like(n, kSeed + n, 0.75f, 1.5f);
+    SampleStats ref, simd;
+    sample_stats_ref(x, ref);
+    sample_stats(x, simd);
+    expect_close(ref, simd);
+  }
+}
+
+// Large offset, small spread: one-pass power sums would lose the variance; the two-pass form keeps it.
+TEST(SampleStats, AccurateUnderLargeMean) {
+  const std::size_t n = 100003;
+  std::vector<float> x(n);
+  for (std::size_t i = 0; i < n; ++i) x[i] = 4096.0f + (i % 2 ? 0.125f : -0.125f);
+  // Exact: deviations are +-0.125 except one extra -0.125 (n odd).
+  const double mean = 4096.0 - 0.125 / static_cast<double>(n);
+  long double ss = 0, s4 = 0;
+  for (const float v : x) {
+    const long double d = static_cast<long double>(v) - mean;
+    ss += d * d;
+    s4 += d * d * d * d;
+  }
+  const double var = static_cast<double>(ss / (n - 1));
+  for (const bool simd : {false, true}) {
+    SampleStats s;
+    simd ? sample_stats(x, s) : sample_stats_ref(x, s);
+    EXPECT_NEAR(s.mean, mean, 1e-12);
+    EXPECT_NEAR(s.std / std::sqrt(var), 1.0, 1e-12);
+    EXPECT_NEAR(s.kurtosis, static_cast<double>(s4 / n) / (var * var) - 3.0, 1e-9);
+  }
+}
+
+TEST(SampleStats, DegenerateSamples) {
+  for (const bool simd : {false, true}) {
+    SampleStats s;
+    // One element: torch.std is NaN (n - 1 = 0), so is the seed's kurtosis.
+    const std::vector<float> one = {3.0f};
+    simd ? sample_stats(one, s) : sample_stats_ref(one, s);
+    EXPECT_EQ(s.min, 3.0);
+    EXPECT_EQ(s.mean, 3.0);
+    EXPECT_EQ(s.b, 0.0);
+    EXPECT_TRUE(std::isnan(s.std));
+    EXPECT_TRUE(std::isnan(s.kurtosis));
+    // Constant: std 0, kurtosis 0/0.
+    const std::vector<float> flat(37, -2.0f);
+    simd ? sample_stats(flat, s) : sample_stats_ref(flat, s);
+    EXPECT_EQ(s.std, 0.0);
+    EXPECT_EQ(s.b, 0.0);
+    EXPECT_EQ(s.mean_abs, 2.0);
+    EXPECT_TRUE(std::isnan(s.kurtosis));
+    // Signed zeros: min and max are +0 whatever the order.
+    const std::vector<float> zeros = {-0.0f, 0.0f, -0.0f};
+    simd ? sample_stats(zeros, s) : sample_stats_ref(zeros, s);
+    EXPECT_FALSE(std::signbit(s.min));
+    EXPECT_FALSE(std::signbit(s.max));
+  }
+  std::vector<float> empty;
+  SampleStats s;
+  EXPECT_THROW(sample_stats(empty, s), Error);
+  EXPECT_THROW(sample_stats_ref(empty, s), Error);
+}
+
+// NaN anywhere: every field NaN. +-Inf without NaN: exact min/max, every other field NaN. Positions
+// cover the SIMD body and the remainder.
+TEST(SampleStats, NonFiniteInputs) {
+  for (const std::size_t n : {std::size_t{13}, std::size_t{127}, std::size_t{1001}}) {
+    for (const std::size_t pos : {std::size_t{0}, n / 2, n - 1}) {
+      SCOPED_TRACE("n=" + std::to_string(n) + " pos=" + std::to_string(pos));
+      std::vector<float> x = laplace_like(n, kSeed, 0.0f, 1.0f);
+      for (const bool simd : {false, true}) {
+        SampleStats s;
+        std::vector<float> y = x;
+        y[pos] = kNaN;
+        simd ? sample_stats(y, s) : sample_stats_ref(y, s);
+        for (const double v : {s.min, s.max, s.mean, s.std, s.mean_abs, s.b, s.kurtosis})
+          EXPECT_TRUE(std::isnan(v));
+        y = x;
+        y[pos] = kInf;
+        y[(pos + 1) % n] = -kInf;
+        simd ? sample_stats(y, s) : sample_stats_ref(y, s);
+        EXPECT_EQ(s.min, -static_cast<double>(kInf));
+        EXPECT_EQ(s.max, static_cast<double>(kInf));
+        for (const double v : {s.mean, s.std, s.mean_abs, s.b, s.kurtosis}) EXPECT_TRUE(std::isnan(v));
+        y = x;
+        y[pos] = kInf;
+        simd ? sample_stats(y, s) : sample_stats_ref(y, s);
+        EXPECT_EQ(s.max, static_cast<double>(kInf));
+        EXPECT_TRUE(std::isnan(s.mean));
+      }
+    }
+  }
+}
+
+// Estimates on a large Laplace sample land on the distribution's values (b for Laplace, kurtosis 3).
+TEST(SampleStats, LaplaceEstimates) {
+  const std::vector<float> x = laplace_like(2'000'000, kSeed, 1.0f, 0.5f);
+  SampleStats s;
+  sample_stats(x, s);
+  EXPECT_NEAR(s.mean, 1.0, 0.002);
+  EXPECT_NEAR(s.b, 0.5, 0.002);
+  EXPECT_NEAR(s.std, 0.5 * std::sqrt(2.0), 0.003);
+  EXPECT_NEAR(s.kurtosis, 3.0, 0.1);  // excess kurtosis of the Laplace distribution
+}
+
+}  // namespace
+}  // namespace aciq::quant
