@@ -164,15 +164,16 @@ def round_half_away(x):
     return torch.sign(x) * torch.floor(torch.abs(x) + 0.5)
 
 
-def gemmlowp_fq(x, lo, hi, bits):
-    """The seed's gemmlowp.cu in float32: clamp before rounding, zero preserved when the range straddles 0."""
-    lo, hi = np.float32(lo), np.float32(hi)
-    rng = np.float32(hi - lo)
+def gemmlowp_fq(x, offset, delta, bits):
+    """The seed's gemmlowp.cu in float32: clamp before rounding, zero preserved when the window
+    [offset, offset + delta] straddles 0 (tested in double, as the seed's Python does)."""
+    straddles = offset < 0 < offset + delta
+    lo, rng = np.float32(offset), np.float32(delta)
     if not rng > 0:
         return x
     qmax = np.float32(2 ** bits - 1)
     scale = np.float32(rng / qmax)
-    if hi > 0 and lo < 0:
+    if straddles:
         zp = np.float32(np.sign(lo / scale) * np.floor(np.abs(lo / scale) + 0.5))
         q = torch.clamp(x / float(scale) - float(zp), 0.0, float(qmax))
         return (round_half_away(q) + float(zp)) * float(scale)
@@ -217,10 +218,11 @@ def mse_gaus(alpha, sigma, bits):
     return clip + alpha * alpha / (3 * 4 ** bits)
 
 
-def point_range(s, bits, clip):
+def point_window(s, bits, clip):
+    """(offset, delta) of the seed's alpha2DeltaOffset."""
     lo, hi = s["mean_min"], s["mean_max"]
     if clip == "no":
-        return lo, hi
+        return lo, hi - lo
     alpha_l = ALPHA_LAPLACE[bits] * s["mean_b"]
     sigma = (hi - lo) * 0.5 * 0.35 * (1 + math.sqrt(math.pi * math.log(4))) / math.sqrt(2 * math.log(s["numel"]))
     alpha_g = ALPHA_GAUS[bits] * sigma
@@ -232,9 +234,8 @@ def point_range(s, bits, clip):
         alpha = alpha_l if mse_laplace(alpha_l, s["mean_b"], bits) < mse_gaus(alpha_g, s["mean_std"], bits) else alpha_g
     r = hi - lo
     if alpha <= 0 or alpha >= r / 2:
-        return lo, hi
-    offset = max(lo, s["mean_mean"] - alpha)
-    return offset, offset + 2 * alpha
+        return lo, r
+    return max(lo, s["mean_mean"] - alpha), 2 * alpha
 
 
 def evaluate(model, x, y, stats=None, bits=None, clip=None):
@@ -247,16 +248,18 @@ def evaluate(model, x, y, stats=None, bits=None, clip=None):
                 if name and name not in saved:
                     saved[name] = model.inits[name]
                     w = model.inits[name]
-                    model.inits[name] = gemmlowp_fq(w, w.min().item(), w.max().item(), 8)
+                    lo, hi = w.min(), w.max()  # float32, as torch computes them
+                    model.inits[name] = gemmlowp_fq(w, lo.item(), (hi - lo).item(), 8)
 
         def hook(n, t):
             s = stats[n.name]
             if n.op_type == "Conv":
-                lo, hi = point_range(s, 8 if n.name == first_conv else bits, clip)
-                return gemmlowp_fq(t, lo, hi, 8 if n.name == first_conv else bits)
+                m = 8 if n.name == first_conv else bits
+                offset, delta = point_window(s, m, clip)
+                return gemmlowp_fq(t, offset, delta, m)
             if n.name == classifier:
-                return gemmlowp_fq(t, s["min_min"], s["max_max"], 8)
-            return gemmlowp_fq(t, s["mean_min"], s["mean_max"], 8)
+                return gemmlowp_fq(t, s["min_min"], s["max_max"] - s["min_min"], 8)
+            return gemmlowp_fq(t, s["mean_min"], s["mean_max"] - s["mean_min"], 8)
     correct = 0
     with torch.no_grad():
         for i in range(0, x.shape[0], 500):
