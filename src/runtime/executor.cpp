@@ -223,6 +223,10 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
         if (act && p.steps[ps->second].op->fuse_activation(*act)) {
           p.slot_of[node.outputs[0]] = in_slots[0];
           producer_step[node.outputs[0]] = ps->second;
+          // The producer now writes the activated value; an observer of it runs after that step.
+          if (auto ob = observed_index.find(node.outputs[0]); ob != observed_index.end()) {
+            p.steps[ps->second].observe.emplace_back(in_slots[0], ob->second);
+          }
           continue;
         }
       }

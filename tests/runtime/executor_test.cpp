@@ -110,6 +110,23 @@ TEST(Executor, ObserversSeeTheSameValuesOnBothPaths) {
   for (std::size_t i = 0; i < 3; ++i) EXPECT_NEAR(sums[0][i], sums[1][i], 1e-3 * (1 + std::fabs(sums[1][i])));
 }
 
+// Observing the output of an activation that was fused into its producer (conv+relu, add+relu).
+TEST(Executor, ObservesFusedActivationOutputs) {
+  const auto g = onnx_import::load_model_from_bytes(blocked_cnn_bytes(), "blocked.onnx");
+  Context ctx(1);
+  Tensor x = Tensor::from_f32({2, 3, 12, 12}, random_values(864, 6));
+  std::vector<std::vector<double>> sums;
+  for (auto backend : {runtime::Backend::kFast, runtime::Backend::kReference}) {
+    runtime::Executor e(g, ctx, {.backend = backend});
+    e.set_observed({"r3", "res_r"});
+    SumObserver obs;
+    e.run({x}, &obs);
+    ASSERT_EQ(obs.sums.size(), 2u);
+    sums.push_back(obs.sums);
+  }
+  for (std::size_t i = 0; i < 2; ++i) EXPECT_NEAR(sums[0][i], sums[1][i], 1e-3 * (1 + std::fabs(sums[1][i])));
+}
+
 TEST(Executor, ObserverModificationsPropagate) {
   const auto g = onnx_import::load_model_from_bytes(blocked_cnn_bytes(), "blocked.onnx");
   Context ctx(1);
