@@ -34,12 +34,16 @@ void DataArgs::add(CLI::App& app, const std::string& default_split_help) {
 }
 
 std::shared_ptr<const data::Dataset> DataArgs::open(const std::string& default_split) const {
+  return open_split(split.empty() ? default_split : split);
+}
+
+std::shared_ptr<const data::Dataset> DataArgs::open_split(const std::string& which) const {
   data::DataOptions o;
   if (!mean.empty()) o.mean = mean;
   if (!std.empty()) o.std = std;
   o.resize = resize;
   o.crop = crop;
-  return data::open_dataset(data, split.empty() ? default_split : split, o);
+  return data::open_dataset(data, which, o);
 }
 
 data::LoaderOptions DataArgs::loader() const {

@@ -34,7 +34,10 @@ struct DataArgs {
   std::vector<float> mean, std;
   int resize = 256, crop = 224;
   void add(CLI::App& app, const std::string& default_split_help);
+  // The --split given, else default_split.
   [[nodiscard]] std::shared_ptr<const data::Dataset> open(const std::string& default_split) const;
+  // Exactly `split`, whatever --split says (sweep's calibration pass).
+  [[nodiscard]] std::shared_ptr<const data::Dataset> open_split(const std::string& split) const;
   [[nodiscard]] data::LoaderOptions loader() const;
 };
 

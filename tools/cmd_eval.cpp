@@ -153,7 +153,7 @@ int run_sweep(const SweepCmd& c) {
   for (const auto& model_path : c.models) {
     const std::string name = std::filesystem::path(model_path).stem().string();
     auto g = onnx_import::load_model(model_path);
-    auto calib_ds = c.data.open(c.calib_split);
+    auto calib_ds = c.data.open_split(c.calib_split);
     auto lo = c.data.loader();
     auto calib_lo = lo;
     calib_lo.limit = c.calib_limit;

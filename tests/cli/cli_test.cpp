@@ -208,6 +208,26 @@ TEST(CliRoundTrip, CollectEvalReproducibleAndRefusesOtherModels) {
   EXPECT_EQ(nlohmann::json::parse(slurp(s2))["samples"].get<int>(), 600);
 }
 
+// sweep collects on --calib-split whatever --split says, and its rows equal separate eval runs.
+TEST(CliRoundTrip, SweepCalibratesOnItsOwnSplit) {
+  const fs::path model = tiny_model_file();
+  const fs::path dir = scratch() / "sweep";
+  const CliRun r = aciq("sweep -q --model " + model.string() + " --calib-split train --calib-limit 200 --split test --limit 300 "
+                        "--qtypes int4 --clips laplace --stats-dir " + dir.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const fs::path stats = dir / "tiny1.stats.json";
+  const auto j = nlohmann::json::parse(slurp(stats));
+  EXPECT_NE(j["data"].get<std::string>().find("train"), std::string::npos) << j["data"];
+  EXPECT_EQ(j["samples"].get<int>(), 200);
+  const CliRun e = aciq("eval -q --model " + model.string() + " --split test --limit 300 --qtype int4 --clip laplace --stats " +
+                        stats.string());
+  ASSERT_EQ(e.code, 0) << e.err;
+  const std::regex row(R"(\| tiny1 \| int4 \| laplace \| ([0-9.]+) \| ([0-9.]+) \|)");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, row)) << r.out;
+  EXPECT_NE(e.out.find(" * Prec@1 " + m[1].str() + " Prec@5 " + m[2].str()), std::string::npos) << e.out << r.out;
+}
+
 // fp32 top-1 of each bundled reference model equals PyTorch's count of correct predictions
 // (recorded by tools/train_reference_models.py on the same weights and test images).
 TEST(ReferenceModels, Fp32AccuracyEqualsPyTorch) {
