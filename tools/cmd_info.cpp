@@ -137,9 +137,10 @@ int run_analyze(const AnalyzeCmd& c) {
     double mse[4];
     policy::PointRange ranges[4];
     for (int m = 0; m < 4; ++m) {
-      // Fully-connected points are never clipped by the policy; analyze them as if they were convs.
+      // "no" is the policy's own range for the point; fully-connected points are never clipped by the
+      // policy, so their clipped columns show what clipping them like a conv would do.
       p.clip = methods[m];
-      if (p.role == policy::Role::kLinear || p.role == policy::Role::kClassifier) p.role = policy::Role::kConv;
+      if (m > 0 && (p.role == policy::Role::kLinear || p.role == policy::Role::kClassifier)) p.role = policy::Role::kConv;
       ranges[m] = policy::point_range(p, *s, base);
       mse[m] = measured_mse(cap.captured_[i], ranges[m].window, p.bits);
     }
