@@ -100,6 +100,18 @@ std::string StatsFile::to_json() const {
   return j.dump(1) + "\n";
 }
 
+namespace {
+// JSON integers only: converting an out-of-range float to int64 would be undefined behaviour.
+std::int64_t json_int(const nlohmann::json& v, const std::string& source, const char* what) {
+  if (!v.is_number_integer()) fail(source + ": '" + what + "' must be an integer");
+  return v.get<std::int64_t>();
+}
+double json_double(const nlohmann::json& v, const std::string& source, const char* what) {
+  if (!v.is_number()) fail(source + ": '" + what + "' must be a number");
+  return v.get<double>();
+}
+}  // namespace
+
 StatsFile StatsFile::from_json(const std::string& text, const std::string& source) {
   nlohmann::json j;
   try {
@@ -109,27 +121,26 @@ StatsFile StatsFile::from_json(const std::string& text, const std::string& sourc
   }
   try {
     if (!j.is_object() || j.value("format", "") != kFormat) fail(source + ": not an aciq statistics file");
-    if (j.at("version").get<int>() != kVersion) {
-      fail(source + ": statistics file version " + std::to_string(j.at("version").get<int>()) + " is not supported");
-    }
+    const std::int64_t version = json_int(j.at("version"), source, "version");
+    if (version != kVersion) fail(source + ": statistics file version " + std::to_string(version) + " is not supported");
     StatsFile f;
     f.model_hash = j.at("model_hash").get<std::string>();
     f.model_path = j.value("model", "");
     f.data_source = j.value("data", "");
-    f.samples = j.at("samples").get<std::int64_t>();
+    f.samples = json_int(j.at("samples"), source, "samples");
     if (f.samples < 0) fail(source + ": negative sample count");
     for (const auto& jp : j.at("points")) {
       PointStats p;
       p.name = jp.at("name").get<std::string>();
-      p.sample_numel = jp.at("sample_numel").get<std::int64_t>();
+      p.sample_numel = json_int(jp.at("sample_numel"), source, "sample_numel");
       if (p.sample_numel <= 0) fail(source + ": point '" + p.name + "' has a non-positive sample size");
       for (std::size_t s = 0; s < kStatCount; ++s) {
         const auto& js = jp.at("stats").at(std::string(kStatNames[s]));
         Summary& sm = p.summaries[s];
-        sm.count = js.at("count").get<std::int64_t>();
-        sm.sum = js.at("sum").get<double>();
-        sm.min = js.at("min").get<double>();
-        sm.max = js.at("max").get<double>();
+        sm.count = json_int(js.at("count"), source, "count");
+        sm.sum = json_double(js.at("sum"), source, "sum");
+        sm.min = json_double(js.at("min"), source, "min");
+        sm.max = json_double(js.at("max"), source, "max");
         if (sm.count < 0 || sm.count > f.samples) fail(source + ": point '" + p.name + "' has an invalid count");
         if (!std::isfinite(sm.sum) || !std::isfinite(sm.min) || !std::isfinite(sm.max)) {
           fail(source + ": point '" + p.name + "' statistic '" + std::string(kStatNames[s]) + "' is not finite");
