@@ -242,7 +242,7 @@ TEST(ReferenceModels, Fp32AccuracyEqualsPyTorch) {
     ASSERT_EQ(r.code, 0) << r.err;
     const auto res = nlohmann::json::parse(slurp(out));
     EXPECT_EQ(res["samples"].get<int>(), entry["test_samples"].get<int>()) << name;
-    EXPECT_EQ(res["top1_correct"].get<int>(), entry["top1_correct"].get<int>()) << name;
+    EXPECT_EQ(res["top1_correct"].get<int>(), entry["correct_top1"].get<int>()) << name;
     ++checked;
   }
   EXPECT_GE(checked, 3);
