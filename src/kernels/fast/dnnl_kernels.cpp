@@ -74,6 +74,11 @@ struct Conv2d::Impl {
   memory::desc src_md, dst_md;
   memory weights, bias;
   bool has_bias = false;
+  // oneDNN has no optimized kernel from a blocked source to a plain destination (it falls back to
+  // ref:any, ~500x slower), so such convs write blocked into `staging` and reorder to plain.
+  memory::desc conv_dst_md;
+  memory staging;
+  dnnl::reorder to_plain;
 };
 
 Conv2d::Conv2d(DnnlEngine& engine, const ref::ConvShape& s, const ref::Window2d& win, const float* w,
@@ -89,6 +94,8 @@ Conv2d::Conv2d(DnnlEngine& engine, const ref::ConvShape& s, const ref::Window2d&
                                         : memory::dims{s.oc, s.c, win.kh, win.kw};
     impl_->src_md = memory::desc(src_dims, dt::f32, act_tag(src_block));
     impl_->dst_md = memory::desc(dst_dims, dt::f32, act_tag(dst_block));
+    const bool stage = src_block != 0 && dst_block == 0;
+    impl_->conv_dst_md = stage ? memory::desc(dst_dims, dt::f32, act_tag(src_block)) : impl_->dst_md;
     const memory::desc w_any(w_dims, dt::f32, tag::any);
     const memory::desc b_md({s.oc}, dt::f32, tag::x);
     impl_->has_bias = b != nullptr;
@@ -96,15 +103,19 @@ Conv2d::Conv2d(DnnlEngine& engine, const ref::ConvShape& s, const ref::Window2d&
     dnnl::convolution_forward::desc desc =
         impl_->has_bias
             ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                              impl_->src_md, w_any, b_md, impl_->dst_md, {win.stride_h, win.stride_w},
+                                              impl_->src_md, w_any, b_md, impl_->conv_dst_md, {win.stride_h, win.stride_w},
                                               {win.dil_h - 1, win.dil_w - 1}, {win.pad_top, win.pad_left},
                                               {win.pad_bottom, win.pad_right})
             : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                              impl_->src_md, w_any, impl_->dst_md, {win.stride_h, win.stride_w},
+                                              impl_->src_md, w_any, impl_->conv_dst_md, {win.stride_h, win.stride_w},
                                               {win.dil_h - 1, win.dil_w - 1}, {win.pad_top, win.pad_left},
                                               {win.pad_bottom, win.pad_right});
     dnnl::convolution_forward::primitive_desc pd(desc, attr_for(act), env.engine);
     impl_->prim = dnnl::convolution_forward(pd);
+    if (stage) {
+      impl_->staging = memory(impl_->conv_dst_md, env.engine);
+      impl_->to_plain = dnnl::reorder(impl_->staging, memory(impl_->dst_md, env.engine));
+    }
     // Reorder the weights once into the layout the primitive chose.
     memory user_w({w_dims, dt::f32, grouped ? tag::goihw : tag::oihw}, env.engine, const_cast<float*>(w));
     impl_->weights = memory(pd.weights_desc(), env.engine);
@@ -124,11 +135,13 @@ void Conv2d::run(const float* x, float* y) {
   auto& env = *impl_->env;
   memory src(impl_->src_md, env.engine, const_cast<float*>(x));
   memory dst(impl_->dst_md, env.engine, y);
+  const bool staged = static_cast<bool>(impl_->staging);
   std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, impl_->weights}, {DNNL_ARG_DST, dst}};
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, impl_->weights}, {DNNL_ARG_DST, staged ? impl_->staging : dst}};
   if (impl_->has_bias) args.emplace(DNNL_ARG_BIAS, impl_->bias);
   wrap("convolution", [&] {
     impl_->prim.execute(env.stream, args);
+    if (staged) impl_->to_plain.execute(env.stream, impl_->staging, dst);
     env.stream.wait();
     return 0;
   });
