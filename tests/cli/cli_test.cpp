@@ -80,11 +80,7 @@ std::string tiny_mnist_model(unsigned seed = 1) {
   add_node(m, "Relu", {"c2"}, {"r2"}, "relu2");
   add_node(m, "GlobalAveragePool", {"r2"}, {"gap"}, "gap");
   add_node(m, "Flatten", {"gap"}, {"flat"}, "flatten");
-  auto* fc = add_node(m, "Gemm", {"flat", "fc", "fcb"}, {"logits"}, "fc");
-  auto* a = fc->add_attribute();
-  a->set_name("transB");
-  a->set_type(onnx::AttributeProto::INT);
-  a->set_i(1);
+  set_int(add_node(m, "Gemm", {"flat", "fc", "fcb"}, {"logits"}, "fc"), "transB", 1);
   add_output(m, "logits");
   std::string s;
   m.SerializeToString(&s);

@@ -17,11 +17,7 @@ graph::Graph two_fc_model() {
   auto* g = m.mutable_graph();
   g->mutable_output(0)->set_name("logits2");
   *g->add_initializer() = make_tensor("fc2_w", {3, 5}, random_values(15, 30));
-  auto* fc2 = add_node(m, "Gemm", {"logits", "fc2_w"}, {"logits2"}, "fc2");
-  auto* a = fc2->add_attribute();
-  a->set_name("transB");
-  a->set_type(onnx::AttributeProto::INT);
-  a->set_i(1);
+  set_int(add_node(m, "Gemm", {"logits", "fc2_w"}, {"logits2"}, "fc2"), "transB", 1);
   std::string s;
   m.SerializeToString(&s);
   return onnx_import::load_model_from_bytes(s, "two_fc.onnx");

@@ -67,6 +67,13 @@ inline void set_ints(onnx::NodeProto* n, const std::string& key, const std::vect
   for (auto x : v) a->add_ints(x);
 }
 
+inline void set_int(onnx::NodeProto* n, const std::string& key, std::int64_t v) {
+  auto* a = n->add_attribute();
+  a->set_name(key);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(v);
+}
+
 // x[N,3,8,8] -> Conv(4 out, 3x3, pad 1) -> BatchNormalization -> Relu -> GlobalAveragePool -> Flatten -> Gemm(4->5).
 inline onnx::ModelProto conv_bn_model() {
   auto m = make_model();
@@ -86,11 +93,7 @@ inline onnx::ModelProto conv_bn_model() {
   add_node(m, "Relu", {"bn"}, {"r"}, "relu");
   add_node(m, "GlobalAveragePool", {"r"}, {"p"}, "gap");
   add_node(m, "Flatten", {"p"}, {"f"}, "flatten");
-  auto* fc = add_node(m, "Gemm", {"f", "fc_w", "fc_b"}, {"logits"}, "fc");
-  auto* a = fc->add_attribute();
-  a->set_name("transB");
-  a->set_type(onnx::AttributeProto::INT);
-  a->set_i(1);
+  set_int(add_node(m, "Gemm", {"f", "fc_w", "fc_b"}, {"logits"}, "fc"), "transB", 1);
   add_output(m, "logits");
   return m;
 }

@@ -10,13 +10,6 @@
 namespace aciq::testing {
 namespace {
 
-void set_int(onnx::NodeProto* n, const std::string& key, std::int64_t v) {
-  auto* a = n->add_attribute();
-  a->set_name(key);
-  a->set_type(onnx::AttributeProto::INT);
-  a->set_i(v);
-}
-
 // A small CNN whose channel counts (16, 32) fill oneDNN's channel blocks, exercising blocked
 // layouts, depthwise conv, fused ReLU/ReLU6, residual Add, pooling, concat and the classifier.
 std::string blocked_cnn_bytes() {
@@ -48,13 +41,7 @@ std::string blocked_cnn_bytes() {
   auto* c3 = add_node(m, "Conv", {"mp", "w3", "b3"}, {"c3"}, "conv3");
   set_ints(c3, "pads", {1, 1, 1, 1});
   add_node(m, "Relu", {"c3"}, {"r3"}, "relu3");
-  add_node(m, "Concat", {"r3", "mp"}, {"cat"}, "concat")->add_attribute()->CopyFrom([] {
-    onnx::AttributeProto a;
-    a.set_name("axis");
-    a.set_type(onnx::AttributeProto::INT);
-    a.set_i(1);
-    return a;
-  }());
+  set_int(add_node(m, "Concat", {"r3", "mp"}, {"cat"}, "concat"), "axis", 1);
   add_node(m, "GlobalAveragePool", {"cat"}, {"gap"}, "gap");
   add_node(m, "Flatten", {"gap"}, {"flat"}, "flatten");
   auto* fc = add_node(m, "Gemm", {"flat", "fc"}, {"logits"}, "fc");
