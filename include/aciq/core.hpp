@@ -94,7 +94,16 @@ class Tensor {
   std::shared_ptr<std::byte[]> storage_;
 };
 
-// A fixed set of worker threads; parallel_for splits [0, n) into contiguous chunks.
+// An elementwise activation as kernels fuse it behind a producer (oneDNN post-op, the quantizer's
+// pass, or a separate SIMD pass). NaN passes through every kind, like the ONNX operators.
+struct Activation {
+  enum class Kind : std::uint8_t { kNone, kRelu, kClip, kLeakyRelu };
+  Kind kind = Kind::kNone;
+  float lo = 0.0f, hi = 0.0f, alpha = 0.0f;  // kClip bounds; kLeakyRelu slope
+};
+
+// A fixed number of worker threads (the OpenMP team oneDNN uses, docs/threading.md); parallel_for
+// splits [0, n) into contiguous chunks.
 class ThreadPool {
  public:
   explicit ThreadPool(int threads);

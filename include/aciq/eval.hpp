@@ -42,8 +42,11 @@ class FakeQuantObserver : public runtime::Observer {
  public:
   FakeQuantObserver(std::vector<quant::AffineQuantParams> params, Context& ctx) : params_(std::move(params)), ctx_(ctx) {}
   void observe(std::size_t index, Tensor& value) override;
+  // Relu and Clip fold into the quantizer's pass (quant::PostOp clamp), bit-identical to running them after.
+  void observe_then(std::size_t index, Tensor& value, const Activation& act, Context& ctx) override;
 
  private:
+  void quantize(std::size_t index, Tensor& value, const quant::PostOp& post);
   std::vector<quant::AffineQuantParams> params_;
   Context& ctx_;
 };

@@ -110,8 +110,24 @@ AffineQuantParams symmetric_params(float max_abs, int bits);
 // midpoint (no level at 0). Used to check the MSE model; alpha == 0 gives kIdentity.
 AffineQuantParams midrise_params(float alpha, int bits);
 
-// Optional elementwise op fused after dequantization.
-enum class PostOp : std::uint8_t { kNone, kRelu };
+// Optional elementwise op fused after dequantization, so a quantized layer output and the activation
+// that consumes it cost one pass over memory instead of two (docs/threading.md).
+//   kRelu:  v < 0 ? 0 : v
+//   kClamp: v = lo < v ? v : lo; v = v < hi ? v : hi   (exactly the unfused Clip/Relu operators on
+//           the finite values fake quantization produces; relu is clamp(0, +inf))
+struct PostOp {
+  enum class Kind : std::uint8_t { kNone, kRelu, kClamp };
+  Kind kind = Kind::kNone;
+  float lo = 0.0f, hi = 0.0f;  // kClamp only
+  static const PostOp kNone;
+  static const PostOp kRelu;
+  static constexpr PostOp clamp(float lo, float hi) { return PostOp{Kind::kClamp, lo, hi}; }
+  friend constexpr bool operator==(const PostOp& a, const PostOp& b) {
+    return a.kind == b.kind && (a.kind != Kind::kClamp || (a.lo == b.lo && a.hi == b.hi));
+  }
+};
+inline constexpr PostOp PostOp::kNone{};
+inline constexpr PostOp PostOp::kRelu{PostOp::Kind::kRelu};
 
 // Quantize-dequantize in place. fake_quant_ref is the plain scalar definition; fake_quant is the
 // Highway-dispatched kernel and is bit-identical to it on every target (tested).

@@ -28,6 +28,11 @@ class Observer {
   virtual ~Observer() = default;
   // `index` is the position of the value in the list given to Executor::set_observed.
   virtual void observe(std::size_t index, Tensor& value) = 0;
+  // The observed value's only consumer is the activation `act` (Relu/Clip/LeakyRelu), which the
+  // executor fused behind the observer so both cost one pass over memory (docs/threading.md). The
+  // observer must leave act(what observe() would have left) in `value`. The default calls observe()
+  // and then applies `act` in a threaded pass; observers that rewrite the data fold it into theirs.
+  virtual void observe_then(std::size_t index, Tensor& value, const Activation& act, Context& ctx);
 };
 
 struct ValueMeta;

@@ -2,6 +2,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <numeric>
 
 #include "aciq/eval.hpp"
@@ -33,7 +34,18 @@ void TopK::add(const Tensor& logits, const std::vector<std::int64_t>& labels) {
   samples += static_cast<std::int64_t>(labels.size());
 }
 
-void FakeQuantObserver::observe(std::size_t index, Tensor& value) {
+void FakeQuantObserver::observe(std::size_t index, Tensor& value) { quantize(index, value, quant::PostOp::kNone); }
+
+void FakeQuantObserver::observe_then(std::size_t index, Tensor& value, const Activation& act, Context& ctx) {
+  const float inf = std::numeric_limits<float>::infinity();
+  switch (act.kind) {
+    case Activation::Kind::kRelu: return quantize(index, value, quant::PostOp::clamp(0.0f, inf));
+    case Activation::Kind::kClip: return quantize(index, value, quant::PostOp::clamp(act.lo, act.hi));
+    default: return runtime::Observer::observe_then(index, value, act, ctx);
+  }
+}
+
+void FakeQuantObserver::quantize(std::size_t index, Tensor& value, const quant::PostOp& post) {
   const auto& p = params_.at(index);
   auto data = value.f32();
   // Chunks are independent elementwise work; large tensors split across the pool.
@@ -42,7 +54,7 @@ void FakeQuantObserver::observe(std::size_t index, Tensor& value) {
   const std::int64_t chunks = (n + chunk - 1) / chunk;
   ctx_.pool->parallel_for(chunks, [&](std::int64_t b, std::int64_t e) {
     const std::int64_t lo = b * chunk, hi = std::min(n, e * chunk);
-    quant::fake_quant(data.subspan(static_cast<std::size_t>(lo), static_cast<std::size_t>(hi - lo)), p);
+    quant::fake_quant(data.subspan(static_cast<std::size_t>(lo), static_cast<std::size_t>(hi - lo)), p, post);
   });
 }
 

@@ -1,17 +1,20 @@
-// Elementwise activations a producer kernel can apply to its output (oneDNN post-ops or a scalar pass).
+// Elementwise activations a producer kernel applies to its output when oneDNN cannot fuse them.
 #pragma once
 
 #include <cstdint>
 
+#include "aciq/core.hpp"
+
 namespace aciq::kernels {
 
-struct Activation {
-  enum class Kind : std::uint8_t { kNone, kRelu, kClip, kLeakyRelu };
-  Kind kind = Kind::kNone;
-  float lo = 0.0f, hi = 0.0f, alpha = 0.0f;
-};
+using aciq::Activation;
 
-// Applies `act` in place; NaN passes through like the unfused operators.
-void apply_activation(const Activation& act, float* data, std::int64_t n);
+// Plain scalar definition (the oracle): NaN passes through like the unfused operators.
+void apply_activation_ref(const Activation& act, float* data, std::int64_t n);
+// The same results bit for bit, vectorizable loops split across the context's threads (tested
+// against apply_activation_ref). Used for every activation pass of the fast backend.
+void apply_activation(const Activation& act, float* data, std::int64_t n, Context& ctx);
+// dst = act(src); src == dst is allowed, partial overlap is not. kNone copies.
+void apply_activation(const Activation& act, const float* src, float* dst, std::int64_t n, Context& ctx);
 
 }  // namespace aciq::kernels

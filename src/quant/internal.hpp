@@ -21,4 +21,18 @@ void finish_stats(double n, float lo, float hi, double sum_abs, double mean0, do
 // The sample_stats result for samples holding NaN or Inf (shared so SIMD and reference agree exactly).
 void non_finite_stats(std::span<const float> x, SampleStats& out);
 
+// The post-op on one dequantized value; also the whole kernel for the identity grid, where NaN input
+// stays NaN (the unfused Relu/Clip operators keep NaN too).
+inline float apply_post_op(float v, const PostOp& post) {
+  switch (post.kind) {
+    case PostOp::Kind::kNone: return v;
+    case PostOp::Kind::kRelu: return v < 0.0f ? 0.0f : v;
+    case PostOp::Kind::kClamp:
+      if (v != v) return v;
+      v = post.lo < v ? v : post.lo;
+      return v < post.hi ? v : post.hi;
+  }
+  return v;
+}
+
 }  // namespace aciq::quant

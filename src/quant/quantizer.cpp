@@ -62,7 +62,7 @@ struct NoNoise {
   float operator()(std::size_t) const { return 0.0f; }
 };
 
-inline float post_op(float v, PostOp post) { return post == PostOp::kRelu && v < 0.0f ? 0.0f : v; }
+inline float post_op(float v, const PostOp& post) { return apply_post_op(v, post); }
 
 // SplitMix64 of (seed, index): a stateless counter-based generator so the noise of element i does not
 // depend on how the tensor was chunked. Returns u in [-0.5, 0.5) with 24 random bits (exact in float).

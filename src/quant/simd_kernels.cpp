@@ -21,10 +21,11 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 // One vector of the fake-quant formula; every op is an IEEE-exact lane operation, in the order of
-// fake_quant_ref, so lanes equal the scalar result bit for bit. Form and ReLU are template arguments
-// so the element loop carries no branches.
-template <GridForm kForm, bool kRelu, class D, class V = hn::Vec<D>>
-HWY_INLINE V QuantizeVec(D d, V x, V scale, V zp, V offset, V qmax) {
+// fake_quant_ref, so lanes equal the scalar result bit for bit. Form and post-op are template
+// arguments so the element loop carries no branches. The clamp post-op never sees NaN here (the
+// quantizer maps NaN to qmax), so compare+select gives exactly apply_post_op's result.
+template <GridForm kForm, PostOp::Kind kPost, class D, class V = hn::Vec<D>>
+HWY_INLINE V QuantizeVec(D d, V x, V scale, V zp, V offset, V qmax, V lo, V hi) {
   const V zero = hn::Zero(d);
   V q = kForm == GridForm::kZeroPoint ? hn::Add(hn::Div(x, scale), zp) : hn::Div(hn::Sub(x, offset), scale);
   // Compare+select rather than Min/Max: the NaN and -0 behaviour is then defined on every target and
@@ -36,45 +37,53 @@ HWY_INLINE V QuantizeVec(D d, V x, V scale, V zp, V offset, V qmax) {
   const V t = hn::Trunc(q);
   q = hn::Add(t, hn::IfThenElseZero(hn::Ge(hn::Sub(q, t), hn::Set(d, 0.5f)), hn::Set(d, 1.0f)));
   V out = kForm == GridForm::kZeroPoint ? hn::Mul(hn::Sub(q, zp), scale) : hn::Add(hn::Mul(q, scale), offset);
-  if constexpr (kRelu) out = hn::IfThenElse(hn::Lt(out, zero), zero, out);
+  if constexpr (kPost == PostOp::Kind::kRelu) out = hn::IfThenElse(hn::Lt(out, zero), zero, out);
+  if constexpr (kPost == PostOp::Kind::kClamp) {
+    out = hn::IfThenElse(hn::Lt(lo, out), out, lo);
+    out = hn::IfThenElse(hn::Lt(out, hi), out, hi);
+  }
   return out;
 }
 
-template <GridForm kForm, bool kRelu>
-void FakeQuantLoop(float* HWY_RESTRICT x, std::size_t n, const AffineQuantParams& p) {
+template <GridForm kForm, PostOp::Kind kPost>
+void FakeQuantLoop(float* HWY_RESTRICT x, std::size_t n, const AffineQuantParams& p, const PostOp& post) {
   const hn::ScalableTag<float> d;
   const std::size_t lanes = hn::Lanes(d);
   const auto scale = hn::Set(d, p.scale), zp = hn::Set(d, p.zero_point), offset = hn::Set(d, p.offset),
-             qmax = hn::Set(d, p.qmax);
+             qmax = hn::Set(d, p.qmax), lo = hn::Set(d, post.lo), hi = hn::Set(d, post.hi);
   std::size_t i = 0;
   for (; i + lanes <= n; i += lanes) {
-    hn::StoreU(QuantizeVec<kForm, kRelu>(d, hn::LoadU(d, x + i), scale, zp, offset, qmax), d, x + i);
+    hn::StoreU(QuantizeVec<kForm, kPost>(d, hn::LoadU(d, x + i), scale, zp, offset, qmax, lo, hi), d, x + i);
   }
   if (i < n) {
     // The remainder goes through the same vector code via a padded copy, so there is no second
     // (scalar) formula to keep in sync.
     HWY_ALIGN float buf[hn::MaxLanes(d)] = {};
     std::memcpy(buf, x + i, (n - i) * sizeof(float));
-    hn::Store(QuantizeVec<kForm, kRelu>(d, hn::Load(d, buf), scale, zp, offset, qmax), d, buf);
+    hn::Store(QuantizeVec<kForm, kPost>(d, hn::Load(d, buf), scale, zp, offset, qmax, lo, hi), d, buf);
     std::memcpy(x + i, buf, (n - i) * sizeof(float));
   }
 }
 
+template <GridForm kForm>
+void FakeQuantForm(float* HWY_RESTRICT x, std::size_t n, const AffineQuantParams& p, const PostOp& post) {
+  switch (post.kind) {
+    case PostOp::Kind::kNone: return FakeQuantLoop<kForm, PostOp::Kind::kNone>(x, n, p, post);
+    case PostOp::Kind::kRelu: return FakeQuantLoop<kForm, PostOp::Kind::kRelu>(x, n, p, post);
+    case PostOp::Kind::kClamp: return FakeQuantLoop<kForm, PostOp::Kind::kClamp>(x, n, p, post);
+  }
+}
+
 void FakeQuantImpl(float* HWY_RESTRICT x, std::size_t n, const AffineQuantParams& p, PostOp post) {
-  const bool relu = post == PostOp::kRelu;
   switch (p.form) {
     case GridForm::kIdentity:
-      // ReLU alone keeps NaN (x < 0 is false), like the reference.
-      if (relu) {
-        for (std::size_t i = 0; i < n; ++i) x[i] = x[i] < 0.0f ? 0.0f : x[i];
+      // Nothing to quantize; the post-op alone keeps NaN, like the reference.
+      if (post.kind != PostOp::Kind::kNone) {
+        for (std::size_t i = 0; i < n; ++i) x[i] = apply_post_op(x[i], post);
       }
       return;
-    case GridForm::kZeroPoint:
-      return relu ? FakeQuantLoop<GridForm::kZeroPoint, true>(x, n, p)
-                  : FakeQuantLoop<GridForm::kZeroPoint, false>(x, n, p);
-    case GridForm::kOffset:
-      return relu ? FakeQuantLoop<GridForm::kOffset, true>(x, n, p)
-                  : FakeQuantLoop<GridForm::kOffset, false>(x, n, p);
+    case GridForm::kZeroPoint: return FakeQuantForm<GridForm::kZeroPoint>(x, n, p, post);
+    case GridForm::kOffset: return FakeQuantForm<GridForm::kOffset>(x, n, p, post);
   }
 }
 

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "aciq/runtime.hpp"
+#include "kernels/activation.hpp"
 #include "runtime/ops_common.hpp"
 
 namespace aciq::runtime {
@@ -34,6 +35,12 @@ struct Executor::Plan {
     Op* op = nullptr;
     std::vector<int> in, out;  // slot indices; -1 for omitted optional inputs/outputs
     std::vector<std::pair<int, std::size_t>> observe;  // (slot, observed index)
+    // An activation fused behind the observers: observe_then(observed output, post) replaces a
+    // separate activation step. Only set when exactly one observed output feeds it.
+    Activation post;
+    std::size_t post_index = 0;
+    int post_slot = -1;
+    std::vector<std::pair<int, std::size_t>> observe_after_post;  // observers of the activated value
   };
   std::vector<Step> steps;
   std::vector<Tensor> slots;
@@ -217,8 +224,29 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
     if (options_.backend == Backend::kFast && is_activation(node.op_type) && in_slots[0] >= 0) {
       const std::string& src = node.inputs[0];
       auto ps = producer_step.find(src);
-      if (ps != producer_step.end() && g.consumers(src).size() == 1 && !graph_outputs.count(src) &&
-          !observed_index.count(src)) {
+      const bool sole_consumer = ps != producer_step.end() && g.consumers(src).size() == 1 && !graph_outputs.count(src);
+      auto src_observed = observed_index.find(src);
+      if (sole_consumer && src_observed != observed_index.end()) {
+        // The raw value is observed (fake quantization, statistics): the producer cannot apply the
+        // activation, but the observer can, in the same pass (Observer::observe_then).
+        Plan::Step& producer = p.steps[ps->second];
+        auto act = activation_of(node, in_metas);
+        const bool single_observed =
+            producer.observe.size() == 1 && producer.observe[0] == std::pair{in_slots[0], src_observed->second};
+        if (act && single_observed && producer.post.kind == Activation::Kind::kNone) {
+          producer.post = *act;
+          producer.post_index = src_observed->second;
+          producer.post_slot = in_slots[0];
+          producer.observe.clear();
+          p.slot_of[node.outputs[0]] = in_slots[0];
+          producer_step[node.outputs[0]] = ps->second;
+          if (auto ob = observed_index.find(node.outputs[0]); ob != observed_index.end()) {
+            producer.observe_after_post.emplace_back(in_slots[0], ob->second);
+          }
+          continue;
+        }
+      }
+      if (sole_consumer && src_observed == observed_index.end()) {
         auto act = activation_of(node, in_metas);
         if (act && p.steps[ps->second].op->fuse_activation(*act)) {
           p.slot_of[node.outputs[0]] = in_slots[0];
@@ -365,6 +393,11 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
   return *it->second;
 }
 
+void Observer::observe_then(std::size_t index, Tensor& value, const Activation& act, Context& ctx) {
+  observe(index, value);
+  kernels::apply_activation(act, value.data<float>(), value.numel(), ctx);
+}
+
 std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Observer* observer) {
   Plan& p = plan_for(inputs);
   for (std::size_t i = 0; i < inputs.size(); ++i) {
@@ -390,7 +423,17 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Observer* o
     } catch (const std::exception& e) {
       fail(graph_.source + ": " + step.op->node().describe() + ": " + e.what());
     }
-    if (observer) {
+    if (step.post.kind != Activation::Kind::kNone) {
+      Tensor& value = p.slots[step.post_slot];
+      if (observer) {
+        observer->observe_then(step.post_index, value, step.post, ctx_);
+      } else {
+        kernels::apply_activation(step.post, value.data<float>(), value.numel(), ctx_);
+      }
+      if (observer) {
+        for (auto [slot, index] : step.observe_after_post) observer->observe(index, p.slots[slot]);
+      }
+    } else if (observer) {
       for (auto [slot, index] : step.observe) observer->observe(index, p.slots[slot]);
     }
   }

@@ -135,7 +135,7 @@ class ConvOp : public Op {
     }
     const float* bias = node_.has_input(2) ? in[2]->data<float>() : nullptr;
     ref::conv2d(shape_, geo_.win, in[0]->data<float>(), in[1]->data<float>(), bias, out[0]->data<float>());
-    kernels::apply_activation(act_, out[0]->data<float>(), out[0]->numel());
+    kernels::apply_activation_ref(act_, out[0]->data<float>(), out[0]->numel());
   }
 
  private:
@@ -269,7 +269,7 @@ class BatchNormOp : public Op {
 
 class UnaryOp : public Op {
  public:
-  using Op::Op;
+  UnaryOp(const graph::Node& n, std::int64_t opset, Backend b) : Op(n, opset), backend_(b) {}
   LayoutRule layout_rule(const std::vector<ValueMeta>&, const std::vector<ValueMeta>&) const override {
     return LayoutRule::kSame;  // elementwise: any memory order works
   }
@@ -277,8 +277,24 @@ class UnaryOp : public Op {
     require_f32(*this, in, 1);
     return {ValueMeta{DType::kFloat32, in.at(0).shape, nullptr}};
   }
-  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+  void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const std::string& t = node_.op_type;
+    if (backend_ == Backend::kFast && (t == "Relu" || t == "Clip" || t == "LeakyRelu")) {
+      // Activations the producer could not absorb: one threaded pass (same bits as ref::unary).
+      Activation act;
+      if (t == "Relu") {
+        act.kind = Activation::Kind::kRelu;
+      } else if (t == "LeakyRelu") {
+        act.kind = Activation::Kind::kLeakyRelu;
+        act.alpha = node_.get_float("alpha", 0.01f);
+      } else {
+        act.kind = Activation::Kind::kClip;
+        std::tie(act.lo, act.hi) =
+            clip_bounds(node_, opset_, in.size() > 1 ? in[1] : nullptr, in.size() > 2 ? in[2] : nullptr);
+      }
+      kernels::apply_activation(act, in[0]->data<float>(), out[0]->data<float>(), in[0]->numel(), ctx);
+      return;
+    }
     ref::UnaryParams p;
     ref::UnaryOp op = ref::UnaryOp::kRelu;
     if (t == "Relu") {
@@ -309,7 +325,20 @@ class UnaryOp : public Op {
     auto scalar = [](const Tensor* t, float fallback) { return t && t->numel() > 0 ? t->to_f32().data<float>()[0] : fallback; };
     return {scalar(n.has_input(1) ? lo : nullptr, -inf), scalar(n.has_input(2) ? hi : nullptr, inf)};
   }
+
+ private:
+  Backend backend_;
 };
+
+void binary_same_shape(ref::BinaryOp op, const float* __restrict a, const float* __restrict b, float* y, std::int64_t lo,
+                       std::int64_t hi) {
+  switch (op) {
+    case ref::BinaryOp::kAdd: for (std::int64_t i = lo; i < hi; ++i) y[i] = a[i] + b[i]; break;
+    case ref::BinaryOp::kSub: for (std::int64_t i = lo; i < hi; ++i) y[i] = a[i] - b[i]; break;
+    case ref::BinaryOp::kMul: for (std::int64_t i = lo; i < hi; ++i) y[i] = a[i] * b[i]; break;
+    case ref::BinaryOp::kDiv: for (std::int64_t i = lo; i < hi; ++i) y[i] = a[i] / b[i]; break;
+  }
+}
 
 class BinaryOp : public Op {
  public:
@@ -328,23 +357,27 @@ class BinaryOp : public Op {
     act_ = act;
     return true;
   }
-  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+  void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const auto op = kind();
     if (backend_ == Backend::kFast && in[0]->dtype() == DType::kFloat32 && in[0]->shape() == in[1]->shape()) {
+      // Same-shape float operands (residual adds): one threaded pass with the fused activation, in
+      // chunks small enough that the activation reads what the arithmetic just wrote from cache.
       const float* a = in[0]->data<float>();
       const float* b = in[1]->data<float>();
       float* y = out[0]->data<float>();
       const std::int64_t n = out[0]->numel();
-      switch (op) {
-        case ref::BinaryOp::kAdd: for (std::int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i]; break;
-        case ref::BinaryOp::kSub: for (std::int64_t i = 0; i < n; ++i) y[i] = a[i] - b[i]; break;
-        case ref::BinaryOp::kMul: for (std::int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i]; break;
-        case ref::BinaryOp::kDiv: for (std::int64_t i = 0; i < n; ++i) y[i] = a[i] / b[i]; break;
-      }
-    } else {
-      copy_into(*out[0], ref::binary(op, *in[0], *in[1]), *this);
+      constexpr std::int64_t kChunk = 1 << 14;
+      ctx.pool->parallel_for((n + kChunk - 1) / kChunk, [&](std::int64_t cb, std::int64_t ce) {
+        for (std::int64_t lo = cb * kChunk; lo < std::min(n, ce * kChunk); lo += kChunk) {
+          const std::int64_t hi = std::min(n, lo + kChunk);
+          binary_same_shape(op, a, b, y, lo, hi);
+          kernels::apply_activation_ref(act_, y + lo, hi - lo);
+        }
+      });
+      return;
     }
-    if (act_.kind != Activation::Kind::kNone) kernels::apply_activation(act_, out[0]->data<float>(), out[0]->numel());
+    copy_into(*out[0], ref::binary(op, *in[0], *in[1]), *this);
+    kernels::apply_activation_ref(act_, out[0]->data<float>(), out[0]->numel());
   }
 
  private:
@@ -382,7 +415,7 @@ class GemmOp : public Op {
     act_ = act;
     return true;
   }
-  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+  void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const float alpha = node_.get_float("alpha", 1.0f), beta = node_.get_float("beta", 1.0f);
     const Tensor* c = node_.has_input(2) ? in[2] : nullptr;
     float* y = out[0]->data<float>();
@@ -397,7 +430,11 @@ class GemmOp : public Op {
     } else {
       ref::gemm(m_, n_, k_, ta_, tb_, alpha, beta, in[0]->data<float>(), in[1]->data<float>(), c, y);
     }
-    kernels::apply_activation(act_, y, out[0]->numel());
+    if (backend_ == Backend::kFast) {
+      kernels::apply_activation(act_, y, out[0]->numel(), ctx);
+    } else {
+      kernels::apply_activation_ref(act_, y, out[0]->numel());
+    }
   }
 
  private:
@@ -480,7 +517,7 @@ std::unique_ptr<Op> make_compute_op(const graph::Node& n, std::int64_t opset, Ba
   if (t == "GlobalAveragePool" || t == "GlobalMaxPool") return std::make_unique<GlobalPoolOp>(n, opset, backend);
   if (t == "BatchNormalization") return std::make_unique<BatchNormOp>(n, opset);
   if (t == "Relu" || t == "Sigmoid" || t == "HardSigmoid" || t == "HardSwish" || t == "LeakyRelu" || t == "Clip") {
-    return std::make_unique<UnaryOp>(n, opset);
+    return std::make_unique<UnaryOp>(n, opset, backend);
   }
   if (t == "Add" || t == "Sub" || t == "Mul" || t == "Div") return std::make_unique<BinaryOp>(n, opset, backend);
   if (t == "Gemm") return std::make_unique<GemmOp>(n, opset, backend);

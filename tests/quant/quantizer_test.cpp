@@ -205,8 +205,9 @@ TEST(Quantizer, SymmetricAndMidriseGrids) {
 TEST(Quantizer, SimdMatchesReferenceBitExact) {
   for (const auto& c : param_cases()) {
     for (const std::size_t n : {std::size_t{1}, std::size_t{13}, std::size_t{127}, std::size_t{1000003}}) {
-      for (const PostOp post : {PostOp::kNone, PostOp::kRelu}) {
-        SCOPED_TRACE(c.name + " n=" + std::to_string(n) + " relu=" + std::to_string(post == PostOp::kRelu) +
+      for (const PostOp post : {PostOp::kNone, PostOp::kRelu, PostOp::clamp(0.0f, 6.0f), PostOp::clamp(-0.5f, 0.25f)}) {
+        SCOPED_TRACE(c.name + " n=" + std::to_string(n) + " post=" + std::to_string(static_cast<int>(post.kind)) +
+                     " [" + std::to_string(post.lo) + "," + std::to_string(post.hi) + "]" +
                      " seed=" + std::to_string(kSeed) + " target=" + std::string(simd_target_name()));
         const std::vector<float> x = test_input(n, kSeed + n, c.lo, c.hi, c.p.scale);
         const std::vector<float> ref = quantize_ref(x, c.p, post);
@@ -263,6 +264,24 @@ TEST(Quantizer, FusedReluEqualsQuantizeThenRelu) {
     std::vector<float> want = quantize_ref(x, c.p);
     for (float& v : want) v = v < 0.0f ? 0.0f : v;
     EXPECT_EQ(first_bit_difference(quantize_simd(x, c.p, PostOp::kRelu), want), -1) << c.name;
+  }
+}
+
+// The executor fuses a Relu/Clip that consumes a quantized value into the quantizer's pass
+// (docs/threading.md); the result must equal quantizing and then running the Clip operator's formula
+// (std::min(hi, std::max(lo, v)), kernels/reference), including NaN passing through an identity grid.
+TEST(Quantizer, FusedClampEqualsQuantizeThenClip) {
+  const float inf = std::numeric_limits<float>::infinity();
+  for (const auto& c : param_cases()) {
+    for (const auto& [lo, hi] : {std::pair{0.0f, 6.0f}, {0.0f, inf}, {-1.0f, 0.5f}, {-inf, 0.0f}}) {
+      const std::vector<float> x = test_input(1001, kSeed, c.lo, c.hi, c.p.scale);
+      std::vector<float> want = quantize_ref(x, c.p);
+      for (float& v : want) {
+        if (!std::isnan(v)) v = std::min(hi, std::max(lo, v));
+      }
+      EXPECT_EQ(first_bit_difference(quantize_simd(x, c.p, PostOp::clamp(lo, hi)), want), -1) << c.name;
+      EXPECT_EQ(first_bit_difference(quantize_ref(x, c.p, PostOp::clamp(lo, hi)), want), -1) << c.name;
+    }
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include "../onnx/model_builder.hpp"
 #include "aciq/onnx.hpp"
+#include "aciq/eval.hpp"
 #include "aciq/runtime.hpp"
 
 namespace aciq::testing {
@@ -131,6 +132,42 @@ TEST(Executor, ObserverModificationsPropagate) {
   obs2.zero = true;
   const auto yr = r.run({x}, &obs2).at(0);
   for (std::int64_t i = 0; i < y.numel(); ++i) EXPECT_NEAR(y.f32()[i], yr.f32()[i], 1e-4);
+}
+
+// Fake quantization through observe() only: the executor then applies the fused activation in a
+// separate pass (Observer's default observe_then).
+class UnfusedFakeQuant : public runtime::Observer {
+ public:
+  explicit UnfusedFakeQuant(std::vector<quant::AffineQuantParams> p) : params(std::move(p)) {}
+  void observe(std::size_t index, Tensor& value) override { quant::fake_quant_ref(value.f32(), params.at(index)); }
+  std::vector<quant::AffineQuantParams> params;
+};
+
+// An observed conv output followed by Relu/ReLU6 is quantized and activated in one pass
+// (FakeQuantObserver::observe_then); the logits must equal quantizing and then activating, bit for bit,
+// also when the activated value is observed as well (r1).
+TEST(Executor, FusedQuantActivationEqualsSeparatePasses) {
+  const auto g = onnx_import::load_model_from_bytes(blocked_cnn_bytes(), "blocked.onnx");
+  Context ctx(2);
+  const std::vector<std::string> points{"c1", "d", "c3", "r1"};
+  std::vector<quant::AffineQuantParams> params;
+  for (float hi : {0.5f, 0.8f, 1.2f, 0.9f}) params.push_back(quant::affine_params(-hi, hi, 3));
+  Tensor x = Tensor::from_f32({3, 3, 12, 12}, random_values(3 * 432, 9));
+  runtime::Executor fused(g, ctx, {});
+  fused.set_observed(points);
+  eval::FakeQuantObserver fq(params, ctx);
+  const auto a = fused.run({x}, &fq).at(0);
+  runtime::Executor plain(g, ctx, {});
+  plain.set_observed(points);
+  UnfusedFakeQuant unfused(params);
+  const auto b = plain.run({x}, &unfused).at(0);
+  ASSERT_EQ(a.numel(), b.numel());
+  for (std::int64_t i = 0; i < a.numel(); ++i) EXPECT_EQ(a.f32()[i], b.f32()[i]) << i;
+  // And the quantization changed something (the test would be vacuous otherwise).
+  const auto c = plain.run({x}).at(0);
+  double diff = 0;
+  for (std::int64_t i = 0; i < a.numel(); ++i) diff += std::fabs(a.f32()[i] - c.f32()[i]);
+  EXPECT_GT(diff, 1e-3);
 }
 
 TEST(Executor, RepeatedRunsAreIdentical) {
