@@ -4,10 +4,12 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "aciq/core.hpp"
+#include "aciq/quant.hpp"
 
 namespace aciq::calib {
 
@@ -72,6 +74,9 @@ class Accumulator {
   // `batch` is [N, ...]; each of its N rows (C*H*W elements) is one sample. Rows are reduced in
   // parallel on the context's pool, then added in order.
   void add_batch(std::size_t point, const Tensor& batch, Context& ctx);
+  // Adds statistics already reduced per sample (in sample order), e.g. by an observer that fuses the
+  // reduction with other per-sample work; `sample_numel` is the element count of one sample.
+  void add_samples(std::size_t point, std::int64_t sample_numel, std::span<const quant::SampleStats> rows);
   [[nodiscard]] const std::vector<PointStats>& points() const { return points_; }
 
  private:

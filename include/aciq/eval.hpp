@@ -30,6 +30,9 @@ class CollectObserver : public runtime::Observer {
  public:
   CollectObserver(std::vector<std::string> points, Context& ctx) : acc_(std::move(points)), ctx_(ctx) {}
   void observe(std::size_t index, Tensor& value) override { acc_.add_batch(index, value, ctx_); }
+  // Raw statistics, activation and activated statistics per sample while it is in cache.
+  void observe_activation(std::size_t index, Tensor& value, const Activation& act, std::size_t activated_index,
+                          Context& ctx) override;
   [[nodiscard]] const calib::Accumulator& accumulator() const { return acc_; }
 
  private:
@@ -43,7 +46,8 @@ class FakeQuantObserver : public runtime::Observer {
   FakeQuantObserver(std::vector<quant::AffineQuantParams> params, Context& ctx) : params_(std::move(params)), ctx_(ctx) {}
   void observe(std::size_t index, Tensor& value) override;
   // Relu and Clip fold into the quantizer's pass (quant::PostOp clamp), bit-identical to running them after.
-  void observe_then(std::size_t index, Tensor& value, const Activation& act, Context& ctx) override;
+  void observe_activation(std::size_t index, Tensor& value, const Activation& act, std::size_t activated_index,
+                          Context& ctx) override;
 
  private:
   void quantize(std::size_t index, Tensor& value, const quant::PostOp& post);

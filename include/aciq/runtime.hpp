@@ -28,11 +28,15 @@ class Observer {
   virtual ~Observer() = default;
   // `index` is the position of the value in the list given to Executor::set_observed.
   virtual void observe(std::size_t index, Tensor& value) = 0;
+  static constexpr std::size_t kNotObserved = static_cast<std::size_t>(-1);
   // The observed value's only consumer is the activation `act` (Relu/Clip/LeakyRelu), which the
-  // executor fused behind the observer so both cost one pass over memory (docs/threading.md). The
-  // observer must leave act(what observe() would have left) in `value`. The default calls observe()
-  // and then applies `act` in a threaded pass; observers that rewrite the data fold it into theirs.
-  virtual void observe_then(std::size_t index, Tensor& value, const Activation& act, Context& ctx);
+  // executor fused behind the observer so the pair costs one pass over memory (docs/threading.md).
+  // The observer must leave act(what observe() would have left) in `value`, and, unless
+  // `activated_index` is kNotObserved, also observe that activated value as `activated_index`.
+  // The default does exactly that in three steps: observe(index), a threaded activation pass,
+  // observe(activated_index). Observers fold the steps into fewer passes where they can.
+  virtual void observe_activation(std::size_t index, Tensor& value, const Activation& act,
+                                  std::size_t activated_index, Context& ctx);
 };
 
 struct ValueMeta;

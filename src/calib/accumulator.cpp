@@ -15,15 +15,9 @@ Accumulator::Accumulator(std::vector<std::string> point_names) {
 }
 
 void Accumulator::add_batch(std::size_t point, const Tensor& batch, Context& ctx) {
-  PointStats& p = points_.at(point);
   if (batch.rank() < 1 || batch.dim(0) == 0) return;
   const std::int64_t n = batch.dim(0);
   const std::int64_t row = batch.numel() / n;
-  if (p.sample_numel == 0) p.sample_numel = row;
-  if (p.sample_numel != row) {
-    fail("statistics point '" + p.name + "': sample size changed from " + std::to_string(p.sample_numel) + " to " +
-         std::to_string(row));
-  }
   std::vector<quant::SampleStats> rows(static_cast<std::size_t>(n));
   const float* data = batch.data<float>();
   ctx.pool->parallel_for(n, [&](std::int64_t b, std::int64_t e) {
@@ -31,7 +25,17 @@ void Accumulator::add_batch(std::size_t point, const Tensor& batch, Context& ctx
       quant::sample_stats(std::span<const float>(data + i * row, static_cast<std::size_t>(row)), rows[i]);
     }
   });
-  for (std::int64_t i = 0; i < n; ++i) {
+  add_samples(point, row, rows);
+}
+
+void Accumulator::add_samples(std::size_t point, std::int64_t row, std::span<const quant::SampleStats> rows) {
+  PointStats& p = points_.at(point);
+  if (p.sample_numel == 0) p.sample_numel = row;
+  if (p.sample_numel != row) {
+    fail("statistics point '" + p.name + "': sample size changed from " + std::to_string(p.sample_numel) + " to " +
+         std::to_string(row));
+  }
+  for (std::size_t i = 0; i < rows.size(); ++i) {
     const auto& s = rows[i];
     if (!std::isfinite(s.min) || !std::isfinite(s.max)) {
       fail("statistics point '" + p.name + "': sample " + std::to_string(i) +

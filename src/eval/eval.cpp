@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "aciq/eval.hpp"
+#include "kernels/activation.hpp"
 
 namespace aciq::eval {
 
@@ -36,13 +37,46 @@ void TopK::add(const Tensor& logits, const std::vector<std::int64_t>& labels) {
 
 void FakeQuantObserver::observe(std::size_t index, Tensor& value) { quantize(index, value, quant::PostOp::kNone); }
 
-void FakeQuantObserver::observe_then(std::size_t index, Tensor& value, const Activation& act, Context& ctx) {
+void FakeQuantObserver::observe_activation(std::size_t index, Tensor& value, const Activation& act,
+                                           std::size_t activated_index, Context& ctx) {
   const float inf = std::numeric_limits<float>::infinity();
-  switch (act.kind) {
-    case Activation::Kind::kRelu: return quantize(index, value, quant::PostOp::clamp(0.0f, inf));
-    case Activation::Kind::kClip: return quantize(index, value, quant::PostOp::clamp(act.lo, act.hi));
-    default: return runtime::Observer::observe_then(index, value, act, ctx);
+  if (act.kind == Activation::Kind::kRelu) {
+    quantize(index, value, quant::PostOp::clamp(0.0f, inf));
+  } else if (act.kind == Activation::Kind::kClip) {
+    quantize(index, value, quant::PostOp::clamp(act.lo, act.hi));
+  } else {
+    return runtime::Observer::observe_activation(index, value, act, activated_index, ctx);
   }
+  if (activated_index != kNotObserved) observe(activated_index, value);
+}
+
+void CollectObserver::observe_activation(std::size_t index, Tensor& value, const Activation& act,
+                                         std::size_t activated_index, Context& ctx) {
+  // Per sample, while it is in cache: statistics of the raw value, the activation in place, then
+  // statistics of the activated value. One trip through memory instead of three.
+  if (value.rank() < 1 || value.dim(0) == 0) return;
+  const std::int64_t n = value.dim(0);
+  const std::int64_t row = value.numel() / n;
+  std::vector<quant::SampleStats> raw(static_cast<std::size_t>(n)), activated(activated_index != kNotObserved ? n : 0);
+  float* data = value.data<float>();
+  // Relu and Clip are clamps: sample_stats_clamped does all three steps in two passes.
+  const bool clamp = act.kind == Activation::Kind::kRelu || act.kind == Activation::Kind::kClip;
+  const float lo = act.kind == Activation::Kind::kRelu ? 0.0f : act.lo;
+  const float hi = act.kind == Activation::Kind::kRelu ? std::numeric_limits<float>::infinity() : act.hi;
+  ctx.pool->parallel_for(n, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) {
+      const std::span<float> sample(data + i * row, static_cast<std::size_t>(row));
+      if (clamp && !activated.empty()) {
+        quant::sample_stats_clamped(sample, lo, hi, raw[i], activated[i]);
+        continue;
+      }
+      quant::sample_stats(sample, raw[i]);
+      kernels::apply_activation_serial(act, sample.data(), static_cast<std::int64_t>(sample.size()));
+      if (!activated.empty()) quant::sample_stats(sample, activated[i]);
+    }
+  });
+  acc_.add_samples(index, row, raw);
+  if (!activated.empty()) acc_.add_samples(activated_index, row, activated);
 }
 
 void FakeQuantObserver::quantize(std::size_t index, Tensor& value, const quant::PostOp& post) {

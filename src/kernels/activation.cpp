@@ -73,6 +73,8 @@ void apply_activation(const Activation& act, const float* src, float* dst, std::
   });
 }
 
+void apply_activation_serial(const Activation& act, float* data, std::int64_t n) { activation_chunk(act, data, data, n); }
+
 void apply_activation(const Activation& act, float* data, std::int64_t n, Context& ctx) {
   apply_activation(act, data, data, n, ctx);
 }

@@ -1,6 +1,7 @@
 // Highway kernels for fake_quant and sample_stats, compiled once per SIMD target and picked at run time.
 // Compiled with -ffp-contract=off (src/quant/CMakeLists.txt): a fused multiply-add on AVX2 but not on SSE4
 // would break bit-identity with the scalar reference and between targets.
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -87,89 +88,236 @@ void FakeQuantImpl(float* HWY_RESTRICT x, std::size_t n, const AffineQuantParams
   }
 }
 
-// Sums in kStripe fixed double lanes: element i always lands in lane i % kStripe whatever the vector
-// width, and the lanes are added in a fixed tree, so every target produces the same bits.
-constexpr std::size_t kStripe = 8;
+// Per-sample statistics in float SIMD with double block totals (docs/quantizer.md, "Statistics").
+// Element i always lands in float lane i % kStripe whatever the vector width, each block of kBlock
+// elements is flushed into double lane totals in lane order, and the lanes are added in a fixed tree,
+// so every target produces the same bits. Float arithmetic doubles the lanes per instruction and
+// removes the float->double conversions of an all-double kernel: collect on MobileNetV2 spends most of
+// its extra time here. Relative error stays ~1e-7 (kSampleStatsTolerance): float partial sums never
+// run longer than kBlock / kStripe terms, and pass 2 works on deviations scaled by a power of two
+// (exact), so neither d^4 overflow nor underflow can occur for finite data.
+constexpr std::size_t kStripe = 32;
+constexpr std::size_t kBlock = 2048;
 
 HWY_INLINE double TreeSum(const double* l) {
-  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+  double t[kStripe];
+  for (std::size_t i = 0; i < kStripe; ++i) t[i] = l[i];
+  for (std::size_t w = kStripe / 2; w >= 1; w /= 2) {
+    for (std::size_t i = 0; i < w; ++i) t[i] = t[2 * i] + t[2 * i + 1];
+  }
+  return t[0];
+}
+
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE void FlushLanes(D d, const V* v, std::size_t vecs, double* lanes) {
+  HWY_ALIGN float tmp[kStripe];
+  for (std::size_t k = 0; k < vecs; ++k) hn::Store(v[k], d, tmp + k * hn::Lanes(d));
+  for (std::size_t i = 0; i < kStripe; ++i) lanes[i] += static_cast<double>(tmp[i]);
+}
+
+// Lane totals of pass 1 (min, max, sum x, sum |x|).
+struct Pass1 {
+  double sum[kStripe] = {}, abs[kStripe] = {};
+  float lo = 0.0f, hi = 0.0f;
+};
+// Lane totals of pass 2 (sums of d, |d|, d^2, d^3, d^4).
+struct Pass2 {
+  double s1[kStripe] = {}, sa[kStripe] = {}, s2[kStripe] = {}, s3[kStripe] = {}, s4[kStripe] = {};
+};
+// Where pass 2 centres and scales: d = (x - centre) * down, down = 2^-k.
+struct Centre {
+  float centre = 0.0f, down = 1.0f;
+  int k = 0;
+};
+
+using DF = hn::CappedTag<float, kStripe>;
+using VF = hn::Vec<DF>;
+constexpr std::size_t kLanes = hn::MaxLanes(DF());
+static_assert(kStripe % kLanes == 0, "the stripe must be a whole number of vectors");
+constexpr std::size_t kVecs = kStripe / kLanes;
+
+// Pass-1 accumulators of one block; `Add` takes one vector of data, `Flush` moves the block into
+// the double lane totals. Shared by the plain and the fused (activation) kernels so both produce the
+// same bits.
+struct Pass1Block {
+  VF sum[kVecs], sum_abs[kVecs];
+  HWY_INLINE void Reset(DF d) {
+    for (std::size_t k = 0; k < kVecs; ++k) sum[k] = sum_abs[k] = hn::Zero(d);
+  }
+  HWY_INLINE void Add(std::size_t k, VF v) {
+    sum[k] = hn::Add(sum[k], v);
+    sum_abs[k] = hn::Add(sum_abs[k], hn::Abs(v));
+  }
+  HWY_INLINE void Flush(DF d, Pass1& p) {
+    FlushLanes(d, sum, kVecs, p.sum);
+    FlushLanes(d, sum_abs, kVecs, p.abs);
+  }
+};
+
+HWY_INLINE void Pass1Tail(const float* x, std::size_t begin, std::size_t n, Pass1& p) {
+  for (std::size_t i = begin; i < n; ++i) {
+    p.sum[i % kStripe] += static_cast<double>(x[i]);
+    p.abs[i % kStripe] += std::abs(static_cast<double>(x[i]));
+    p.lo = x[i] < p.lo ? x[i] : p.lo;
+    p.hi = x[i] > p.hi ? x[i] : p.hi;
+  }
+}
+
+Pass1 RunPass1(const float* HWY_RESTRICT x, std::size_t n) {
+  const DF df;
+  const std::size_t stripes_end = n - n % kStripe;
+  Pass1 p;
+  VF vmin = hn::Set(df, x[0]), vmax = vmin;
+  Pass1Block blk;
+  for (std::size_t b = 0; b < stripes_end; b += kBlock) {
+    const std::size_t e = std::min(stripes_end, b + kBlock);
+    blk.Reset(df);
+    for (std::size_t i = b; i < e; i += kStripe) {
+      for (std::size_t k = 0; k < kVecs; ++k) {
+        const VF v = hn::LoadU(df, x + i + k * kLanes);
+        vmin = hn::Min(vmin, v);
+        vmax = hn::Max(vmax, v);
+        blk.Add(k, v);
+      }
+    }
+    blk.Flush(df, p);
+  }
+  p.lo = hn::GetLane(hn::MinOfLanes(df, vmin));
+  p.hi = hn::GetLane(hn::MaxOfLanes(df, vmax));
+  Pass1Tail(x, stripes_end, n, p);
+  return p;
+}
+
+// The centre and scale of pass 2, or false when pass 1 saw NaN/Inf or a float partial overflowed
+// (the caller then uses the all-double reference).
+bool MakeCentre(const Pass1& p, std::size_t n, Centre& c) {
+  const double total = TreeSum(p.sum);
+  if (!std::isfinite(total) || !std::isfinite(p.lo) || !std::isfinite(p.hi)) return false;
+  // The centre is the first-pass mean rounded to float, so x - centre is one float subtraction;
+  // finish_stats corrects the mean with the centred sum s1, as in the reference.
+  c.centre = static_cast<float>(total / static_cast<double>(n));
+  if (!std::isfinite(c.centre)) return false;
+  // Deviations are scaled by 2^-k into [-2, 2): exact, and d^4 stays far from float's limits.
+  const float reach = std::max(std::abs(p.hi - c.centre), std::abs(p.lo - c.centre));
+  if (!std::isfinite(reach)) return false;
+  c.k = reach > 0.0f ? std::ilogb(reach) : 0;
+  c.down = std::ldexp(1.0f, -c.k);
+  return c.down != 0.0f && std::isfinite(c.down);
+}
+
+// Pass 2 over x; when kPost is not kNone it also replaces x by post(x) in place and runs pass 1 of
+// the activated data on the values it writes (into `next`, with identical lanes and blocks).
+template <PostOp::Kind kPost>
+Pass2 RunPass2(float* HWY_RESTRICT x, std::size_t n, const Centre& c, const PostOp& post, Pass1* next) {
+  const DF df;
+  const std::size_t stripes_end = n - n % kStripe;
+  const VF vc = hn::Set(df, c.centre), vdown = hn::Set(df, c.down);
+  const VF lo = hn::Set(df, post.lo), hi = hn::Set(df, post.hi);
+  Pass2 p;
+  VF ymin = hn::Zero(df), ymax = ymin;
+  if constexpr (kPost != PostOp::Kind::kNone) {
+    ymin = hn::Set(df, apply_post_op(x[0], post));
+    ymax = ymin;
+  }
+  Pass1Block next_blk;
+  for (std::size_t b = 0; b < stripes_end; b += kBlock) {
+    const std::size_t e = std::min(stripes_end, b + kBlock);
+    VF s1[kVecs], sa[kVecs], s2[kVecs], s3[kVecs], s4[kVecs];
+    for (std::size_t j = 0; j < kVecs; ++j) s1[j] = sa[j] = s2[j] = s3[j] = s4[j] = hn::Zero(df);
+    next_blk.Reset(df);
+    for (std::size_t i = b; i < e; i += kStripe) {
+      for (std::size_t j = 0; j < kVecs; ++j) {
+        const VF v = hn::LoadU(df, x + i + j * kLanes);
+        const VF dv = hn::Mul(hn::Sub(v, vc), vdown);
+        const VF d2 = hn::Mul(dv, dv);
+        s1[j] = hn::Add(s1[j], dv);
+        sa[j] = hn::Add(sa[j], hn::Abs(dv));
+        s2[j] = hn::Add(s2[j], d2);
+        s3[j] = hn::Add(s3[j], hn::Mul(d2, dv));
+        s4[j] = hn::Add(s4[j], hn::Mul(d2, d2));
+        if constexpr (kPost == PostOp::Kind::kClamp) {
+          // Finite input (pass 1 checked), so compare+select equals apply_post_op.
+          VF y = hn::IfThenElse(hn::Lt(lo, v), v, lo);
+          y = hn::IfThenElse(hn::Lt(y, hi), y, hi);
+          hn::StoreU(y, df, x + i + j * kLanes);
+          ymin = hn::Min(ymin, y);
+          ymax = hn::Max(ymax, y);
+          next_blk.Add(j, y);
+        }
+      }
+    }
+    FlushLanes(df, s1, kVecs, p.s1);
+    FlushLanes(df, sa, kVecs, p.sa);
+    FlushLanes(df, s2, kVecs, p.s2);
+    FlushLanes(df, s3, kVecs, p.s3);
+    FlushLanes(df, s4, kVecs, p.s4);
+    if constexpr (kPost != PostOp::Kind::kNone) next_blk.Flush(df, *next);
+  }
+  for (std::size_t i = stripes_end; i < n; ++i) {
+    const float dv = (x[i] - c.centre) * c.down;
+    const float d2 = dv * dv;
+    p.s1[i % kStripe] += static_cast<double>(dv);
+    p.sa[i % kStripe] += std::abs(static_cast<double>(dv));
+    p.s2[i % kStripe] += static_cast<double>(d2);
+    p.s3[i % kStripe] += static_cast<double>(d2 * dv);
+    p.s4[i % kStripe] += static_cast<double>(d2 * d2);
+  }
+  if constexpr (kPost != PostOp::Kind::kNone) {
+    next->lo = hn::GetLane(hn::MinOfLanes(df, ymin));
+    next->hi = hn::GetLane(hn::MaxOfLanes(df, ymax));
+    for (std::size_t i = stripes_end; i < n; ++i) x[i] = apply_post_op(x[i], post);
+    Pass1Tail(x, stripes_end, n, *next);
+  }
+  return p;
+}
+
+void Finish(std::size_t n, const Pass1& p1, const Centre& c, const Pass2& p2, SampleStats& out) {
+  // Re-centre the 4th moment on the mean (delta = mean - centre, in units of 2^k):
+  // sum (d - delta)^4 = s4 - 4 delta s3 + 6 delta^2 s2 - 4 delta^3 s1 + n delta^4.
+  const double nn = static_cast<double>(n);
+  const double s1 = TreeSum(p2.s1), s2 = TreeSum(p2.s2), s3 = TreeSum(p2.s3), s4 = TreeSum(p2.s4);
+  const double delta = s1 / nn;
+  const double s4c = s4 - 4.0 * delta * s3 + 6.0 * delta * delta * s2 - 4.0 * delta * delta * delta * s1 +
+                     nn * delta * delta * delta * delta;
+  const double up = std::ldexp(1.0, c.k);
+  finish_stats(nn, p1.lo, p1.hi, TreeSum(p1.abs), static_cast<double>(c.centre), s1 * up, TreeSum(p2.sa) * up,
+               s2 * up * up, std::max(0.0, s4c) * (up * up) * (up * up), out);
+}
+
+// False when the float kernel cannot be used (see MakeCentre).
+bool Pass2AndFinish(float* x, std::size_t n, const Pass1& p1, SampleStats& out) {
+  Centre c;
+  if (!MakeCentre(p1, n, c)) return false;
+  const Pass2 p2 = RunPass2<PostOp::Kind::kNone>(x, n, c, PostOp::kNone, nullptr);
+  Finish(n, p1, c, p2, out);
+  return true;
 }
 
 void SampleStatsImpl(const float* HWY_RESTRICT x, std::size_t n, SampleStats& out) {
-  const hn::CappedTag<double, kStripe> dd;
-  const hn::Rebind<float, decltype(dd)> df;
-  using VD = hn::Vec<decltype(dd)>;
-  constexpr std::size_t kLanes = hn::MaxLanes(dd);
-  static_assert(kStripe % kLanes == 0, "the stripe must be a whole number of vectors");
-  constexpr std::size_t kVecs = kStripe / kLanes;
-  const std::size_t blocks_end = n - n % kStripe;
+  // Pass 2 without a post-op only reads x.
+  if (!Pass2AndFinish(const_cast<float*>(x), n, RunPass1(x, n), out)) {
+    // NaN/Inf (Min/Max lane semantics with NaN differ per target) or float overflow: the shared
+    // scalar code, identical on every target.
+    sample_stats_ref(std::span<const float>(x, n), out);
+  }
+}
 
-  // Pass 1: min, max, sum x, sum |x|.
-  auto vmin = hn::Set(df, x[0]), vmax = vmin;
-  VD sum[kVecs], sum_abs[kVecs];
-  for (std::size_t k = 0; k < kVecs; ++k) sum[k] = sum_abs[k] = hn::Zero(dd);
-  for (std::size_t i = 0; i < blocks_end; i += kStripe) {
-    for (std::size_t k = 0; k < kVecs; ++k) {
-      const auto vf = hn::LoadU(df, x + i + k * kLanes);
-      vmin = hn::Min(vmin, vf);
-      vmax = hn::Max(vmax, vf);
-      const VD v = hn::PromoteTo(dd, vf);
-      sum[k] = hn::Add(sum[k], v);
-      sum_abs[k] = hn::Add(sum_abs[k], hn::Abs(v));
-    }
-  }
-  HWY_ALIGN double l_sum[kStripe], l_abs[kStripe];
-  for (std::size_t k = 0; k < kVecs; ++k) {
-    hn::Store(sum[k], dd, l_sum + k * kLanes);
-    hn::Store(sum_abs[k], dd, l_abs + k * kLanes);
-  }
-  float lo = hn::GetLane(hn::MinOfLanes(df, vmin)), hi = hn::GetLane(hn::MaxOfLanes(df, vmax));
-  for (std::size_t i = blocks_end; i < n; ++i) {
-    const double v = x[i];
-    l_sum[i % kStripe] += v;
-    l_abs[i % kStripe] += std::abs(v);
-    lo = x[i] < lo ? x[i] : lo;
-    hi = x[i] > hi ? x[i] : hi;
-  }
-  const double total = TreeSum(l_sum);
-  // NaN/Inf: Min/Max lane semantics with NaN differ per target; the rare path is shared scalar code.
-  if (!std::isfinite(total)) {
-    non_finite_stats(std::span<const float>(x, n), out);
+void SampleStatsClampImpl(float* HWY_RESTRICT x, std::size_t n, float lo, float hi, SampleStats& raw,
+                          SampleStats& activated) {
+  const PostOp post = PostOp::clamp(lo, hi);
+  const Pass1 p1 = RunPass1(x, n);
+  Centre c;
+  if (!MakeCentre(p1, n, c)) {
+    // Non-finite data: the same three steps the unfused path takes.
+    sample_stats_ref(std::span<const float>(x, n), raw);
+    for (std::size_t i = 0; i < n; ++i) x[i] = apply_post_op(x[i], post);
+    SampleStatsImpl(x, n, activated);
     return;
   }
-  const double mean0 = total / static_cast<double>(n);
-
-  // Pass 2: centered sums of d, |d|, d^2, d^4 with d = x - mean0.
-  const VD vmean = hn::Set(dd, mean0);
-  VD s1[kVecs], s_abs[kVecs], s2[kVecs], s4[kVecs];
-  for (std::size_t k = 0; k < kVecs; ++k) s1[k] = s_abs[k] = s2[k] = s4[k] = hn::Zero(dd);
-  for (std::size_t i = 0; i < blocks_end; i += kStripe) {
-    for (std::size_t k = 0; k < kVecs; ++k) {
-      const VD dv = hn::Sub(hn::PromoteTo(dd, hn::LoadU(df, x + i + k * kLanes)), vmean);
-      const VD d2 = hn::Mul(dv, dv);
-      s1[k] = hn::Add(s1[k], dv);
-      s_abs[k] = hn::Add(s_abs[k], hn::Abs(dv));
-      s2[k] = hn::Add(s2[k], d2);
-      s4[k] = hn::Add(s4[k], hn::Mul(d2, d2));
-    }
-  }
-  HWY_ALIGN double l1[kStripe], la[kStripe], l2[kStripe], l4[kStripe];
-  for (std::size_t k = 0; k < kVecs; ++k) {
-    hn::Store(s1[k], dd, l1 + k * kLanes);
-    hn::Store(s_abs[k], dd, la + k * kLanes);
-    hn::Store(s2[k], dd, l2 + k * kLanes);
-    hn::Store(s4[k], dd, l4 + k * kLanes);
-  }
-  for (std::size_t i = blocks_end; i < n; ++i) {
-    const double dv = static_cast<double>(x[i]) - mean0;
-    const double d2 = dv * dv;
-    l1[i % kStripe] += dv;
-    la[i % kStripe] += std::abs(dv);
-    l2[i % kStripe] += d2;
-    l4[i % kStripe] += d2 * d2;
-  }
-  finish_stats(static_cast<double>(n), lo, hi, TreeSum(l_abs), mean0, TreeSum(l1), TreeSum(la), TreeSum(l2),
-               TreeSum(l4), out);
+  Pass1 next;
+  const Pass2 p2 = RunPass2<PostOp::Kind::kClamp>(x, n, c, post, &next);
+  Finish(n, p1, c, p2, raw);
+  if (!Pass2AndFinish(x, n, next, activated)) sample_stats_ref(std::span<const float>(x, n), activated);
 }
 
 const char* TargetNameImpl() { return hwy::TargetName(HWY_TARGET); }
@@ -183,6 +331,7 @@ namespace aciq::quant {
 
 HWY_EXPORT(FakeQuantImpl);
 HWY_EXPORT(SampleStatsImpl);
+HWY_EXPORT(SampleStatsClampImpl);
 HWY_EXPORT(TargetNameImpl);
 
 void fake_quant(std::span<float> x, const AffineQuantParams& p, PostOp post) {
@@ -194,6 +343,12 @@ void fake_quant(std::span<float> x, const AffineQuantParams& p, PostOp post) {
 void sample_stats(std::span<const float> x, SampleStats& out) {
   if (x.empty()) fail("sample_stats: empty sample");
   HWY_DYNAMIC_DISPATCH(SampleStatsImpl)(x.data(), x.size(), out);
+}
+
+void sample_stats_clamped(std::span<float> x, float lo, float hi, SampleStats& raw, SampleStats& activated) {
+  if (x.empty()) fail("sample_stats: empty sample");
+  if (!(lo <= hi)) fail("sample_stats_clamped: empty clamp range");
+  HWY_DYNAMIC_DISPATCH(SampleStatsClampImpl)(x.data(), x.size(), lo, hi, raw, activated);
 }
 
 std::string_view simd_target_name() { return HWY_DYNAMIC_DISPATCH(TargetNameImpl)(); }

@@ -35,12 +35,12 @@ struct Executor::Plan {
     Op* op = nullptr;
     std::vector<int> in, out;  // slot indices; -1 for omitted optional inputs/outputs
     std::vector<std::pair<int, std::size_t>> observe;  // (slot, observed index)
-    // An activation fused behind the observers: observe_then(observed output, post) replaces a
+    // An activation fused behind the observers: observe_activation(observed output, post) replaces a
     // separate activation step. Only set when exactly one observed output feeds it.
     Activation post;
     std::size_t post_index = 0;
     int post_slot = -1;
-    std::vector<std::pair<int, std::size_t>> observe_after_post;  // observers of the activated value
+    std::size_t post_observed_index = Observer::kNotObserved;  // the activated value, when observed
   };
   std::vector<Step> steps;
   std::vector<Tensor> slots;
@@ -228,7 +228,7 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
       auto src_observed = observed_index.find(src);
       if (sole_consumer && src_observed != observed_index.end()) {
         // The raw value is observed (fake quantization, statistics): the producer cannot apply the
-        // activation, but the observer can, in the same pass (Observer::observe_then).
+        // activation, but the observer can, in the same pass (Observer::observe_activation).
         Plan::Step& producer = p.steps[ps->second];
         auto act = activation_of(node, in_metas);
         const bool single_observed =
@@ -241,7 +241,7 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
           p.slot_of[node.outputs[0]] = in_slots[0];
           producer_step[node.outputs[0]] = ps->second;
           if (auto ob = observed_index.find(node.outputs[0]); ob != observed_index.end()) {
-            producer.observe_after_post.emplace_back(in_slots[0], ob->second);
+            producer.post_observed_index = ob->second;
           }
           continue;
         }
@@ -393,9 +393,11 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
   return *it->second;
 }
 
-void Observer::observe_then(std::size_t index, Tensor& value, const Activation& act, Context& ctx) {
+void Observer::observe_activation(std::size_t index, Tensor& value, const Activation& act, std::size_t activated_index,
+                                  Context& ctx) {
   observe(index, value);
   kernels::apply_activation(act, value.data<float>(), value.numel(), ctx);
+  if (activated_index != kNotObserved) observe(activated_index, value);
 }
 
 std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Observer* observer) {
@@ -426,12 +428,9 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Observer* o
     if (step.post.kind != Activation::Kind::kNone) {
       Tensor& value = p.slots[step.post_slot];
       if (observer) {
-        observer->observe_then(step.post_index, value, step.post, ctx_);
+        observer->observe_activation(step.post_index, value, step.post, step.post_observed_index, ctx_);
       } else {
         kernels::apply_activation(step.post, value.data<float>(), value.numel(), ctx_);
-      }
-      if (observer) {
-        for (auto [slot, index] : step.observe_after_post) observer->observe(index, p.slots[slot]);
       }
     } else if (observer) {
       for (auto [slot, index] : step.observe) observer->observe(index, p.slots[slot]);

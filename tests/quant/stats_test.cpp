@@ -1,6 +1,8 @@
 // Tests of the per-sample statistics: closed-form values, SIMD vs reference tolerance, NaN/Inf behaviour.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -158,6 +160,45 @@ TEST(SampleStats, NonFiniteInputs) {
       }
     }
   }
+}
+
+// The fused kernel the collect observer uses: statistics, clamp in place, statistics again, bit for bit
+// the same as the three separate steps (finite data, NaN/Inf data, odd sizes, ReLU and ReLU6).
+TEST(SampleStats, ClampedEqualsSeparateSteps) {
+  auto same = [](const SampleStats& a, const SampleStats& b) {
+    for (const auto& [x, y] : {std::pair{a.min, b.min}, {a.max, b.max}, {a.mean, b.mean}, {a.std, b.std},
+                               {a.mean_abs, b.mean_abs}, {a.b, b.b}, {a.kurtosis, b.kurtosis}}) {
+      if (std::bit_cast<std::uint64_t>(x) != std::bit_cast<std::uint64_t>(y)) return false;
+    }
+    return true;
+  };
+  for (const std::size_t n : {std::size_t{1}, std::size_t{31}, std::size_t{2048}, std::size_t{100003}}) {
+    for (const auto& [lo, hi] : {std::pair{0.0f, kInf}, {0.0f, 6.0f}, {-0.5f, 0.5f}}) {
+      for (const int special : {0, 1, 2}) {
+        SCOPED_TRACE("n=" + std::to_string(n) + " clamp [" + std::to_string(lo) + "," + std::to_string(hi) +
+                     "] special=" + std::to_string(special));
+        std::vector<float> x = laplace_like(n, kSeed + n, 0.5f, 3.0f);
+        if (special == 1) x[n / 2] = kNaN;
+        if (special == 2) x[n / 3] = -kInf;
+        std::vector<float> want = x;
+        SampleStats raw_want, act_want, raw, act;
+        sample_stats(want, raw_want);
+        for (float& v : want) {
+          if (!std::isnan(v)) v = std::min(hi, std::max(lo, v));  // the Clip operator
+        }
+        sample_stats(want, act_want);
+        sample_stats_clamped(x, lo, hi, raw, act);
+        EXPECT_TRUE(same(raw, raw_want));
+        EXPECT_TRUE(same(act, act_want));
+        for (std::size_t i = 0; i < n; ++i) {
+          ASSERT_EQ(std::bit_cast<std::uint32_t>(x[i]), std::bit_cast<std::uint32_t>(want[i])) << i;
+        }
+      }
+    }
+  }
+  std::vector<float> x(4, 1.0f);
+  SampleStats a, b;
+  EXPECT_THROW(sample_stats_clamped(x, 1.0f, 0.0f, a, b), Error);
 }
 
 // Estimates on a large Laplace sample land on the distribution's values (b for Laplace, kurtosis 3).

@@ -135,7 +135,7 @@ TEST(Executor, ObserverModificationsPropagate) {
 }
 
 // Fake quantization through observe() only: the executor then applies the fused activation in a
-// separate pass (Observer's default observe_then).
+// separate pass (Observer's default observe_activation).
 class UnfusedFakeQuant : public runtime::Observer {
  public:
   explicit UnfusedFakeQuant(std::vector<quant::AffineQuantParams> p) : params(std::move(p)) {}
@@ -144,7 +144,7 @@ class UnfusedFakeQuant : public runtime::Observer {
 };
 
 // An observed conv output followed by Relu/ReLU6 is quantized and activated in one pass
-// (FakeQuantObserver::observe_then); the logits must equal quantizing and then activating, bit for bit,
+// (FakeQuantObserver::observe_activation); the logits must equal quantizing and then activating, bit for bit,
 // also when the activated value is observed as well (r1).
 TEST(Executor, FusedQuantActivationEqualsSeparatePasses) {
   const auto g = onnx_import::load_model_from_bytes(blocked_cnn_bytes(), "blocked.onnx");
@@ -168,6 +168,40 @@ TEST(Executor, FusedQuantActivationEqualsSeparatePasses) {
   double diff = 0;
   for (std::int64_t i = 0; i < a.numel(); ++i) diff += std::fabs(a.f32()[i] - c.f32()[i]);
   EXPECT_GT(diff, 1e-3);
+}
+
+// Statistics through observe() only, with the executor's default activation pass in between.
+class UnfusedCollect : public eval::CollectObserver {
+ public:
+  using eval::CollectObserver::CollectObserver;
+  void observe_activation(std::size_t index, Tensor& value, const Activation& act, std::size_t activated_index,
+                          Context& ctx) override {
+    runtime::Observer::observe_activation(index, value, act, activated_index, ctx);
+  }
+};
+
+// CollectObserver reduces raw value, activation and activated value per sample in one trip through
+// memory; the statistics files must be byte-identical to the three-pass default, and so must the logits.
+TEST(Executor, FusedCollectEqualsSeparatePasses) {
+  const auto g = onnx_import::load_model_from_bytes(blocked_cnn_bytes(), "blocked.onnx");
+  Context ctx(2);
+  const std::vector<std::string> points{"c1", "r1", "d", "d6", "c3", "pw"};
+  Tensor x = Tensor::from_f32({3, 3, 12, 12}, random_values(3 * 432, 10));
+  runtime::Executor e(g, ctx, {});
+  e.set_observed(points);
+  eval::CollectObserver fused(points, ctx);
+  UnfusedCollect unfused(points, ctx);
+  const auto a = e.run({x}, &fused).at(0);
+  const auto b = e.run({x}, &unfused).at(0);
+  for (std::int64_t i = 0; i < a.numel(); ++i) EXPECT_EQ(a.f32()[i], b.f32()[i]) << i;
+  calib::StatsFile fa, fb;
+  fa.points = fused.accumulator().points();
+  fb.points = unfused.accumulator().points();
+  ASSERT_EQ(fa.points.size(), points.size());
+  EXPECT_EQ(fa.to_json(), fb.to_json());
+  // The raw conv output has negative values, its ReLU does not: the two points differ.
+  EXPECT_LT(fa.points[0][calib::Stat::kMin].min, 0.0);
+  EXPECT_GE(fa.points[1][calib::Stat::kMin].min, 0.0);
 }
 
 TEST(Executor, RepeatedRunsAreIdentical) {
