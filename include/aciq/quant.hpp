@@ -9,6 +9,10 @@
 
 // This header depends on core only (Error); it never includes graph or runtime, so calib, policy and
 // the CLI can share the math without dragging in the executor.
+namespace aciq {
+class ThreadPool;  // aciq/core.hpp
+}  // namespace aciq
+
 namespace aciq::quant {
 
 // Bit widths accepted everywhere in this component. 16 keeps qmax = 2^M - 1 exact in float.
@@ -175,12 +179,15 @@ void sample_stats_ref(std::span<const float> x, SampleStats& out);
 // data with NaN/Inf, or so large that a float partial overflows, goes through sample_stats_ref.
 // Against sample_stats_ref each field agrees within kSampleStatsTolerance * (|ref| + scale), where
 // scale is max(|min|, |max|) for min/max/mean/std/mean_abs/b and 1 for kurtosis (docs/quantizer.md).
-void sample_stats(std::span<const float> x, SampleStats& out);
+// With a pool, the sample's fixed 64K-element segments are reduced on its threads (for batches
+// smaller than the thread count); the result is the same bits with or without one.
+void sample_stats(std::span<const float> x, SampleStats& out, ThreadPool* pool = nullptr);
 inline constexpr double kSampleStatsTolerance = 5e-6;
 // Statistics of x, then x = clamp(x, lo, hi) in place (kClamp's formula; Relu is clamp(0, +inf)), then
 // statistics of the clamped x: bit-identical to sample_stats, the clamp, and sample_stats again, in two
 // trips through memory instead of five (tested). Throws for empty x or lo > hi.
-void sample_stats_clamped(std::span<float> x, float lo, float hi, SampleStats& raw, SampleStats& activated);
+void sample_stats_clamped(std::span<float> x, float lo, float hi, SampleStats& raw, SampleStats& activated,
+                          ThreadPool* pool = nullptr);
 
 // The Highway target the dispatched kernels run on now (e.g. "AVX2"), for logs and benchmarks.
 std::string_view simd_target_name();

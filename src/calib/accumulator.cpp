@@ -20,11 +20,15 @@ void Accumulator::add_batch(std::size_t point, const Tensor& batch, Context& ctx
   const std::int64_t row = batch.numel() / n;
   std::vector<quant::SampleStats> rows(static_cast<std::size_t>(n));
   const float* data = batch.data<float>();
-  ctx.pool->parallel_for(n, [&](std::int64_t b, std::int64_t e) {
-    for (std::int64_t i = b; i < e; ++i) {
-      quant::sample_stats(std::span<const float>(data + i * row, static_cast<std::size_t>(row)), rows[i]);
-    }
-  });
+  auto sample = [&](std::int64_t i) { return std::span<const float>(data + i * row, static_cast<std::size_t>(row)); };
+  if (n < ctx.threads()) {
+    // Fewer samples than threads (batch 1, a last partial batch): split each sample instead.
+    for (std::int64_t i = 0; i < n; ++i) quant::sample_stats(sample(i), rows[i], ctx.pool.get());
+  } else {
+    ctx.pool->parallel_for(n, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) quant::sample_stats(sample(i), rows[i]);
+    });
+  }
   add_samples(point, row, rows);
 }
 

@@ -63,18 +63,30 @@ void CollectObserver::observe_activation(std::size_t index, Tensor& value, const
   const bool clamp = act.kind == Activation::Kind::kRelu || act.kind == Activation::Kind::kClip;
   const float lo = act.kind == Activation::Kind::kRelu ? 0.0f : act.lo;
   const float hi = act.kind == Activation::Kind::kRelu ? std::numeric_limits<float>::infinity() : act.hi;
-  ctx.pool->parallel_for(n, [&](std::int64_t b, std::int64_t e) {
-    for (std::int64_t i = b; i < e; ++i) {
-      const std::span<float> sample(data + i * row, static_cast<std::size_t>(row));
-      if (clamp && !activated.empty()) {
-        quant::sample_stats_clamped(sample, lo, hi, raw[i], activated[i]);
-        continue;
-      }
-      quant::sample_stats(sample, raw[i]);
-      kernels::apply_activation_serial(act, sample.data(), static_cast<std::int64_t>(sample.size()));
-      if (!activated.empty()) quant::sample_stats(sample, activated[i]);
+  // Samples run in parallel; with fewer samples than threads, each sample's segments do instead.
+  const bool split = n < ctx.threads();
+  ThreadPool* inner = split ? ctx.pool.get() : nullptr;
+  auto one = [&](std::int64_t i) {
+    const std::span<float> sample(data + i * row, static_cast<std::size_t>(row));
+    if (clamp && !activated.empty()) {
+      quant::sample_stats_clamped(sample, lo, hi, raw[i], activated[i], inner);
+      return;
     }
-  });
+    quant::sample_stats(sample, raw[i], inner);
+    if (split) {
+      kernels::apply_activation(act, sample.data(), static_cast<std::int64_t>(sample.size()), ctx);
+    } else {
+      kernels::apply_activation_serial(act, sample.data(), static_cast<std::int64_t>(sample.size()));
+    }
+    if (!activated.empty()) quant::sample_stats(sample, activated[i], inner);
+  };
+  if (split) {
+    for (std::int64_t i = 0; i < n; ++i) one(i);
+  } else {
+    ctx.pool->parallel_for(n, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) one(i);
+    });
+  }
   acc_.add_samples(index, row, raw);
   if (!activated.empty()) acc_.add_samples(activated_index, row, activated);
 }

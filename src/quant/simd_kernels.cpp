@@ -6,10 +6,56 @@
 #include <cstddef>
 #include <cstring>
 #include <span>
+#include <vector>
 
 #include "aciq/core.hpp"
 #include "aciq/quant.hpp"
 #include "quant/internal.hpp"
+
+#ifndef ACIQ_QUANT_SIMD_SHARED_
+#define ACIQ_QUANT_SIMD_SHARED_
+// Target-independent parts of the statistics kernel (this file is compiled once per SIMD target).
+namespace aciq::quant::stats_detail {
+
+// Element i always lands in float lane i % kStripe whatever the vector width, each block of kBlock
+// elements is flushed into double lane totals in lane order, segments of kSegment elements are
+// reduced independently (possibly on different threads) and added in segment order, and the lanes
+// are added in a fixed tree: every target and every thread count produces the same bits. Float
+// arithmetic doubles the lanes per instruction and removes the float->double conversions of an
+// all-double kernel (collect on MobileNetV2 spent most of its extra time there). Relative error stays
+// ~1e-7 (kSampleStatsTolerance): float partial sums never run longer than kBlock / kStripe terms, and
+// pass 2 works on deviations scaled by a power of two (exact), so neither d^4 overflow nor underflow
+// can occur for finite data.
+constexpr std::size_t kStripe = 32;
+constexpr std::size_t kBlock = 2048;
+constexpr std::size_t kSegment = 1 << 16;
+
+// Lane totals of pass 1 (min, max, sum x, sum |x|).
+struct Pass1 {
+  double sum[kStripe] = {}, abs[kStripe] = {};
+  float lo = 0.0f, hi = 0.0f;
+};
+// Lane totals of pass 2 (sums of d, |d|, d^2, d^3, d^4).
+struct Pass2 {
+  double s1[kStripe] = {}, sa[kStripe] = {}, s2[kStripe] = {}, s3[kStripe] = {}, s4[kStripe] = {};
+};
+// Where pass 2 centres and scales: d = (x - centre) * down, down = 2^-k.
+struct Centre {
+  float centre = 0.0f, down = 1.0f;
+  int k = 0;
+};
+
+inline double TreeSum(const double* l) {
+  double t[kStripe];
+  for (std::size_t i = 0; i < kStripe; ++i) t[i] = l[i];
+  for (std::size_t w = kStripe / 2; w >= 1; w /= 2) {
+    for (std::size_t i = 0; i < w; ++i) t[i] = t[2 * i] + t[2 * i + 1];
+  }
+  return t[0];
+}
+
+}  // namespace aciq::quant::stats_detail
+#endif  // ACIQ_QUANT_SIMD_SHARED_
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "quant/simd_kernels.cpp"
@@ -88,25 +134,7 @@ void FakeQuantImpl(float* HWY_RESTRICT x, std::size_t n, const AffineQuantParams
   }
 }
 
-// Per-sample statistics in float SIMD with double block totals (docs/quantizer.md, "Statistics").
-// Element i always lands in float lane i % kStripe whatever the vector width, each block of kBlock
-// elements is flushed into double lane totals in lane order, and the lanes are added in a fixed tree,
-// so every target produces the same bits. Float arithmetic doubles the lanes per instruction and
-// removes the float->double conversions of an all-double kernel: collect on MobileNetV2 spends most of
-// its extra time here. Relative error stays ~1e-7 (kSampleStatsTolerance): float partial sums never
-// run longer than kBlock / kStripe terms, and pass 2 works on deviations scaled by a power of two
-// (exact), so neither d^4 overflow nor underflow can occur for finite data.
-constexpr std::size_t kStripe = 32;
-constexpr std::size_t kBlock = 2048;
-
-HWY_INLINE double TreeSum(const double* l) {
-  double t[kStripe];
-  for (std::size_t i = 0; i < kStripe; ++i) t[i] = l[i];
-  for (std::size_t w = kStripe / 2; w >= 1; w /= 2) {
-    for (std::size_t i = 0; i < w; ++i) t[i] = t[2 * i] + t[2 * i + 1];
-  }
-  return t[0];
-}
+using namespace stats_detail;  // NOLINT: the shared statistics definitions above
 
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE void FlushLanes(D d, const V* v, std::size_t vecs, double* lanes) {
@@ -114,21 +142,6 @@ HWY_INLINE void FlushLanes(D d, const V* v, std::size_t vecs, double* lanes) {
   for (std::size_t k = 0; k < vecs; ++k) hn::Store(v[k], d, tmp + k * hn::Lanes(d));
   for (std::size_t i = 0; i < kStripe; ++i) lanes[i] += static_cast<double>(tmp[i]);
 }
-
-// Lane totals of pass 1 (min, max, sum x, sum |x|).
-struct Pass1 {
-  double sum[kStripe] = {}, abs[kStripe] = {};
-  float lo = 0.0f, hi = 0.0f;
-};
-// Lane totals of pass 2 (sums of d, |d|, d^2, d^3, d^4).
-struct Pass2 {
-  double s1[kStripe] = {}, sa[kStripe] = {}, s2[kStripe] = {}, s3[kStripe] = {}, s4[kStripe] = {};
-};
-// Where pass 2 centres and scales: d = (x - centre) * down, down = 2^-k.
-struct Centre {
-  float centre = 0.0f, down = 1.0f;
-  int k = 0;
-};
 
 using DF = hn::CappedTag<float, kStripe>;
 using VF = hn::Vec<DF>;
@@ -186,23 +199,6 @@ Pass1 RunPass1(const float* HWY_RESTRICT x, std::size_t n) {
   p.hi = hn::GetLane(hn::MaxOfLanes(df, vmax));
   Pass1Tail(x, stripes_end, n, p);
   return p;
-}
-
-// The centre and scale of pass 2, or false when pass 1 saw NaN/Inf or a float partial overflowed
-// (the caller then uses the all-double reference).
-bool MakeCentre(const Pass1& p, std::size_t n, Centre& c) {
-  const double total = TreeSum(p.sum);
-  if (!std::isfinite(total) || !std::isfinite(p.lo) || !std::isfinite(p.hi)) return false;
-  // The centre is the first-pass mean rounded to float, so x - centre is one float subtraction;
-  // finish_stats corrects the mean with the centred sum s1, as in the reference.
-  c.centre = static_cast<float>(total / static_cast<double>(n));
-  if (!std::isfinite(c.centre)) return false;
-  // Deviations are scaled by 2^-k into [-2, 2): exact, and d^4 stays far from float's limits.
-  const float reach = std::max(std::abs(p.hi - c.centre), std::abs(p.lo - c.centre));
-  if (!std::isfinite(reach)) return false;
-  c.k = reach > 0.0f ? std::ilogb(reach) : 0;
-  c.down = std::ldexp(1.0f, -c.k);
-  return c.down != 0.0f && std::isfinite(c.down);
 }
 
 // Pass 2 over x; when kPost is not kNone it also replaces x by post(x) in place and runs pass 1 of
@@ -271,6 +267,54 @@ Pass2 RunPass2(float* HWY_RESTRICT x, std::size_t n, const Centre& c, const Post
   return p;
 }
 
+void Pass1Impl(const float* HWY_RESTRICT x, std::size_t n, Pass1& out) { out = RunPass1(x, n); }
+
+void Pass2Impl(const float* HWY_RESTRICT x, std::size_t n, const Centre& c, Pass2& out) {
+  // Without a post-op pass 2 only reads x.
+  out = RunPass2<PostOp::Kind::kNone>(const_cast<float*>(x), n, c, PostOp::kNone, nullptr);
+}
+
+void Pass2ClampImpl(float* HWY_RESTRICT x, std::size_t n, const Centre& c, float lo, float hi, Pass2& out,
+                    Pass1& next) {
+  out = RunPass2<PostOp::Kind::kClamp>(x, n, c, PostOp::clamp(lo, hi), &next);
+}
+
+const char* TargetNameImpl() { return hwy::TargetName(HWY_TARGET); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace aciq::quant
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace aciq::quant {
+
+HWY_EXPORT(FakeQuantImpl);
+HWY_EXPORT(Pass1Impl);
+HWY_EXPORT(Pass2Impl);
+HWY_EXPORT(Pass2ClampImpl);
+HWY_EXPORT(TargetNameImpl);
+
+namespace {
+
+using namespace stats_detail;  // NOLINT
+
+// The centre and scale of pass 2, or false when pass 1 saw NaN/Inf or a float partial overflowed
+// (the caller then uses the all-double reference).
+bool MakeCentre(const Pass1& p, std::size_t n, Centre& c) {
+  const double total = TreeSum(p.sum);
+  if (!std::isfinite(total) || !std::isfinite(p.lo) || !std::isfinite(p.hi)) return false;
+  // The centre is the first-pass mean rounded to float, so x - centre is one float subtraction;
+  // finish_stats corrects the mean with the centred sum s1, as in the reference.
+  c.centre = static_cast<float>(total / static_cast<double>(n));
+  if (!std::isfinite(c.centre)) return false;
+  // Deviations are scaled by 2^-k into [-2, 2): exact, and d^4 stays far from float's limits.
+  const float reach = std::max(std::abs(p.hi - c.centre), std::abs(p.lo - c.centre));
+  if (!std::isfinite(reach)) return false;
+  c.k = reach > 0.0f ? std::ilogb(reach) : 0;
+  c.down = std::ldexp(1.0f, -c.k);
+  return c.down != 0.0f && std::isfinite(c.down);
+}
+
 void Finish(std::size_t n, const Pass1& p1, const Centre& c, const Pass2& p2, SampleStats& out) {
   // Re-centre the 4th moment on the mean (delta = mean - centre, in units of 2^k):
   // sum (d - delta)^4 = s4 - 4 delta s3 + 6 delta^2 s2 - 4 delta^3 s1 + n delta^4.
@@ -284,55 +328,73 @@ void Finish(std::size_t n, const Pass1& p1, const Centre& c, const Pass2& p2, Sa
                s2 * up * up, std::max(0.0, s4c) * (up * up) * (up * up), out);
 }
 
-// False when the float kernel cannot be used (see MakeCentre).
-bool Pass2AndFinish(float* x, std::size_t n, const Pass1& p1, SampleStats& out) {
+std::size_t segment_count(std::size_t n) { return (n + kSegment - 1) / kSegment; }
+
+// Runs fn(segment, begin, end) for every kSegment-sized piece of [0, n), spread over the pool when
+// one is given; the pieces never depend on the thread count.
+template <class Fn>
+void for_segments(std::size_t n, ThreadPool* pool, const Fn& fn) {
+  const std::size_t segments = segment_count(n);
+  auto run = [&](std::int64_t b, std::int64_t e) {
+    for (auto s = static_cast<std::size_t>(b); s < static_cast<std::size_t>(e); ++s) {
+      fn(s, s * kSegment, std::min(n, (s + 1) * kSegment));
+    }
+  };
+  if (pool && segments > 1) {
+    pool->parallel_for(static_cast<std::int64_t>(segments), run);
+  } else {
+    run(0, static_cast<std::int64_t>(segments));
+  }
+}
+
+Pass1 combine(const std::vector<Pass1>& parts) {
+  Pass1 t = parts[0];
+  for (std::size_t s = 1; s < parts.size(); ++s) {
+    for (std::size_t l = 0; l < kStripe; ++l) {
+      t.sum[l] += parts[s].sum[l];
+      t.abs[l] += parts[s].abs[l];
+    }
+    t.lo = parts[s].lo < t.lo ? parts[s].lo : t.lo;
+    t.hi = parts[s].hi > t.hi ? parts[s].hi : t.hi;
+  }
+  return t;
+}
+
+Pass2 combine(const std::vector<Pass2>& parts) {
+  Pass2 t = parts[0];
+  for (std::size_t s = 1; s < parts.size(); ++s) {
+    for (std::size_t l = 0; l < kStripe; ++l) {
+      t.s1[l] += parts[s].s1[l];
+      t.sa[l] += parts[s].sa[l];
+      t.s2[l] += parts[s].s2[l];
+      t.s3[l] += parts[s].s3[l];
+      t.s4[l] += parts[s].s4[l];
+    }
+  }
+  return t;
+}
+
+Pass1 pass1(const float* x, std::size_t n, ThreadPool* pool) {
+  std::vector<Pass1> parts(segment_count(n));
+  for_segments(n, pool, [&](std::size_t s, std::size_t b, std::size_t e) {
+    HWY_DYNAMIC_DISPATCH(Pass1Impl)(x + b, e - b, parts[s]);
+  });
+  return combine(parts);
+}
+
+// Pass 2 and the result; false when the float kernel cannot be used (non-finite data, overflow).
+bool pass2_and_finish(const float* x, std::size_t n, const Pass1& p1, ThreadPool* pool, SampleStats& out) {
   Centre c;
   if (!MakeCentre(p1, n, c)) return false;
-  const Pass2 p2 = RunPass2<PostOp::Kind::kNone>(x, n, c, PostOp::kNone, nullptr);
-  Finish(n, p1, c, p2, out);
+  std::vector<Pass2> parts(segment_count(n));
+  for_segments(n, pool, [&](std::size_t s, std::size_t b, std::size_t e) {
+    HWY_DYNAMIC_DISPATCH(Pass2Impl)(x + b, e - b, c, parts[s]);
+  });
+  Finish(n, p1, c, combine(parts), out);
   return true;
 }
 
-void SampleStatsImpl(const float* HWY_RESTRICT x, std::size_t n, SampleStats& out) {
-  // Pass 2 without a post-op only reads x.
-  if (!Pass2AndFinish(const_cast<float*>(x), n, RunPass1(x, n), out)) {
-    // NaN/Inf (Min/Max lane semantics with NaN differ per target) or float overflow: the shared
-    // scalar code, identical on every target.
-    sample_stats_ref(std::span<const float>(x, n), out);
-  }
-}
-
-void SampleStatsClampImpl(float* HWY_RESTRICT x, std::size_t n, float lo, float hi, SampleStats& raw,
-                          SampleStats& activated) {
-  const PostOp post = PostOp::clamp(lo, hi);
-  const Pass1 p1 = RunPass1(x, n);
-  Centre c;
-  if (!MakeCentre(p1, n, c)) {
-    // Non-finite data: the same three steps the unfused path takes.
-    sample_stats_ref(std::span<const float>(x, n), raw);
-    for (std::size_t i = 0; i < n; ++i) x[i] = apply_post_op(x[i], post);
-    SampleStatsImpl(x, n, activated);
-    return;
-  }
-  Pass1 next;
-  const Pass2 p2 = RunPass2<PostOp::Kind::kClamp>(x, n, c, post, &next);
-  Finish(n, p1, c, p2, raw);
-  if (!Pass2AndFinish(x, n, next, activated)) sample_stats_ref(std::span<const float>(x, n), activated);
-}
-
-const char* TargetNameImpl() { return hwy::TargetName(HWY_TARGET); }
-
-}  // namespace HWY_NAMESPACE
-}  // namespace aciq::quant
-HWY_AFTER_NAMESPACE();
-
-#if HWY_ONCE
-namespace aciq::quant {
-
-HWY_EXPORT(FakeQuantImpl);
-HWY_EXPORT(SampleStatsImpl);
-HWY_EXPORT(SampleStatsClampImpl);
-HWY_EXPORT(TargetNameImpl);
+}  // namespace
 
 void fake_quant(std::span<float> x, const AffineQuantParams& p, PostOp post) {
   check_params(p, "fake_quant");
@@ -340,15 +402,37 @@ void fake_quant(std::span<float> x, const AffineQuantParams& p, PostOp post) {
   HWY_DYNAMIC_DISPATCH(FakeQuantImpl)(x.data(), x.size(), p, post);
 }
 
-void sample_stats(std::span<const float> x, SampleStats& out) {
+void sample_stats(std::span<const float> x, SampleStats& out, ThreadPool* pool) {
   if (x.empty()) fail("sample_stats: empty sample");
-  HWY_DYNAMIC_DISPATCH(SampleStatsImpl)(x.data(), x.size(), out);
+  if (!pass2_and_finish(x.data(), x.size(), pass1(x.data(), x.size(), pool), pool, out)) {
+    // NaN/Inf (Min/Max lane semantics with NaN differ per target) or float overflow: the shared
+    // scalar code, identical on every target.
+    sample_stats_ref(x, out);
+  }
 }
 
-void sample_stats_clamped(std::span<float> x, float lo, float hi, SampleStats& raw, SampleStats& activated) {
+void sample_stats_clamped(std::span<float> x, float lo, float hi, SampleStats& raw, SampleStats& activated,
+                          ThreadPool* pool) {
   if (x.empty()) fail("sample_stats: empty sample");
   if (!(lo <= hi)) fail("sample_stats_clamped: empty clamp range");
-  HWY_DYNAMIC_DISPATCH(SampleStatsClampImpl)(x.data(), x.size(), lo, hi, raw, activated);
+  const std::size_t n = x.size();
+  const Pass1 p1 = pass1(x.data(), n, pool);
+  Centre c;
+  if (!MakeCentre(p1, n, c)) {
+    // Non-finite data: the same three steps the unfused path takes.
+    sample_stats_ref(x, raw);
+    const PostOp post = PostOp::clamp(lo, hi);
+    for (float& v : x) v = apply_post_op(v, post);
+    sample_stats(x, activated, pool);
+    return;
+  }
+  std::vector<Pass2> parts(segment_count(n));
+  std::vector<Pass1> next(parts.size());
+  for_segments(n, pool, [&](std::size_t s, std::size_t b, std::size_t e) {
+    HWY_DYNAMIC_DISPATCH(Pass2ClampImpl)(x.data() + b, e - b, c, lo, hi, parts[s], next[s]);
+  });
+  Finish(n, p1, c, combine(parts), raw);
+  if (!pass2_and_finish(x.data(), n, combine(next), pool, activated)) sample_stats_ref(x, activated);
 }
 
 std::string_view simd_target_name() { return HWY_DYNAMIC_DISPATCH(TargetNameImpl)(); }

@@ -201,6 +201,35 @@ TEST(SampleStats, ClampedEqualsSeparateSteps) {
   EXPECT_THROW(sample_stats_clamped(x, 1.0f, 0.0f, a, b), Error);
 }
 
+// Splitting a sample's segments over threads gives the same bits as one thread, for both kernels.
+TEST(SampleStats, PoolGivesSameBits) {
+  auto bits = [](const SampleStats& a) {
+    return std::vector<std::uint64_t>{std::bit_cast<std::uint64_t>(a.min), std::bit_cast<std::uint64_t>(a.max),
+                                      std::bit_cast<std::uint64_t>(a.mean), std::bit_cast<std::uint64_t>(a.std),
+                                      std::bit_cast<std::uint64_t>(a.mean_abs), std::bit_cast<std::uint64_t>(a.b),
+                                      std::bit_cast<std::uint64_t>(a.kurtosis)};
+  };
+  ThreadPool pool(3);
+  for (const std::size_t n : {std::size_t{65535}, std::size_t{65536}, std::size_t{65537}, std::size_t{300001}}) {
+    SCOPED_TRACE("n=" + std::to_string(n));
+    const std::vector<float> x = laplace_like(n, kSeed + 7 * n, -0.25f, 2.0f);
+    SampleStats serial, threaded;
+    sample_stats(x, serial);
+    sample_stats(x, threaded, &pool);
+    EXPECT_EQ(bits(serial), bits(threaded));
+    std::vector<float> y1 = x, y2 = x;
+    SampleStats r1, a1, r2, a2;
+    sample_stats_clamped(y1, 0.0f, 6.0f, r1, a1);
+    sample_stats_clamped(y2, 0.0f, 6.0f, r2, a2, &pool);
+    EXPECT_EQ(bits(r1), bits(r2));
+    EXPECT_EQ(bits(a1), bits(a2));
+    EXPECT_EQ(y1, y2);
+    SampleStats ref;
+    sample_stats_ref(x, ref);
+    expect_close(ref, threaded);
+  }
+}
+
 // Estimates on a large Laplace sample land on the distribution's values (b for Laplace, kurtosis 3).
 TEST(SampleStats, LaplaceEstimates) {
   const std::vector<float> x = laplace_like(2'000'000, kSeed, 1.0f, 0.5f);

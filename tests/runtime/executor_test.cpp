@@ -186,19 +186,22 @@ TEST(Executor, FusedCollectEqualsSeparatePasses) {
   const auto g = onnx_import::load_model_from_bytes(blocked_cnn_bytes(), "blocked.onnx");
   Context ctx(2);
   const std::vector<std::string> points{"c1", "r1", "d", "d6", "c3", "pw"};
-  Tensor x = Tensor::from_f32({3, 3, 12, 12}, random_values(3 * 432, 10));
-  runtime::Executor e(g, ctx, {});
-  e.set_observed(points);
-  eval::CollectObserver fused(points, ctx);
-  UnfusedCollect unfused(points, ctx);
-  const auto a = e.run({x}, &fused).at(0);
-  const auto b = e.run({x}, &unfused).at(0);
-  for (std::int64_t i = 0; i < a.numel(); ++i) EXPECT_EQ(a.f32()[i], b.f32()[i]) << i;
   calib::StatsFile fa, fb;
-  fa.points = fused.accumulator().points();
-  fb.points = unfused.accumulator().points();
-  ASSERT_EQ(fa.points.size(), points.size());
-  EXPECT_EQ(fa.to_json(), fb.to_json());
+  // Batch 1 splits each sample over the threads; batch 3 runs samples in parallel.
+  for (const std::int64_t batch : {1, 3}) {
+    Tensor x = Tensor::from_f32({batch, 3, 12, 12}, random_values(static_cast<std::size_t>(batch) * 432, 10));
+    runtime::Executor e(g, ctx, {});
+    e.set_observed(points);
+    eval::CollectObserver fused(points, ctx);
+    UnfusedCollect unfused(points, ctx);
+    const auto a = e.run({x}, &fused).at(0);
+    const auto b = e.run({x}, &unfused).at(0);
+    for (std::int64_t i = 0; i < a.numel(); ++i) EXPECT_EQ(a.f32()[i], b.f32()[i]) << i;
+    fa.points = fused.accumulator().points();
+    fb.points = unfused.accumulator().points();
+    ASSERT_EQ(fa.points.size(), points.size());
+    EXPECT_EQ(fa.to_json(), fb.to_json());
+  }
   // The raw conv output has negative values, its ReLU does not: the two points differ.
   EXPECT_LT(fa.points[0][calib::Stat::kMin].min, 0.0);
   EXPECT_GE(fa.points[1][calib::Stat::kMin].min, 0.0);
