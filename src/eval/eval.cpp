@@ -1,11 +1,12 @@
 // The evaluation loop, top-k scoring, and the fake-quantization observer.
+#include "aciq/eval.hpp"
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <limits>
 #include <numeric>
 
-#include "aciq/eval.hpp"
 #include "kernels/activation.hpp"
 
 namespace aciq::eval {
@@ -21,12 +22,15 @@ void TopK::add(const Tensor& logits, const std::vector<std::int64_t>& labels) {
     const float* row = p + static_cast<std::int64_t>(i) * classes;
     const std::int64_t label = labels[i];
     if (label < 0 || label >= classes) {
-      fail("label " + std::to_string(label) + " is outside the model's " + std::to_string(classes) + " classes");
+      fail("label " + std::to_string(label) + " is outside the model's " + std::to_string(classes) +
+           " classes");
     }
     // Rank of the true class: how many classes score strictly higher, or equal with a lower index.
     std::int64_t rank = 0;
     for (std::int64_t c = 0; c < classes; ++c) {
-      if (std::isnan(row[c])) fail("the model produced NaN logits (sample " + std::to_string(samples + static_cast<std::int64_t>(i)) + ")");
+      if (std::isnan(row[c]))
+        fail("the model produced NaN logits (sample " +
+             std::to_string(samples + static_cast<std::int64_t>(i)) + ")");
       if (row[c] > row[label] || (row[c] == row[label] && c < label)) ++rank;
     }
     top1_correct += rank < 1;
@@ -35,7 +39,9 @@ void TopK::add(const Tensor& logits, const std::vector<std::int64_t>& labels) {
   samples += static_cast<std::int64_t>(labels.size());
 }
 
-void FakeQuantObserver::observe(std::size_t index, Tensor& value) { quantize(index, value, quant::PostOp::kNone); }
+void FakeQuantObserver::observe(std::size_t index, Tensor& value) {
+  quantize(index, value, quant::PostOp::kNone);
+}
 
 void FakeQuantObserver::observe_activation(std::size_t index, Tensor& value, const Activation& act,
                                            std::size_t activated_index, Context& ctx) {
@@ -54,15 +60,20 @@ void CollectObserver::observe_activation(std::size_t index, Tensor& value, const
                                          std::size_t activated_index, Context& ctx) {
   // Per sample, while it is in cache: statistics of the raw value, the activation in place, then
   // statistics of the activated value. One trip through memory instead of three.
-  if (value.rank() < 1 || value.dim(0) == 0) return;
+  // No batch dimension: the generic three steps (observe ignores it, the activation still applies).
+  if (value.rank() < 1 || value.dim(0) == 0) {
+    return runtime::Observer::observe_activation(index, value, act, activated_index, ctx);
+  }
   const std::int64_t n = value.dim(0);
   const std::int64_t row = value.numel() / n;
-  std::vector<quant::SampleStats> raw(static_cast<std::size_t>(n)), activated(activated_index != kNotObserved ? n : 0);
+  std::vector<quant::SampleStats> raw(static_cast<std::size_t>(n)),
+      activated(activated_index != kNotObserved ? n : 0);
   float* data = value.data<float>();
   // Relu and Clip are clamps: sample_stats_clamped does all three steps in two passes.
-  const bool clamp = act.kind == Activation::Kind::kRelu || act.kind == Activation::Kind::kClip;
   const float lo = act.kind == Activation::Kind::kRelu ? 0.0f : act.lo;
   const float hi = act.kind == Activation::Kind::kRelu ? std::numeric_limits<float>::infinity() : act.hi;
+  // A Clip with min > max (or a NaN bound) is legal ONNX; the generic steps apply it as the operator does.
+  const bool clamp = (act.kind == Activation::Kind::kRelu || act.kind == Activation::Kind::kClip) && lo <= hi;
   // Samples run in parallel; with fewer samples than threads, each sample's segments do instead.
   const bool split = n < ctx.threads();
   ThreadPool* inner = split ? ctx.pool.get() : nullptr;
@@ -145,13 +156,14 @@ TopK run_dataset(runtime::Executor& exec, data::BatchLoader& loader, runtime::Ob
   return topk;
 }
 
-QuantSetup make_quant_setup(const graph::Graph& g, const calib::StatsFile& stats, const policy::PolicyOptions& options,
-                            const std::string& stats_path) {
+QuantSetup make_quant_setup(const graph::Graph& g, const calib::StatsFile& stats,
+                            const policy::PolicyOptions& options, const std::string& stats_path) {
   QuantSetup setup;
   setup.points = policy::quant_points(g, options);
   for (const auto& p : setup.points) {
     const calib::PointStats* s = stats.find(p.value);
-    if (!s) fail(stats_path + ": has no statistics for quantization point '" + p.value + "' (node " + p.node + ")");
+    if (!s)
+      fail(stats_path + ": has no statistics for quantization point '" + p.value + "' (node " + p.node + ")");
     const auto range = policy::point_range(p, *s, options);
     setup.ranges.push_back(range);
     setup.params.push_back(quant::affine_params(range.window, p.bits));

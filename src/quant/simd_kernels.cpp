@@ -302,7 +302,11 @@ using namespace stats_detail;  // NOLINT
 // (the caller then uses the all-double reference).
 bool MakeCentre(const Pass1& p, std::size_t n, Centre& c) {
   const double total = TreeSum(p.sum);
-  if (!std::isfinite(total) || !std::isfinite(p.lo) || !std::isfinite(p.hi)) return false;
+  // |x| partials are checked too: float lanes of |x| can overflow where the signed sum cancels.
+  if (!std::isfinite(total) || !std::isfinite(TreeSum(p.abs)) || !std::isfinite(p.lo) ||
+      !std::isfinite(p.hi)) {
+    return false;
+  }
   // The centre is the first-pass mean rounded to float, so x - centre is one float subtraction;
   // finish_stats corrects the mean with the centred sum s1, as in the reference.
   c.centre = static_cast<float>(total / static_cast<double>(n));

@@ -20,11 +20,38 @@ std::unique_ptr<Op> make_op(const graph::Node& node, std::int64_t opset, Backend
 void Op::error(const std::string& what) const { op_error(*this, what); }
 
 const std::vector<std::string>& supported_ops() {
-  static const std::vector<std::string> ops{
-      "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "Conv", "Div",
-      "Dropout", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish",
-      "Identity", "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pad", "Relu", "Reshape", "Shape", "Sigmoid",
-      "Softmax", "Squeeze", "Sub", "Transpose", "Unsqueeze"};
+  static const std::vector<std::string> ops{"Add",
+                                            "AveragePool",
+                                            "BatchNormalization",
+                                            "Cast",
+                                            "Clip",
+                                            "Concat",
+                                            "Constant",
+                                            "Conv",
+                                            "Div",
+                                            "Dropout",
+                                            "Flatten",
+                                            "Gather",
+                                            "Gemm",
+                                            "GlobalAveragePool",
+                                            "GlobalMaxPool",
+                                            "HardSigmoid",
+                                            "HardSwish",
+                                            "Identity",
+                                            "LeakyRelu",
+                                            "MatMul",
+                                            "MaxPool",
+                                            "Mul",
+                                            "Pad",
+                                            "Relu",
+                                            "Reshape",
+                                            "Shape",
+                                            "Sigmoid",
+                                            "Softmax",
+                                            "Squeeze",
+                                            "Sub",
+                                            "Transpose",
+                                            "Unsqueeze"};
   return ops;
 }
 
@@ -33,7 +60,7 @@ struct Executor::Plan {
   std::vector<std::unique_ptr<Op>> ops;
   struct Step {
     Op* op = nullptr;
-    std::vector<int> in, out;  // slot indices; -1 for omitted optional inputs/outputs
+    std::vector<int> in, out;                          // slot indices; -1 for omitted optional inputs/outputs
     std::vector<std::pair<int, std::size_t>> observe;  // (slot, observed index)
     // An activation fused behind the observers: observe_activation(observed output, post) replaces a
     // separate activation step. Only set when exactly one observed output feeds it.
@@ -102,7 +129,8 @@ void Executor::assign_layouts(Plan& p, const std::vector<std::vector<ValueMeta>>
   }
   for (const auto& name : graph_outputs) blocked[p.slot_of.at(name)] = false;
   std::vector<Op::LayoutRule> rules;
-  for (std::size_t s = 0; s < p.steps.size(); ++s) rules.push_back(p.steps[s].op->layout_rule(in_metas[s], out_metas[s]));
+  for (std::size_t s = 0; s < p.steps.size(); ++s)
+    rules.push_back(p.steps[s].op->layout_rule(in_metas[s], out_metas[s]));
   for (bool changed = true; changed;) {
     changed = false;
     auto clear = [&](int slot) {
@@ -157,7 +185,8 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
   auto plan = std::make_unique<Plan>();
   Plan& p = *plan;
   if (inputs.size() != g.inputs.size()) {
-    fail(g.source + ": model has " + std::to_string(g.inputs.size()) + " inputs, got " + std::to_string(inputs.size()));
+    fail(g.source + ": model has " + std::to_string(g.inputs.size()) + " inputs, got " +
+         std::to_string(inputs.size()));
   }
   auto new_slot = [&](const std::string& name, ValueMeta meta, Tensor value) {
     const int s = static_cast<int>(p.slots.size());
@@ -178,7 +207,8 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
            std::string(dtype_name(inputs[i].dtype())) + ")");
     }
     const bool shape_like = inputs[i].dtype() != DType::kFloat32;
-    p.input_slots.push_back(new_slot(vi.name, {inputs[i].dtype(), s, nullptr}, shape_like ? inputs[i].clone() : Tensor()));
+    p.input_slots.push_back(
+        new_slot(vi.name, {inputs[i].dtype(), s, nullptr}, shape_like ? inputs[i].clone() : Tensor()));
   }
   std::map<std::string, std::size_t> observed_index;
   for (std::size_t i = 0; i < observed_.size(); ++i) observed_index[observed_[i]] = i;
@@ -193,7 +223,8 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
     if ((node.inputs.empty() || node.inputs[0].empty()) && node.op_type != "Constant") {
       fail(g.source + ": " + node.describe() + " has no data input");
     }
-    if (node.outputs.empty() || node.outputs[0].empty()) fail(g.source + ": " + node.describe() + " has no output");
+    if (node.outputs.empty() || node.outputs[0].empty())
+      fail(g.source + ": " + node.describe() + " has no output");
     std::vector<int> in_slots;
     std::vector<ValueMeta> in_metas;
     bool all_known = true;
@@ -204,7 +235,8 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
         continue;
       }
       auto it = p.slot_of.find(name);
-      if (it == p.slot_of.end()) fail(g.source + ": " + node.describe() + " reads unknown value '" + name + "'");
+      if (it == p.slot_of.end())
+        fail(g.source + ": " + node.describe() + " reads unknown value '" + name + "'");
       in_slots.push_back(it->second);
       ValueMeta m = p.metas[it->second];
       const bool known = !p.slots[it->second].empty();
@@ -224,15 +256,16 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
     if (options_.backend == Backend::kFast && is_activation(node.op_type) && in_slots[0] >= 0) {
       const std::string& src = node.inputs[0];
       auto ps = producer_step.find(src);
-      const bool sole_consumer = ps != producer_step.end() && g.consumers(src).size() == 1 && !graph_outputs.count(src);
+      const bool sole_consumer =
+          ps != producer_step.end() && g.consumers(src).size() == 1 && !graph_outputs.count(src);
       auto src_observed = observed_index.find(src);
       if (sole_consumer && src_observed != observed_index.end()) {
         // The raw value is observed (fake quantization, statistics): the producer cannot apply the
         // activation, but the observer can, in the same pass (Observer::observe_activation).
         Plan::Step& producer = p.steps[ps->second];
         auto act = activation_of(node, in_metas);
-        const bool single_observed =
-            producer.observe.size() == 1 && producer.observe[0] == std::pair{in_slots[0], src_observed->second};
+        const bool single_observed = producer.observe.size() == 1 &&
+                                     producer.observe[0] == std::pair{in_slots[0], src_observed->second};
         if (act && single_observed && producer.post.kind == Activation::Kind::kNone) {
           producer.post = *act;
           producer.post_index = src_observed->second;
@@ -246,7 +279,10 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
           continue;
         }
       }
-      if (sole_consumer && src_observed == observed_index.end()) {
+      // Not when the producer already carries an observer's post-activation: the op would apply this
+      // activation before the observer sees the raw value, and the observer's own would run after it.
+      if (sole_consumer && src_observed == observed_index.end() &&
+          p.steps[ps->second].post.kind == Activation::Kind::kNone) {
         auto act = activation_of(node, in_metas);
         if (act && p.steps[ps->second].op->fuse_activation(*act)) {
           p.slot_of[node.outputs[0]] = in_slots[0];
@@ -259,8 +295,9 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
         }
       }
     }
-    const bool outputs_known = !out_metas.empty() && std::all_of(out_metas.begin(), out_metas.end(),
-                                                                  [](const ValueMeta& m) { return m.value != nullptr; });
+    const bool outputs_known =
+        !out_metas.empty() && std::all_of(out_metas.begin(), out_metas.end(),
+                                          [](const ValueMeta& m) { return m.value != nullptr; });
     if (outputs_known) {
       // infer() already computed the values (e.g. Shape of a runtime tensor): no step needed.
       for (std::size_t i = 0; i < node.outputs.size() && i < out_metas.size(); ++i) {
@@ -306,7 +343,8 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
     step.out = out_slots;
     for (std::size_t i = 0; i < node.outputs.size(); ++i) {
       auto it = observed_index.find(node.outputs[i]);
-      if (it != observed_index.end() && out_slots[i] >= 0) step.observe.emplace_back(out_slots[i], it->second);
+      if (it != observed_index.end() && out_slots[i] >= 0)
+        step.observe.emplace_back(out_slots[i], it->second);
     }
     for (const auto& o : node.outputs) producer_step[o] = static_cast<int>(p.steps.size());
     p.ops.push_back(std::move(op));
@@ -322,7 +360,8 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
   }
   for (const auto& out : g.outputs) {
     auto it = p.slot_of.find(out);
-    if (it == p.slot_of.end()) fail(g.source + ": graph output '" + out + "' is not computed by any supported output");
+    if (it == p.slot_of.end())
+      fail(g.source + ": graph output '" + out + "' is not computed by any supported output");
     p.output_slots.push_back(it->second);
   }
 
@@ -376,7 +415,8 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
         free_list.erase(best);
       } else {
         b = p.buffers.size();
-        p.buffers.emplace_back(DType::kUInt8, Shape{static_cast<std::int64_t>(std::max<std::size_t>(bytes, 1))});
+        p.buffers.emplace_back(DType::kUInt8,
+                               Shape{static_cast<std::int64_t>(std::max<std::size_t>(bytes, 1))});
       }
       p.slots[o] = p.buffers[b].view(m.dtype, m.shape);
       buffer_of[o] = b;
@@ -393,8 +433,8 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
   return *it->second;
 }
 
-void Observer::observe_activation(std::size_t index, Tensor& value, const Activation& act, std::size_t activated_index,
-                                  Context& ctx) {
+void Observer::observe_activation(std::size_t index, Tensor& value, const Activation& act,
+                                  std::size_t activated_index, Context& ctx) {
   observe(index, value);
   kernels::apply_activation(act, value.data<float>(), value.numel(), ctx);
   if (activated_index != kNotObserved) observe(activated_index, value);
@@ -439,7 +479,8 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Observer* o
   std::vector<Tensor> result;
   for (int s : p.output_slots) result.push_back(p.slots[s].clone());
   for (std::size_t i = 0; i < inputs.size(); ++i) {
-    if (inputs[i].dtype() == DType::kFloat32) p.slots[p.input_slots[i]] = Tensor();  // do not keep the batch alive
+    if (inputs[i].dtype() == DType::kFloat32)
+      p.slots[p.input_slots[i]] = Tensor();  // do not keep the batch alive
   }
   return result;
 }
@@ -447,7 +488,8 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Observer* o
 std::map<std::string, Shape> Executor::infer_shapes(const std::vector<Shape>& input_shapes) {
   std::vector<Tensor> dummies;
   for (std::size_t i = 0; i < input_shapes.size(); ++i) {
-    dummies.emplace_back(i < graph_.inputs.size() ? graph_.inputs[i].dtype : DType::kFloat32, input_shapes[i]);
+    dummies.emplace_back(i < graph_.inputs.size() ? graph_.inputs[i].dtype : DType::kFloat32,
+                         input_shapes[i]);
   }
   Plan& p = plan_for(dummies);
   std::map<std::string, Shape> out;

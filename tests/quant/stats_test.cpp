@@ -162,12 +162,36 @@ TEST(SampleStats, NonFiniteInputs) {
   }
 }
 
+// Finite values whose float |x| partials overflow although their signed sum cancels: in one 32-lane
+// stripe, 2e38 and -2e38 share a lane. The kernel must notice and fall back, matching the reference.
+TEST(SampleStats, OverflowingAbsolutePartialsFallBack) {
+  std::vector<float> x(64, 0.0f);
+  x[0] = 2e38f;
+  x[32] = -2e38f;
+  SampleStats simd, ref, raw, act;
+  sample_stats(x, simd);
+  sample_stats_ref(x, ref);
+  EXPECT_TRUE(std::isfinite(simd.mean_abs));
+  EXPECT_DOUBLE_EQ(simd.mean_abs, 2.0 * static_cast<double>(2e38f) / 64);
+  EXPECT_EQ(simd.mean_abs, ref.mean_abs);
+  EXPECT_EQ(simd.b, ref.b);
+  std::vector<float> y = x;
+  sample_stats_clamped(y, -kInf, kInf, raw, act);
+  EXPECT_EQ(raw.mean_abs, ref.mean_abs);
+  EXPECT_EQ(act.mean_abs, ref.mean_abs);
+}
+
 // The fused kernel the collect observer uses: statistics, clamp in place, statistics again, bit for bit
 // the same as the three separate steps (finite data, NaN/Inf data, odd sizes, ReLU and ReLU6).
 TEST(SampleStats, ClampedEqualsSeparateSteps) {
   auto same = [](const SampleStats& a, const SampleStats& b) {
-    for (const auto& [x, y] : {std::pair{a.min, b.min}, {a.max, b.max}, {a.mean, b.mean}, {a.std, b.std},
-                               {a.mean_abs, b.mean_abs}, {a.b, b.b}, {a.kurtosis, b.kurtosis}}) {
+    for (const auto& [x, y] : {std::pair{a.min, b.min},
+                               {a.max, b.max},
+                               {a.mean, b.mean},
+                               {a.std, b.std},
+                               {a.mean_abs, b.mean_abs},
+                               {a.b, b.b},
+                               {a.kurtosis, b.kurtosis}}) {
       if (std::bit_cast<std::uint64_t>(x) != std::bit_cast<std::uint64_t>(y)) return false;
     }
     return true;
@@ -204,13 +228,15 @@ TEST(SampleStats, ClampedEqualsSeparateSteps) {
 // Splitting a sample's segments over threads gives the same bits as one thread, for both kernels.
 TEST(SampleStats, PoolGivesSameBits) {
   auto bits = [](const SampleStats& a) {
-    return std::vector<std::uint64_t>{std::bit_cast<std::uint64_t>(a.min), std::bit_cast<std::uint64_t>(a.max),
-                                      std::bit_cast<std::uint64_t>(a.mean), std::bit_cast<std::uint64_t>(a.std),
-                                      std::bit_cast<std::uint64_t>(a.mean_abs), std::bit_cast<std::uint64_t>(a.b),
-                                      std::bit_cast<std::uint64_t>(a.kurtosis)};
+    return std::vector<std::uint64_t>{
+        std::bit_cast<std::uint64_t>(a.min),      std::bit_cast<std::uint64_t>(a.max),
+        std::bit_cast<std::uint64_t>(a.mean),     std::bit_cast<std::uint64_t>(a.std),
+        std::bit_cast<std::uint64_t>(a.mean_abs), std::bit_cast<std::uint64_t>(a.b),
+        std::bit_cast<std::uint64_t>(a.kurtosis)};
   };
   ThreadPool pool(3);
-  for (const std::size_t n : {std::size_t{65535}, std::size_t{65536}, std::size_t{65537}, std::size_t{300001}}) {
+  for (const std::size_t n :
+       {std::size_t{65535}, std::size_t{65536}, std::size_t{65537}, std::size_t{300001}}) {
     SCOPED_TRACE("n=" + std::to_string(n));
     const std::vector<float> x = laplace_like(n, kSeed + 7 * n, -0.25f, 2.0f);
     SampleStats serial, threaded;

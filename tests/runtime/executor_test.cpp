@@ -1,11 +1,12 @@
-// Executor tests: fast path (oneDNN, blocked layouts, fusion) against the reference path; observers; arena reuse.
+// Executor tests: fast path (oneDNN, blocked layouts, fusion) against the reference path; observers; arena
+// reuse.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "../onnx/model_builder.hpp"
-#include "aciq/onnx.hpp"
 #include "aciq/eval.hpp"
+#include "aciq/onnx.hpp"
 #include "aciq/runtime.hpp"
 
 namespace aciq::testing {
@@ -63,7 +64,8 @@ TEST(Executor, FastMatchesReferenceWithBlockedLayouts) {
     const auto yf = fast.run({x}).at(0);
     const auto yr = ref.run({x}).at(0);
     ASSERT_EQ(yf.shape(), (Shape{n, 10}));
-    for (std::int64_t i = 0; i < yf.numel(); ++i) EXPECT_NEAR(yf.f32()[i], yr.f32()[i], 1e-4 + 1e-4 * std::fabs(yr.f32()[i]));
+    for (std::int64_t i = 0; i < yf.numel(); ++i)
+      EXPECT_NEAR(yf.f32()[i], yr.f32()[i], 1e-4 + 1e-4 * std::fabs(yr.f32()[i]));
   }
 }
 
@@ -139,7 +141,9 @@ TEST(Executor, ObserverModificationsPropagate) {
 class UnfusedFakeQuant : public runtime::Observer {
  public:
   explicit UnfusedFakeQuant(std::vector<quant::AffineQuantParams> p) : params(std::move(p)) {}
-  void observe(std::size_t index, Tensor& value) override { quant::fake_quant_ref(value.f32(), params.at(index)); }
+  void observe(std::size_t index, Tensor& value) override {
+    quant::fake_quant_ref(value.f32(), params.at(index));
+  }
   std::vector<quant::AffineQuantParams> params;
 };
 
@@ -174,8 +178,8 @@ TEST(Executor, FusedQuantActivationEqualsSeparatePasses) {
 class UnfusedCollect : public eval::CollectObserver {
  public:
   using eval::CollectObserver::CollectObserver;
-  void observe_activation(std::size_t index, Tensor& value, const Activation& act, std::size_t activated_index,
-                          Context& ctx) override {
+  void observe_activation(std::size_t index, Tensor& value, const Activation& act,
+                          std::size_t activated_index, Context& ctx) override {
     runtime::Observer::observe_activation(index, value, act, activated_index, ctx);
   }
 };
@@ -205,6 +209,67 @@ TEST(Executor, FusedCollectEqualsSeparatePasses) {
   // The raw conv output has negative values, its ReLU does not: the two points differ.
   EXPECT_LT(fa.points[0][calib::Stat::kMin].min, 0.0);
   EXPECT_GE(fa.points[1][calib::Stat::kMin].min, 0.0);
+}
+
+// Conv -> Relu -> Clip(lo, hi): a chain of two activations behind an observed conv output.
+std::string activation_chain_bytes(float lo, float hi) {
+  auto m = make_model();
+  add_input(m, "x", {-1, 3, 8, 8});
+  auto* g = m.mutable_graph();
+  *g->add_initializer() = make_tensor("w", {16, 3, 3, 3}, random_values(16 * 27, 31));
+  *g->add_initializer() = make_tensor("lo", {}, {lo});
+  *g->add_initializer() = make_tensor("hi", {}, {hi});
+  set_ints(add_node(m, "Conv", {"x", "w"}, {"c"}, "conv"), "pads", {1, 1, 1, 1});
+  add_node(m, "Relu", {"c"}, {"r"}, "relu");
+  add_node(m, "Clip", {"r", "lo", "hi"}, {"q"}, "clip");
+  add_output(m, "q");
+  std::string s;
+  m.SerializeToString(&s);
+  return s;
+}
+
+// The Relu goes to the observer of c; the Clip after it must not be fused into the convolution as
+// well (the observer would then see clipped values), and an observer of q must still run.
+TEST(Executor, ActivationChainBehindObservedValue) {
+  const auto g = onnx_import::load_model_from_bytes(activation_chain_bytes(0.2f, 0.6f), "chain.onnx");
+  Context ctx(2);
+  Tensor x = Tensor::from_f32({2, 3, 8, 8}, random_values(384, 32));
+  std::vector<std::vector<double>> sums;
+  std::vector<Tensor> outs;
+  for (auto backend : {runtime::Backend::kFast, runtime::Backend::kReference}) {
+    runtime::Executor e(g, ctx, {.backend = backend});
+    e.set_observed({"c", "q"});
+    SumObserver obs;
+    outs.push_back(e.run({x}, &obs).at(0));
+    ASSERT_EQ(obs.sums.size(), 2u);
+    sums.push_back(obs.sums);
+  }
+  for (std::size_t i = 0; i < 2; ++i) EXPECT_NEAR(sums[0][i], sums[1][i], 1e-3 * (1 + std::fabs(sums[1][i])));
+  EXPECT_LT(sums[0][0], 0.2 * 2 * 16 * 64);  // raw conv output: not clipped to [0.2, 0.6]
+  for (std::int64_t i = 0; i < outs[0].numel(); ++i) EXPECT_NEAR(outs[0].f32()[i], outs[1].f32()[i], 1e-4);
+}
+
+// Clip with min > max is legal ONNX (every element becomes max); fused collect must accept it and
+// agree with the three-step default.
+TEST(Executor, FusedCollectWithEmptyClipRange) {
+  const auto g = onnx_import::load_model_from_bytes(activation_chain_bytes(0.6f, 0.2f), "chain.onnx");
+  Context ctx(2);
+  const std::vector<std::string> points{"r", "q"};
+  Tensor x = Tensor::from_f32({3, 3, 8, 8}, random_values(576, 33));
+  runtime::Executor e(g, ctx, {});
+  e.set_observed(points);
+  eval::CollectObserver fused(points, ctx);
+  UnfusedCollect unfused(points, ctx);
+  const auto a = e.run({x}, &fused).at(0);
+  const auto b = e.run({x}, &unfused).at(0);
+  for (std::int64_t i = 0; i < a.numel(); ++i) {
+    EXPECT_EQ(a.f32()[i], b.f32()[i]) << i;
+    EXPECT_EQ(a.f32()[i], 0.2f) << i;
+  }
+  calib::StatsFile fa, fb;
+  fa.points = fused.accumulator().points();
+  fb.points = unfused.accumulator().points();
+  EXPECT_EQ(fa.to_json(), fb.to_json());
 }
 
 TEST(Executor, RepeatedRunsAreIdentical) {
