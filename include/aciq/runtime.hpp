@@ -61,12 +61,18 @@ class Executor {
   // Shapes of every float value for the given input shapes, e.g. to validate data against a model.
   [[nodiscard]] std::map<std::string, Shape> infer_shapes(const std::vector<Shape>& input_shapes);
 
+  // The node names of the kernels a run executes for these input shapes, in order: activations and
+  // residual Adds fused into their producer do not appear (tests and diagnostics).
+  [[nodiscard]] std::vector<std::string> planned_steps(const std::vector<Shape>& input_shapes);
+
  private:
   struct Plan;
   Plan& plan_for(const std::vector<Tensor>& inputs);
+  [[nodiscard]] std::vector<Tensor> placeholder_inputs(const std::vector<Shape>& input_shapes) const;
   void assign_layouts(Plan& p, const std::vector<std::vector<ValueMeta>>& in_metas,
                       const std::vector<std::vector<ValueMeta>>& out_metas,
-                      const std::map<std::string, std::size_t>& observed, const std::set<std::string>& graph_outputs);
+                      const std::map<std::string, std::size_t>& observed,
+                      const std::set<std::string>& graph_outputs);
 
   graph::Graph graph_;
   Context& ctx_;

@@ -216,8 +216,48 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
 
   p.env = options_.backend == Backend::kFast ? std::make_unique<DnnlEnv>() : nullptr;
   std::map<std::string, int> producer_step;  // value -> step index that writes it
+  std::map<int, int> last_reader;            // slot -> last step so far that reads it
+  // The operand (0 or 1) of a same-shape Add whose producing Conv can absorb the Add as a sum
+  // post-op writing into the other operand's buffer, or -1. The Conv must produce the raw operand
+  // for this Add alone; the other operand must be an intermediate value computed before that Conv,
+  // read by no step from the Conv on (the Conv's own input included), and neither it nor any
+  // value sharing its buffer may be read after the Add or be a graph output.
+  auto fusable_sum_operand = [&](const graph::Node& add, std::size_t add_index) {
+    int best = -1, best_step = -1;
+    for (int k = 0; k < 2; ++k) {
+      const std::string& y = add.inputs[k];
+      const std::string& s = add.inputs[1 - k];
+      const auto py = producer_step.find(y);
+      const auto ps = producer_step.find(s);
+      if (y == s || py == producer_step.end() || ps == producer_step.end() || ps->second >= py->second)
+        continue;
+      const Plan::Step& conv = p.steps[py->second];
+      const graph::Node& conv_node = conv.op->node();
+      if (conv_node.op_type != "Conv" || conv_node.outputs[0] != y ||
+          conv.post.kind != Activation::Kind::kNone || !conv.observe.empty() || g.consumers(y).size() != 1 ||
+          graph_outputs.count(y) || observed_index.count(y)) {
+        continue;
+      }
+      const int s_slot = p.slot_of.at(s);
+      if (auto r = last_reader.find(s_slot); r != last_reader.end() && r->second >= py->second) continue;
+      bool free_after = true;
+      for (const auto& [name, slot] : p.slot_of) {
+        if (slot != s_slot) continue;
+        if (graph_outputs.count(name)) free_after = false;
+        for (const graph::Node* c : g.consumers(name)) {
+          if (static_cast<std::size_t>(c - g.nodes.data()) > add_index) free_after = false;
+        }
+      }
+      if (free_after && py->second > best_step) {
+        best = k;
+        best_step = py->second;
+      }
+    }
+    return best;
+  };
   std::vector<std::vector<ValueMeta>> step_in_metas;
   for (const graph::Node& node : g.nodes) {
+    const auto node_index = static_cast<std::size_t>(&node - g.nodes.data());
     auto op = make_op(node, g.opset, options_.backend);
     if (!op) fail(g.source + ": unsupported operator " + node.op_type + " in " + node.describe());
     if ((node.inputs.empty() || node.inputs[0].empty()) && node.op_type != "Constant") {
@@ -295,6 +335,31 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
         }
       }
     }
+    // Fuse a residual Add into the Conv producing one operand (oneDNN's sum post-op): the conv writes
+    // conv + s into the other operand s's buffer, which saves a pass reading two tensors and writing
+    // a third. Safe only when nothing reads s after the conv step and s is an intermediate buffer.
+    if (options_.backend == Backend::kFast && node.op_type == "Add" && in_slots.size() == 2 &&
+        in_slots[0] >= 0 && in_slots[1] >= 0 && !all_known && out_metas.size() == 1 &&
+        out_metas[0].dtype == DType::kFloat32 && in_metas[0].shape == in_metas[1].shape &&
+        out_metas[0].shape == in_metas[0].shape && in_metas[1].dtype == DType::kFloat32) {
+      const int chosen = fusable_sum_operand(node, node_index);
+      if (chosen >= 0) {
+        const int s_slot = in_slots[1 - chosen];
+        Plan::Step& conv = p.steps[producer_step.at(node.inputs[chosen])];
+        if (conv.op->fuse_sum()) {
+          conv.out[0] = s_slot;
+          conv.in.push_back(s_slot);  // read by the sum: keeps the buffer alive up to this step
+          step_in_metas[producer_step.at(node.inputs[chosen])].push_back(in_metas[1 - chosen]);
+          last_reader[s_slot] = producer_step.at(node.inputs[chosen]);
+          p.slot_of[node.outputs[0]] = s_slot;
+          producer_step[node.outputs[0]] = producer_step.at(node.inputs[chosen]);
+          if (auto ob = observed_index.find(node.outputs[0]); ob != observed_index.end()) {
+            conv.observe.emplace_back(s_slot, ob->second);
+          }
+          continue;
+        }
+      }
+    }
     const bool outputs_known =
         !out_metas.empty() && std::all_of(out_metas.begin(), out_metas.end(),
                                           [](const ValueMeta& m) { return m.value != nullptr; });
@@ -347,6 +412,9 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
         step.observe.emplace_back(out_slots[i], it->second);
     }
     for (const auto& o : node.outputs) producer_step[o] = static_cast<int>(p.steps.size());
+    for (int s : step.in) {
+      if (s >= 0) last_reader[s] = static_cast<int>(p.steps.size());
+    }
     p.ops.push_back(std::move(op));
     p.steps.push_back(std::move(step));
     step_in_metas.push_back(std::move(in_metas));
@@ -485,13 +553,25 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Observer* o
   return result;
 }
 
-std::map<std::string, Shape> Executor::infer_shapes(const std::vector<Shape>& input_shapes) {
+// Zero tensors of the given shapes and the graph inputs' dtypes, to plan without data.
+std::vector<Tensor> Executor::placeholder_inputs(const std::vector<Shape>& input_shapes) const {
   std::vector<Tensor> dummies;
   for (std::size_t i = 0; i < input_shapes.size(); ++i) {
     dummies.emplace_back(i < graph_.inputs.size() ? graph_.inputs[i].dtype : DType::kFloat32,
                          input_shapes[i]);
   }
-  Plan& p = plan_for(dummies);
+  return dummies;
+}
+
+std::vector<std::string> Executor::planned_steps(const std::vector<Shape>& input_shapes) {
+  const Plan& p = plan_for(placeholder_inputs(input_shapes));
+  std::vector<std::string> names;
+  for (const auto& step : p.steps) names.push_back(step.op->node().name);
+  return names;
+}
+
+std::map<std::string, Shape> Executor::infer_shapes(const std::vector<Shape>& input_shapes) {
+  Plan& p = plan_for(placeholder_inputs(input_shapes));
   std::map<std::string, Shape> out;
   for (const auto& [name, slot] : p.slot_of) out[name] = p.metas[slot].shape;
   return out;

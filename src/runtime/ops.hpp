@@ -37,6 +37,10 @@ class Op {
   virtual void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) = 0;
   // Asks the op to apply `act` to its output; false if it cannot (then the executor runs it separately).
   virtual bool fuse_activation(const Activation& act) { return false; }
+  // Asks the op to add the value already held by its output buffer to its result, before any fused
+  // activation (oneDNN's sum post-op). On true the executor gives the op the summand's buffer as
+  // its output and runs no separate Add; false if the op cannot.
+  virtual bool fuse_sum() { return false; }
 
   // How the op handles oneDNN's channel-blocked layout (nChw8c / nChw16c) on the fast path.
   enum class LayoutRule : std::uint8_t {

@@ -28,16 +28,19 @@ Geometry window_geometry(const Op& op, const Shape& in, std::vector<std::int64_t
     op_error(op, "only 1-D and 2-D spatial inputs are supported, got shape " + shape_str(in));
   }
   const std::size_t sd = in.size() - 2;
-  if (kernel.size() != sd) op_error(op, "kernel_shape has " + std::to_string(kernel.size()) + " dims for input " + shape_str(in));
+  if (kernel.size() != sd)
+    op_error(op, "kernel_shape has " + std::to_string(kernel.size()) + " dims for input " + shape_str(in));
   auto strides = node.get_ints("strides", std::vector<std::int64_t>(sd, 1));
   auto dil = node.get_ints("dilations", std::vector<std::int64_t>(sd, 1));
   auto pads = node.get_ints("pads", std::vector<std::int64_t>(2 * sd, 0));
-  if (strides.size() != sd || dil.size() != sd || pads.size() != 2 * sd) op_error(op, "strides/dilations/pads do not match the input rank");
+  if (strides.size() != sd || dil.size() != sd || pads.size() != 2 * sd)
+    op_error(op, "strides/dilations/pads do not match the input rank");
   const std::string auto_pad = node.get_string("auto_pad", "NOTSET");
   std::vector<std::int64_t> spatial(in.begin() + 2, in.end()), out(sd);
   bool overhang = false;
   for (std::size_t i = 0; i < sd; ++i) {
-    if (kernel[i] <= 0 || strides[i] <= 0 || dil[i] <= 0) op_error(op, "kernel, strides and dilations must be positive");
+    if (kernel[i] <= 0 || strides[i] <= 0 || dil[i] <= 0)
+      op_error(op, "kernel, strides and dilations must be positive");
     const std::int64_t ext = (kernel[i] - 1) * dil[i] + 1;
     if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
       out[i] = (spatial[i] + strides[i] - 1) / strides[i];
@@ -66,7 +69,8 @@ Geometry window_geometry(const Op& op, const Shape& in, std::vector<std::int64_t
   g.ceil_overhang = overhang;
   if (sd == 2) {
     g.h = spatial[0], g.w = spatial[1], g.oh = out[0], g.ow = out[1];
-    g.win = {kernel[0], kernel[1], strides[0], strides[1], dil[0], dil[1], pads[0], pads[1], pads[2], pads[3]};
+    g.win = {kernel[0], kernel[1], strides[0], strides[1], dil[0],
+             dil[1],    pads[0],   pads[1],    pads[2],    pads[3]};
   } else {
     g.h = 1, g.w = spatial[0], g.oh = 1, g.ow = out[0];
     g.win = {1, kernel[0], 1, strides[0], 1, dil[0], 0, pads[0], 0, pads[1]};
@@ -93,14 +97,17 @@ class ConvOp : public Op {
     require_f32(*this, in, 3);
     const Shape& x = in[0].shape;
     const Shape& w = in[1].shape;
-    if (x.size() != 3 && x.size() != 4) error("only 1-D and 2-D convolutions are supported, input " + shape_str(x));
+    if (x.size() != 3 && x.size() != 4)
+      error("only 1-D and 2-D convolutions are supported, input " + shape_str(x));
     if (w.size() != x.size()) error("weight shape " + shape_str(w) + " does not match input " + shape_str(x));
     const std::int64_t group = node_.get_int("group", 1);
     if (group <= 0 || x[1] % group != 0 || w[0] % group != 0 || w[1] * group != x[1]) {
-      error("input " + shape_str(x) + " does not fit weight " + shape_str(w) + " with group " + std::to_string(group));
+      error("input " + shape_str(x) + " does not fit weight " + shape_str(w) + " with group " +
+            std::to_string(group));
     }
     if (in.size() > 2 && node_.has_input(2) && (in[2].shape.size() != 1 || in[2].shape[0] != w[0])) {
-      error("bias shape " + shape_str(in[2].shape) + " does not match " + std::to_string(w[0]) + " output channels");
+      error("bias shape " + shape_str(in[2].shape) + " does not match " + std::to_string(w[0]) +
+            " output channels");
     }
     const std::vector<std::int64_t> kernel = node_.get_ints("kernel_shape", Shape(w.begin() + 2, w.end()));
     if (kernel != Shape(w.begin() + 2, w.end())) {
@@ -119,12 +126,19 @@ class ConvOp : public Op {
     if (!env || !can_use_dnnl(in)) return;
     conv_ = std::make_unique<fast::Conv2d>(*env, shape_, geo_.win, in[1].value->data<float>(),
                                            node_.has_input(2) ? in[2].value->data<float>() : nullptr, act_,
-                                           in_blocked(0) ? block_ : 0, out_blocked(0) ? block_ : 0);
+                                           in_blocked(0) ? block_ : 0, out_blocked(0) ? block_ : 0, sum_);
   }
 
   bool fuse_activation(const Activation& act) override {
     if (act_.kind != Activation::Kind::kNone) return false;
     act_ = act;
+    return true;
+  }
+
+  // Only before an activation is fused: act(conv) + s is not act(conv + s).
+  bool fuse_sum() override {
+    if (backend_ != Backend::kFast || sum_ || act_.kind != Activation::Kind::kNone) return false;
+    sum_ = true;
     return true;
   }
 
@@ -134,8 +148,16 @@ class ConvOp : public Op {
       return;
     }
     const float* bias = node_.has_input(2) ? in[2]->data<float>() : nullptr;
-    ref::conv2d(shape_, geo_.win, in[0]->data<float>(), in[1]->data<float>(), bias, out[0]->data<float>());
-    kernels::apply_activation_ref(act_, out[0]->data<float>(), out[0]->numel());
+    float* y = out[0]->data<float>();
+    if (sum_) {
+      // Weights not known at plan time (no oneDNN primitive): convolve aside, then add the summand.
+      std::vector<float> conv(static_cast<std::size_t>(out[0]->numel()));
+      ref::conv2d(shape_, geo_.win, in[0]->data<float>(), in[1]->data<float>(), bias, conv.data());
+      for (std::size_t i = 0; i < conv.size(); ++i) y[i] += conv[i];
+    } else {
+      ref::conv2d(shape_, geo_.win, in[0]->data<float>(), in[1]->data<float>(), bias, y);
+    }
+    kernels::apply_activation_ref(act_, y, out[0]->numel());
   }
 
  private:
@@ -147,6 +169,7 @@ class ConvOp : public Op {
   Geometry geo_;
   ref::ConvShape shape_{};
   Activation act_;
+  bool sum_ = false;  // the output buffer holds a summand to add (fuse_sum)
   std::unique_ptr<fast::Conv2d> conv_;
 };
 
@@ -156,9 +179,11 @@ class PoolOp : public Op {
 
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     require_f32(*this, in, 1);
-    if (node_.outputs.size() > 1 && !node_.outputs[1].empty()) error("the Indices output of MaxPool is not supported");
+    if (node_.outputs.size() > 1 && !node_.outputs[1].empty())
+      error("the Indices output of MaxPool is not supported");
     if (!node_.has("kernel_shape")) error("kernel_shape is required");
-    geo_ = window_geometry(*this, in.at(0).shape, node_.get_ints("kernel_shape"), node_.get_int("ceil_mode", 0) != 0);
+    geo_ = window_geometry(*this, in.at(0).shape, node_.get_ints("kernel_shape"),
+                           node_.get_int("ceil_mode", 0) != 0);
     return {ValueMeta{DType::kFloat32, out_shape_of(geo_, geo_.c, in[0].shape.size()), nullptr}};
   }
 
@@ -170,12 +195,16 @@ class PoolOp : public Op {
     if (!env || !dnnl_ok()) return;
     ref::Window2d win = geo_.win;
     fast::Pool2d::Kind kind = fast::Pool2d::Kind::kMax;
-    if (is_avg()) kind = include_pad() ? fast::Pool2d::Kind::kAvgIncludePad : fast::Pool2d::Kind::kAvgExcludePad;
+    if (is_avg())
+      kind = include_pad() ? fast::Pool2d::Kind::kAvgIncludePad : fast::Pool2d::Kind::kAvgExcludePad;
     // oneDNN derives the output size by floor division, so widen the trailing padding for ceil_mode.
-    win.pad_bottom = std::max(win.pad_bottom, (geo_.oh - 1) * win.stride_h + (win.kh - 1) * win.dil_h + 1 - geo_.h - win.pad_top);
-    win.pad_right = std::max(win.pad_right, (geo_.ow - 1) * win.stride_w + (win.kw - 1) * win.dil_w + 1 - geo_.w - win.pad_left);
-    pool_ = std::make_unique<fast::Pool2d>(*env, ref::PoolShape{geo_.n, geo_.c, geo_.h, geo_.w, geo_.oh, geo_.ow}, win,
-                                           kind, in_blocked(0) ? block_ : 0);
+    win.pad_bottom = std::max(
+        win.pad_bottom, (geo_.oh - 1) * win.stride_h + (win.kh - 1) * win.dil_h + 1 - geo_.h - win.pad_top);
+    win.pad_right = std::max(
+        win.pad_right, (geo_.ow - 1) * win.stride_w + (win.kw - 1) * win.dil_w + 1 - geo_.w - win.pad_left);
+    pool_ =
+        std::make_unique<fast::Pool2d>(*env, ref::PoolShape{geo_.n, geo_.c, geo_.h, geo_.w, geo_.oh, geo_.ow},
+                                       win, kind, in_blocked(0) ? block_ : 0);
   }
 
   void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
@@ -194,7 +223,9 @@ class PoolOp : public Op {
  private:
   // oneDNN would count the ceil_mode overhang as padding for count_include_pad; the reference
   // kernel handles that case.
-  bool dnnl_ok() const { return backend_ == Backend::kFast && !(is_avg() && include_pad() && geo_.ceil_overhang); }
+  bool dnnl_ok() const {
+    return backend_ == Backend::kFast && !(is_avg() && include_pad() && geo_.ceil_overhang);
+  }
   bool is_avg() const { return node_.op_type == "AveragePool"; }
   bool include_pad() const { return node_.get_int("count_include_pad", 0) != 0; }
   Backend backend_;
@@ -223,7 +254,8 @@ class GlobalPoolOp : public Op {
     const std::int64_t nc = x[0] * x[1];
     const std::int64_t hw = in[0]->numel() / std::max<std::int64_t>(nc, 1);
     if (in_blocked(0)) {
-      fast::global_avg_pool_blocked(x[0], x[1], hw, block_, in[0]->data<float>(), out[0]->data<float>(), out_blocked(0));
+      fast::global_avg_pool_blocked(x[0], x[1], hw, block_, in[0]->data<float>(), out[0]->data<float>(),
+                                    out_blocked(0));
     } else if (node_.op_type == "GlobalAveragePool") {
       ref::global_avg_pool(nc, hw, in[0]->data<float>(), out[0]->data<float>());
     } else {
@@ -245,7 +277,8 @@ class BatchNormOp : public Op {
     const Shape& x = in[0].shape;
     if (x.size() < 2) error("input must be at least 2-D, got " + shape_str(x));
     for (std::size_t i = 1; i < 5; ++i) {
-      if (shape_numel(in[i].shape) != x[1]) error("parameter " + std::to_string(i) + " does not have " + std::to_string(x[1]) + " channels");
+      if (shape_numel(in[i].shape) != x[1])
+        error("parameter " + std::to_string(i) + " does not have " + std::to_string(x[1]) + " channels");
     }
     return {ValueMeta{DType::kFloat32, x, nullptr}};
   }
@@ -258,10 +291,12 @@ class BatchNormOp : public Op {
     float* ys = out[0]->data<float>();
     for (std::int64_t n = 0; n < x[0]; ++n) {
       for (std::int64_t ch = 0; ch < c; ++ch) {
-        const double s = in[1]->data<float>()[ch] / std::sqrt(static_cast<double>(in[4]->data<float>()[ch]) + eps);
+        const double s =
+            in[1]->data<float>()[ch] / std::sqrt(static_cast<double>(in[4]->data<float>()[ch]) + eps);
         const double mean = in[3]->data<float>()[ch], beta = in[2]->data<float>()[ch];
         const std::int64_t base = (n * c + ch) * inner;
-        for (std::int64_t i = 0; i < inner; ++i) ys[base + i] = static_cast<float>((xs[base + i] - mean) * s + beta);
+        for (std::int64_t i = 0; i < inner; ++i)
+          ys[base + i] = static_cast<float>((xs[base + i] - mean) * s + beta);
       }
     }
   }
@@ -312,17 +347,21 @@ class UnaryOp : public Op {
       p.alpha = node_.get_float("alpha", 0.01f);
     } else {  // Clip
       op = ref::UnaryOp::kClip;
-      auto bounds = clip_bounds(node_, opset_, in.size() > 1 ? in[1] : nullptr, in.size() > 2 ? in[2] : nullptr);
+      auto bounds =
+          clip_bounds(node_, opset_, in.size() > 1 ? in[1] : nullptr, in.size() > 2 ? in[2] : nullptr);
       p.lo = bounds.first;
       p.hi = bounds.second;
     }
     ref::unary(op, p, in[0]->data<float>(), out[0]->data<float>(), in[0]->numel());
   }
 
-  static std::pair<float, float> clip_bounds(const graph::Node& n, std::int64_t opset, const Tensor* lo, const Tensor* hi) {
+  static std::pair<float, float> clip_bounds(const graph::Node& n, std::int64_t opset, const Tensor* lo,
+                                             const Tensor* hi) {
     const float inf = std::numeric_limits<float>::infinity();
     if (opset < 11) return {n.get_float("min", -inf), n.get_float("max", inf)};
-    auto scalar = [](const Tensor* t, float fallback) { return t && t->numel() > 0 ? t->to_f32().data<float>()[0] : fallback; };
+    auto scalar = [](const Tensor* t, float fallback) {
+      return t && t->numel() > 0 ? t->to_f32().data<float>()[0] : fallback;
+    };
     return {scalar(n.has_input(1) ? lo : nullptr, -inf), scalar(n.has_input(2) ? hi : nullptr, inf)};
   }
 
@@ -330,13 +369,21 @@ class UnaryOp : public Op {
   Backend backend_;
 };
 
-void binary_same_shape(ref::BinaryOp op, const float* __restrict a, const float* __restrict b, float* y, std::int64_t lo,
-                       std::int64_t hi) {
+void binary_same_shape(ref::BinaryOp op, const float* __restrict a, const float* __restrict b, float* y,
+                       std::int64_t lo, std::int64_t hi) {
   switch (op) {
-    case ref::BinaryOp::kAdd: for (std::int64_t i = lo; i < hi; ++i) y[i] = a[i] + b[i]; break;
-    case ref::BinaryOp::kSub: for (std::int64_t i = lo; i < hi; ++i) y[i] = a[i] - b[i]; break;
-    case ref::BinaryOp::kMul: for (std::int64_t i = lo; i < hi; ++i) y[i] = a[i] * b[i]; break;
-    case ref::BinaryOp::kDiv: for (std::int64_t i = lo; i < hi; ++i) y[i] = a[i] / b[i]; break;
+    case ref::BinaryOp::kAdd:
+      for (std::int64_t i = lo; i < hi; ++i) y[i] = a[i] + b[i];
+      break;
+    case ref::BinaryOp::kSub:
+      for (std::int64_t i = lo; i < hi; ++i) y[i] = a[i] - b[i];
+      break;
+    case ref::BinaryOp::kMul:
+      for (std::int64_t i = lo; i < hi; ++i) y[i] = a[i] * b[i];
+      break;
+    case ref::BinaryOp::kDiv:
+      for (std::int64_t i = lo; i < hi; ++i) y[i] = a[i] / b[i];
+      break;
   }
 }
 
@@ -349,7 +396,8 @@ class BinaryOp : public Op {
     return {ValueMeta{in[0].dtype, ref::broadcast_shapes(in[0].shape, in[1].shape), nullptr}};
   }
   LayoutRule layout_rule(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&) const override {
-    const bool same = backend_ == Backend::kFast && in[0].dtype == DType::kFloat32 && in[0].shape == in[1].shape;
+    const bool same =
+        backend_ == Backend::kFast && in[0].dtype == DType::kFloat32 && in[0].shape == in[1].shape;
     return same ? LayoutRule::kSame : LayoutRule::kPlainOnly;
   }
   bool fuse_activation(const Activation& act) override {
@@ -400,13 +448,15 @@ class GemmOp : public Op {
     require_f32(*this, in, 3);
     const Shape& a = in[0].shape;
     const Shape& b = in[1].shape;
-    if (a.size() != 2 || b.size() != 2) error("A " + shape_str(a) + " and B " + shape_str(b) + " must be 2-D");
+    if (a.size() != 2 || b.size() != 2)
+      error("A " + shape_str(a) + " and B " + shape_str(b) + " must be 2-D");
     ta_ = node_.get_int("transA", 0) != 0;
     tb_ = node_.get_int("transB", 0) != 0;
     m_ = ta_ ? a[1] : a[0];
     k_ = ta_ ? a[0] : a[1];
     n_ = tb_ ? b[0] : b[1];
-    if ((tb_ ? b[1] : b[0]) != k_) error("A " + shape_str(a) + " does not fit B " + shape_str(b) + " (inner dims differ)");
+    if ((tb_ ? b[1] : b[0]) != k_)
+      error("A " + shape_str(a) + " does not fit B " + shape_str(b) + " (inner dims differ)");
     if (node_.has_input(2)) ref::broadcast_shapes(in.at(2).shape, {m_, n_});
     return {ValueMeta{DType::kFloat32, {m_, n_}, nullptr}};
   }
@@ -455,7 +505,8 @@ class MatMulOp : public Op {
     const bool av = a.size() == 1, bv = b.size() == 1;
     if (av) a.insert(a.begin(), 1);
     if (bv) b.push_back(1);
-    if (a.back() != b[b.size() - 2]) error("inner dimensions of " + shape_str(in[0].shape) + " and " + shape_str(in[1].shape) + " differ");
+    if (a.back() != b[b.size() - 2])
+      error("inner dimensions of " + shape_str(in[0].shape) + " and " + shape_str(in[1].shape) + " differ");
     Shape out = ref::broadcast_shapes(Shape(a.begin(), a.end() - 2), Shape(b.begin(), b.end() - 2));
     if (!av) out.push_back(a[a.size() - 2]);
     if (!bv) out.push_back(b.back());
@@ -470,7 +521,8 @@ class MatMulOp : public Op {
   }
   void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     if (flat_) {
-      fast::sgemm(false, false, m_, n_, k_, 1.0f, in[0]->data<float>(), in[1]->data<float>(), 0.0f, out[0]->data<float>());
+      fast::sgemm(false, false, m_, n_, k_, 1.0f, in[0]->data<float>(), in[1]->data<float>(), 0.0f,
+                  out[0]->data<float>());
     } else {
       copy_into(*out[0], ref::matmul(*in[0], *in[1]), *this);
     }
@@ -494,9 +546,12 @@ class SoftmaxOp : public Op {
     if (axis < 0 || axis >= std::max<std::int64_t>(r, 1)) error("axis out of range for " + shape_str(x));
     outer_ = 1, len_ = 1, inner_ = 1;
     for (std::int64_t d = 0; d < r; ++d) {
-      if (d < axis) outer_ *= x[d];
-      else if (d == axis || opset_ < 13) len_ *= x[d];  // before opset 13 the op flattens to 2-D at axis
-      else inner_ *= x[d];
+      if (d < axis)
+        outer_ *= x[d];
+      else if (d == axis || opset_ < 13)
+        len_ *= x[d];  // before opset 13 the op flattens to 2-D at axis
+      else
+        inner_ *= x[d];
     }
     return {ValueMeta{DType::kFloat32, x, nullptr}};
   }
@@ -514,12 +569,15 @@ std::unique_ptr<Op> make_compute_op(const graph::Node& n, std::int64_t opset, Ba
   const std::string& t = n.op_type;
   if (t == "Conv") return std::make_unique<ConvOp>(n, opset, backend);
   if (t == "MaxPool" || t == "AveragePool") return std::make_unique<PoolOp>(n, opset, backend);
-  if (t == "GlobalAveragePool" || t == "GlobalMaxPool") return std::make_unique<GlobalPoolOp>(n, opset, backend);
+  if (t == "GlobalAveragePool" || t == "GlobalMaxPool")
+    return std::make_unique<GlobalPoolOp>(n, opset, backend);
   if (t == "BatchNormalization") return std::make_unique<BatchNormOp>(n, opset);
-  if (t == "Relu" || t == "Sigmoid" || t == "HardSigmoid" || t == "HardSwish" || t == "LeakyRelu" || t == "Clip") {
+  if (t == "Relu" || t == "Sigmoid" || t == "HardSigmoid" || t == "HardSwish" || t == "LeakyRelu" ||
+      t == "Clip") {
     return std::make_unique<UnaryOp>(n, opset, backend);
   }
-  if (t == "Add" || t == "Sub" || t == "Mul" || t == "Div") return std::make_unique<BinaryOp>(n, opset, backend);
+  if (t == "Add" || t == "Sub" || t == "Mul" || t == "Div")
+    return std::make_unique<BinaryOp>(n, opset, backend);
   if (t == "Gemm") return std::make_unique<GemmOp>(n, opset, backend);
   if (t == "MatMul") return std::make_unique<MatMulOp>(n, opset, backend);
   if (t == "Softmax") return std::make_unique<SoftmaxOp>(n, opset);

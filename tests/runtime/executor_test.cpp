@@ -2,7 +2,9 @@
 // reuse.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "../onnx/model_builder.hpp"
 #include "aciq/eval.hpp"
@@ -270,6 +272,148 @@ TEST(Executor, FusedCollectWithEmptyClipRange) {
   fa.points = fused.accumulator().points();
   fb.points = unfused.accumulator().points();
   EXPECT_EQ(fa.to_json(), fb.to_json());
+}
+
+// Residual-block variants for the conv+sum fusion. A chain x -> conv "a" (+Relu) -> conv "b" (+Relu)
+// -> conv "c" gives values a_r, b_r, c (16 channels, one oneDNN block); `tail` adds the Add and what
+// follows it. Weights are small so sums stay in a range where fast and reference agree to 1e-4.
+std::string residual_bytes(const std::function<void(onnx::ModelProto&)>& tail) {
+  auto m = make_model();
+  add_input(m, "x", {-1, 16, 6, 6});
+  auto* g = m.mutable_graph();
+  int seed = 40;
+  for (const char* w : {"wa", "wb", "wc"}) {
+    std::vector<float> v = random_values(16 * 16 * 9, seed++);
+    for (float& f : v) f *= 0.2f;
+    *g->add_initializer() = make_tensor(w, {16, 16, 3, 3}, v);
+  }
+  *g->add_initializer() = make_tensor("bc", {16}, random_values(16, seed++));
+  set_ints(add_node(m, "Conv", {"x", "wa"}, {"a"}, "conv_a"), "pads", {1, 1, 1, 1});
+  add_node(m, "Relu", {"a"}, {"a_r"}, "relu_a");
+  set_ints(add_node(m, "Conv", {"a_r", "wb"}, {"b"}, "conv_b"), "pads", {1, 1, 1, 1});
+  add_node(m, "Relu", {"b"}, {"b_r"}, "relu_b");
+  set_ints(add_node(m, "Conv", {"b_r", "wc", "bc"}, {"c"}, "conv_c"), "pads", {1, 1, 1, 1});
+  tail(m);
+  std::string bytes;
+  m.SerializeToString(&bytes);
+  return bytes;
+}
+
+// Runs fast and reference on the same input; returns the fast plan's steps.
+std::vector<std::string> expect_fast_matches_reference(const std::string& bytes,
+                                                       const std::vector<std::string>& observed = {}) {
+  const auto g = onnx_import::load_model_from_bytes(bytes, "residual.onnx");
+  Context ctx(2);
+  runtime::Executor fast(g, ctx, {.backend = runtime::Backend::kFast});
+  runtime::Executor ref(g, ctx, {.backend = runtime::Backend::kReference});
+  fast.set_observed(observed);
+  ref.set_observed(observed);
+  Tensor x = Tensor::from_f32({2, 16, 6, 6}, random_values(2 * 16 * 36, 31));
+  SumObserver fo, ro;
+  for (int rep = 0; rep < 2; ++rep) {  // the second run reuses the plan and its buffers
+    const auto yf = fast.run({x}, &fo);
+    const auto yr = ref.run({x}, &ro);
+    EXPECT_EQ(yf.size(), yr.size());
+    for (std::size_t o = 0; o < yf.size() && o < yr.size(); ++o) {
+      EXPECT_EQ(yf[o].shape(), yr[o].shape());
+      if (yf[o].shape() != yr[o].shape()) continue;
+      std::int64_t bad = 0;  // count, so a wrong fusion reports once rather than per element
+      for (std::int64_t i = 0; i < yf[o].numel(); ++i)
+        bad += std::fabs(yf[o].f32()[i] - yr[o].f32()[i]) > 1e-4 + 1e-4 * std::fabs(yr[o].f32()[i]);
+      EXPECT_EQ(bad, 0) << "output " << o << " run " << rep;
+    }
+  }
+  EXPECT_EQ(fo.sums.size(), ro.sums.size());
+  for (std::size_t i = 0; i < fo.sums.size() && i < ro.sums.size(); ++i)
+    EXPECT_NEAR(fo.sums[i], ro.sums[i], 1e-3 * (1 + std::fabs(ro.sums[i])));
+  return fast.planned_steps({{2, 16, 6, 6}});
+}
+
+bool has_step(const std::vector<std::string>& steps, const std::string& name) {
+  return std::find(steps.begin(), steps.end(), name) != steps.end();
+}
+
+TEST(Executor, ResidualAddFusesIntoTheConv) {
+  const auto g = onnx_import::load_model_from_bytes(blocked_cnn_bytes(), "blocked.onnx");
+  Context ctx(1);
+  runtime::Executor fast(g, ctx, {.backend = runtime::Backend::kFast});
+  runtime::Executor ref(g, ctx, {.backend = runtime::Backend::kReference});
+  // pw + r1 -> Relu becomes one convolution with sum and ReLU post-ops.
+  const auto steps = fast.planned_steps({{2, 3, 12, 12}});
+  EXPECT_FALSE(has_step(steps, "add"));
+  EXPECT_FALSE(has_step(steps, "relu2"));
+  EXPECT_TRUE(has_step(steps, "pw"));
+  EXPECT_TRUE(has_step(ref.planned_steps({{2, 3, 12, 12}}), "add"));
+}
+
+TEST(Executor, ResidualSumIntoEarlierValue) {
+  // c + a_r -> Relu -> output: conv_c writes into a_r's buffer (a graph output, hence plain, while
+  // conv_c reads blocked b_r: the staged path with the summand reordered in).
+  const auto steps = expect_fast_matches_reference(residual_bytes([](onnx::ModelProto& m) {
+    add_node(m, "Add", {"c", "a_r"}, {"res"}, "add");
+    add_node(m, "Relu", {"res"}, {"y"}, "relu_out");
+    add_output(m, "y");
+  }));
+  EXPECT_FALSE(has_step(steps, "add"));
+  EXPECT_FALSE(has_step(steps, "relu_out"));
+}
+
+TEST(Executor, ResidualSumIntoLaterConvOfTwo) {
+  // Add(c, d) where d's conv runs after c's: the sum goes into the later conv, written over c.
+  const auto steps = expect_fast_matches_reference(residual_bytes([](onnx::ModelProto& m) {
+    set_ints(add_node(m, "Conv", {"a_r", "wb"}, {"d"}, "conv_d"), "pads", {1, 1, 1, 1});
+    add_node(m, "Add", {"c", "d"}, {"res"}, "add");
+    set_ints(add_node(m, "MaxPool", {"res"}, {"y"}, "pool"), "kernel_shape", {2, 2});
+    add_output(m, "y");
+  }));
+  EXPECT_FALSE(has_step(steps, "add"));
+}
+
+TEST(Executor, ResidualSumObservedBeforeAndAfterItsActivation) {
+  const auto steps = expect_fast_matches_reference(
+      residual_bytes([](onnx::ModelProto& m) {
+        add_node(m, "Add", {"a_r", "c"}, {"res"}, "add");
+        add_node(m, "Relu", {"res"}, {"res_r"}, "relu_res");
+        set_ints(add_node(m, "Conv", {"res_r", "wa"}, {"y"}, "conv_y"), "pads", {1, 1, 1, 1});
+        add_output(m, "y");
+      }),
+      {"res", "res_r", "a_r"});
+  EXPECT_FALSE(has_step(steps, "add"));
+}
+
+TEST(Executor, ResidualSumNotFusedWhenTheSummandIsStillNeeded) {
+  // a_r is read after the Add: overwriting it would corrupt the Mul.
+  auto steps = expect_fast_matches_reference(residual_bytes([](onnx::ModelProto& m) {
+    add_node(m, "Add", {"c", "a_r"}, {"res"}, "add");
+    add_node(m, "Mul", {"res", "a_r"}, {"y"}, "mul");
+    add_output(m, "y");
+  }));
+  EXPECT_TRUE(has_step(steps, "add"));
+  // The summand is the conv's own input: conv_c would overwrite what it reads.
+  steps = expect_fast_matches_reference(residual_bytes([](onnx::ModelProto& m) {
+    add_node(m, "Add", {"c", "b_r"}, {"y"}, "add");
+    add_output(m, "y");
+  }));
+  EXPECT_TRUE(has_step(steps, "add"));
+  // The summand is the graph input (the caller's tensor) or a graph output.
+  steps = expect_fast_matches_reference(residual_bytes([](onnx::ModelProto& m) {
+    add_node(m, "Add", {"c", "x"}, {"y"}, "add");
+    add_output(m, "y");
+  }));
+  EXPECT_TRUE(has_step(steps, "add"));
+  steps = expect_fast_matches_reference(residual_bytes([](onnx::ModelProto& m) {
+    add_node(m, "Add", {"c", "a_r"}, {"y"}, "add");
+    add_output(m, "y");
+    add_output(m, "a_r");
+  }));
+  EXPECT_TRUE(has_step(steps, "add"));
+  // The conv output is observed (its raw value must be seen before the sum).
+  steps = expect_fast_matches_reference(residual_bytes([](onnx::ModelProto& m) {
+                                          add_node(m, "Add", {"c", "a_r"}, {"y"}, "add");
+                                          add_output(m, "y");
+                                        }),
+                                        {"c"});
+  EXPECT_TRUE(has_step(steps, "add"));
 }
 
 TEST(Executor, RepeatedRunsAreIdentical) {

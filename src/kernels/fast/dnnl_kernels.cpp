@@ -1,9 +1,8 @@
 // oneDNN primitives for convolution, pooling and GEMM, with fused activations as post-ops.
 #include "kernels/fast/dnnl_kernels.hpp"
 
-#include <oneapi/dnnl/dnnl.hpp>
-
 #include <cstring>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <unordered_map>
 
 #include "aciq/core.hpp"
@@ -42,16 +41,20 @@ DnnlEngine::~DnnlEngine() = default;
 
 namespace {
 
-dnnl::primitive_attr attr_for(const Activation& act) {
+dnnl::primitive_attr attr_for(const Activation& act, bool accumulate = false) {
   dnnl::primitive_attr attr;
   dnnl::post_ops ops;
+  // The sum comes first: act(conv + y), as the graph's Add -> Relu computes it.
+  if (accumulate) ops.append_sum(1.0f);
   switch (act.kind) {
     case Activation::Kind::kNone: break;
     case Activation::Kind::kRelu: ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f); break;
     case Activation::Kind::kLeakyRelu:
       ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, act.alpha, 0.0f);
       break;
-    case Activation::Kind::kClip: ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip, act.lo, act.hi); break;
+    case Activation::Kind::kClip:
+      ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip, act.lo, act.hi);
+      break;
   }
   attr.set_post_ops(ops);
   return attr;
@@ -79,10 +82,11 @@ struct Conv2d::Impl {
   memory::desc conv_dst_md;
   memory staging;
   dnnl::reorder to_plain;
+  dnnl::reorder to_staging;  // accumulating staged convs: the plain summand into the staging buffer
 };
 
 Conv2d::Conv2d(DnnlEngine& engine, const ref::ConvShape& s, const ref::Window2d& win, const float* w,
-               const float* b, const Activation& act, int src_block, int dst_block)
+               const float* b, const Activation& act, int src_block, int dst_block, bool accumulate)
     : impl_(std::make_unique<Impl>()) {
   wrap("convolution", [&] {
     auto& env = engine.impl();
@@ -102,19 +106,21 @@ Conv2d::Conv2d(DnnlEngine& engine, const ref::ConvShape& s, const ref::Window2d&
     // oneDNN counts dilation from 0 (ONNX's 1 means dense).
     dnnl::convolution_forward::desc desc =
         impl_->has_bias
-            ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                              impl_->src_md, w_any, b_md, impl_->conv_dst_md, {win.stride_h, win.stride_w},
+            ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                              dnnl::algorithm::convolution_direct, impl_->src_md, w_any, b_md,
+                                              impl_->conv_dst_md, {win.stride_h, win.stride_w},
                                               {win.dil_h - 1, win.dil_w - 1}, {win.pad_top, win.pad_left},
                                               {win.pad_bottom, win.pad_right})
-            : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                              impl_->src_md, w_any, impl_->conv_dst_md, {win.stride_h, win.stride_w},
-                                              {win.dil_h - 1, win.dil_w - 1}, {win.pad_top, win.pad_left},
-                                              {win.pad_bottom, win.pad_right});
-    dnnl::convolution_forward::primitive_desc pd(desc, attr_for(act), env.engine);
+            : dnnl::convolution_forward::desc(
+                  dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, impl_->src_md,
+                  w_any, impl_->conv_dst_md, {win.stride_h, win.stride_w}, {win.dil_h - 1, win.dil_w - 1},
+                  {win.pad_top, win.pad_left}, {win.pad_bottom, win.pad_right});
+    dnnl::convolution_forward::primitive_desc pd(desc, attr_for(act, accumulate), env.engine);
     impl_->prim = dnnl::convolution_forward(pd);
     if (stage) {
       impl_->staging = memory(impl_->conv_dst_md, env.engine);
       impl_->to_plain = dnnl::reorder(impl_->staging, memory(impl_->dst_md, env.engine));
+      if (accumulate) impl_->to_staging = dnnl::reorder(memory(impl_->dst_md, env.engine), impl_->staging);
     }
     // Reorder the weights once into the layout the primitive chose.
     memory user_w({w_dims, dt::f32, grouped ? tag::goihw : tag::oihw}, env.engine, const_cast<float*>(w));
@@ -140,6 +146,7 @@ void Conv2d::run(const float* x, float* y) {
       {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, impl_->weights}, {DNNL_ARG_DST, staged ? impl_->staging : dst}};
   if (impl_->has_bias) args.emplace(DNNL_ARG_BIAS, impl_->bias);
   wrap("convolution", [&] {
+    if (staged && impl_->to_staging) impl_->to_staging.execute(env.stream, dst, impl_->staging);
     impl_->prim.execute(env.stream, args);
     if (staged) impl_->to_plain.execute(env.stream, impl_->staging, dst);
     env.stream.wait();
@@ -164,8 +171,9 @@ Pool2d::Pool2d(DnnlEngine& engine, const ref::PoolShape& s, const ref::Window2d&
                      : kind == Kind::kAvgIncludePad ? dnnl::algorithm::pooling_avg_include_padding
                                                     : dnnl::algorithm::pooling_avg_exclude_padding;
     dnnl::pooling_v2_forward::desc desc(dnnl::prop_kind::forward_inference, alg, impl_->src_md, impl_->dst_md,
-                                        {win.stride_h, win.stride_w}, {win.kh, win.kw}, {win.dil_h - 1, win.dil_w - 1},
-                                        {win.pad_top, win.pad_left}, {win.pad_bottom, win.pad_right});
+                                        {win.stride_h, win.stride_w}, {win.kh, win.kw},
+                                        {win.dil_h - 1, win.dil_w - 1}, {win.pad_top, win.pad_left},
+                                        {win.pad_bottom, win.pad_right});
     impl_->prim = dnnl::pooling_v2_forward(dnnl::pooling_v2_forward::primitive_desc(desc, env.engine));
     return 0;
   });
@@ -184,8 +192,8 @@ void Pool2d::run(const float* x, float* y) {
   });
 }
 
-void global_avg_pool_blocked(std::int64_t n, std::int64_t c, std::int64_t hw, int block, const float* x, float* y,
-                             bool y_blocked) {
+void global_avg_pool_blocked(std::int64_t n, std::int64_t c, std::int64_t hw, int block, const float* x,
+                             float* y, bool y_blocked) {
   // x is [N][C/block][HW][block]; accumulate each block's lanes over HW in double like the reference.
   const std::int64_t cb = c / block;
   std::vector<double> acc(static_cast<std::size_t>(block));
@@ -205,10 +213,10 @@ void global_avg_pool_blocked(std::int64_t n, std::int64_t c, std::int64_t hw, in
   (void)y_blocked;
 }
 
-void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
-           const float* b, float beta, float* c) {
-  const dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, trans_a ? m : k, b,
-                                      trans_b ? k : n, beta, c, n);
+void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+           const float* a, const float* b, float beta, float* c) {
+  const dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a,
+                                      trans_a ? m : k, b, trans_b ? k : n, beta, c, n);
   if (st != dnnl_success) fail("oneDNN sgemm failed with status " + std::to_string(static_cast<int>(st)));
 }
 

@@ -27,8 +27,10 @@ class Conv2d {
  public:
   // Weights (OIHW, grouped as [O, C/group, KH, KW]) are reordered once into oneDNN's preferred layout.
   // src_block/dst_block: 0 for plain NCHW, else the channel block of nChw8c/nChw16c.
+  // accumulate: y = act(conv(x) + y), the residual sum read from the destination in the same pass.
   Conv2d(DnnlEngine& engine, const ref::ConvShape& shape, const ref::Window2d& window, const float* weights,
-         const float* bias, const Activation& act, int src_block = 0, int dst_block = 0);
+         const float* bias, const Activation& act, int src_block = 0, int dst_block = 0,
+         bool accumulate = false);
   ~Conv2d();
   void run(const float* x, float* y);
 
@@ -40,7 +42,8 @@ class Conv2d {
 class Pool2d {
  public:
   enum class Kind : std::uint8_t { kMax, kAvgIncludePad, kAvgExcludePad };
-  Pool2d(DnnlEngine& engine, const ref::PoolShape& shape, const ref::Window2d& window, Kind kind, int block = 0);
+  Pool2d(DnnlEngine& engine, const ref::PoolShape& shape, const ref::Window2d& window, Kind kind,
+         int block = 0);
   ~Pool2d();
   void run(const float* x, float* y);
 
@@ -50,11 +53,11 @@ class Pool2d {
 };
 
 // Global average pooling of an [N, C, HW] tensor in nChw{block}c layout into [N, C] (plain or blocked).
-void global_avg_pool_blocked(std::int64_t n, std::int64_t c, std::int64_t hw, int block, const float* x, float* y,
-                             bool y_blocked);
+void global_avg_pool_blocked(std::int64_t n, std::int64_t c, std::int64_t hw, int block, const float* x,
+                             float* y, bool y_blocked);
 
 // Row-major C[m,n] = alpha * op(A) op(B) + beta * C via oneDNN's sgemm.
-void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
-           const float* b, float beta, float* c);
+void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+           const float* a, const float* b, float beta, float* c);
 
 }  // namespace aciq::kernels::fast
