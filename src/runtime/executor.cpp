@@ -345,14 +345,15 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
       const int chosen = fusable_sum_operand(node, node_index);
       if (chosen >= 0) {
         const int s_slot = in_slots[1 - chosen];
-        Plan::Step& conv = p.steps[producer_step.at(node.inputs[chosen])];
+        const int conv_index = producer_step.at(node.inputs[chosen]);
+        Plan::Step& conv = p.steps[conv_index];
         if (conv.op->fuse_sum()) {
           conv.out[0] = s_slot;
           conv.in.push_back(s_slot);  // read by the sum: keeps the buffer alive up to this step
-          step_in_metas[producer_step.at(node.inputs[chosen])].push_back(in_metas[1 - chosen]);
-          last_reader[s_slot] = producer_step.at(node.inputs[chosen]);
+          step_in_metas[conv_index].push_back(in_metas[1 - chosen]);
+          last_reader[s_slot] = conv_index;
           p.slot_of[node.outputs[0]] = s_slot;
-          producer_step[node.outputs[0]] = producer_step.at(node.inputs[chosen]);
+          producer_step[node.outputs[0]] = conv_index;
           if (auto ob = observed_index.find(node.outputs[0]); ob != observed_index.end()) {
             conv.observe.emplace_back(s_slot, ob->second);
           }

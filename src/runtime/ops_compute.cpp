@@ -115,6 +115,7 @@ class ConvOp : public Op {
     }
     geo_ = window_geometry(*this, x, kernel, false);
     shape_ = {geo_.n, geo_.c, geo_.h, geo_.w, w[0], geo_.oh, geo_.ow, group};
+    dnnl_ready_ = can_use_dnnl(in);
     return {ValueMeta{DType::kFloat32, out_shape_of(geo_, w[0], x.size()), nullptr}};
   }
 
@@ -135,9 +136,10 @@ class ConvOp : public Op {
     return true;
   }
 
-  // Only before an activation is fused: act(conv) + s is not act(conv + s).
+  // Only with a oneDNN primitive (constant weights), and only before an activation is fused:
+  // act(conv) + s is not act(conv + s).
   bool fuse_sum() override {
-    if (backend_ != Backend::kFast || sum_ || act_.kind != Activation::Kind::kNone) return false;
+    if (!dnnl_ready_ || sum_ || act_.kind != Activation::Kind::kNone) return false;
     sum_ = true;
     return true;
   }
@@ -148,16 +150,8 @@ class ConvOp : public Op {
       return;
     }
     const float* bias = node_.has_input(2) ? in[2]->data<float>() : nullptr;
-    float* y = out[0]->data<float>();
-    if (sum_) {
-      // Weights not known at plan time (no oneDNN primitive): convolve aside, then add the summand.
-      std::vector<float> conv(static_cast<std::size_t>(out[0]->numel()));
-      ref::conv2d(shape_, geo_.win, in[0]->data<float>(), in[1]->data<float>(), bias, conv.data());
-      for (std::size_t i = 0; i < conv.size(); ++i) y[i] += conv[i];
-    } else {
-      ref::conv2d(shape_, geo_.win, in[0]->data<float>(), in[1]->data<float>(), bias, y);
-    }
-    kernels::apply_activation_ref(act_, y, out[0]->numel());
+    ref::conv2d(shape_, geo_.win, in[0]->data<float>(), in[1]->data<float>(), bias, out[0]->data<float>());
+    kernels::apply_activation_ref(act_, out[0]->data<float>(), out[0]->numel());
   }
 
  private:
@@ -169,7 +163,8 @@ class ConvOp : public Op {
   Geometry geo_;
   ref::ConvShape shape_{};
   Activation act_;
-  bool sum_ = false;  // the output buffer holds a summand to add (fuse_sum)
+  bool dnnl_ready_ = false;  // infer() saw constant weights on the fast backend: prepare() builds conv_
+  bool sum_ = false;         // the output buffer holds a summand to add (fuse_sum); implies dnnl_ready_
   std::unique_ptr<fast::Conv2d> conv_;
 };
 

@@ -329,6 +329,14 @@ std::vector<std::string> expect_fast_matches_reference(const std::string& bytes,
   return fast.planned_steps({{2, 16, 6, 6}});
 }
 
+// A residual_bytes tail: the graph output y = Add(c, summand).
+std::function<void(onnx::ModelProto&)> output_c_plus(const std::string& summand) {
+  return [summand](onnx::ModelProto& m) {
+    add_node(m, "Add", {"c", summand}, {"y"}, "add");
+    add_output(m, "y");
+  };
+}
+
 bool has_step(const std::vector<std::string>& steps, const std::string& name) {
   return std::find(steps.begin(), steps.end(), name) != steps.end();
 }
@@ -390,29 +398,18 @@ TEST(Executor, ResidualSumNotFusedWhenTheSummandIsStillNeeded) {
   }));
   EXPECT_TRUE(has_step(steps, "add"));
   // The summand is the conv's own input: conv_c would overwrite what it reads.
-  steps = expect_fast_matches_reference(residual_bytes([](onnx::ModelProto& m) {
-    add_node(m, "Add", {"c", "b_r"}, {"y"}, "add");
-    add_output(m, "y");
-  }));
+  steps = expect_fast_matches_reference(residual_bytes(output_c_plus("b_r")));
   EXPECT_TRUE(has_step(steps, "add"));
   // The summand is the graph input (the caller's tensor) or a graph output.
-  steps = expect_fast_matches_reference(residual_bytes([](onnx::ModelProto& m) {
-    add_node(m, "Add", {"c", "x"}, {"y"}, "add");
-    add_output(m, "y");
-  }));
+  steps = expect_fast_matches_reference(residual_bytes(output_c_plus("x")));
   EXPECT_TRUE(has_step(steps, "add"));
   steps = expect_fast_matches_reference(residual_bytes([](onnx::ModelProto& m) {
-    add_node(m, "Add", {"c", "a_r"}, {"y"}, "add");
-    add_output(m, "y");
+    output_c_plus("a_r")(m);
     add_output(m, "a_r");
   }));
   EXPECT_TRUE(has_step(steps, "add"));
   // The conv output is observed (its raw value must be seen before the sum).
-  steps = expect_fast_matches_reference(residual_bytes([](onnx::ModelProto& m) {
-                                          add_node(m, "Add", {"c", "a_r"}, {"y"}, "add");
-                                          add_output(m, "y");
-                                        }),
-                                        {"c"});
+  steps = expect_fast_matches_reference(residual_bytes(output_c_plus("a_r")), {"c"});
   EXPECT_TRUE(has_step(steps, "add"));
 }
 
