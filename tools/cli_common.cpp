@@ -65,8 +65,16 @@ void QuantArgs::add(CLI::App& app) {
       ->check(CLI::Range(0, 16))
       ->capture_default_str();
   app.add_option("--fc-bits", fc_bits, "bits of fully-connected outputs")->check(CLI::Range(1, 16))->capture_default_str();
-  app.add_option("--placement", placement, "quantize Conv/Gemm outputs (the seed) or their inputs")
-      ->check(CLI::IsMember({"outputs", "inputs"}))
+  app.add_option("--placement", placement,
+                 "quantize Conv/Gemm outputs (outputs, alias seed), their inputs, or both as integer runtimes do (deploy)")
+      ->check(CLI::IsMember({"outputs", "seed", "inputs", "deploy"}))
+      ->capture_default_str();
+  app.add_option("--semantics", semantics,
+                 "arithmetic: seed (GEMMLOWP, float zero point) or onnx (QuantizeLinear/DequantizeLinear)")
+      ->check(CLI::IsMember({"seed", "onnx"}))
+      ->capture_default_str();
+  app.add_option("--wgran", wgran, "weight grids: tensor (asymmetric, the seed) or channel (symmetric per output channel)")
+      ->check(CLI::IsMember({"tensor", "channel"}))
       ->capture_default_str();
   app.add_option("--keep-8bit", keep_8bit, "node or value names kept at 8 bits")->delimiter(',');
   app.add_flag("--seed-coefficients", seed_coefficients, "use the seed's 2-decimal alpha tables (int_quantizer.py, bits 2..8)");
@@ -92,9 +100,18 @@ policy::PolicyOptions QuantArgs::options() const {
   o.clip = quant::parse_clip_method(clip);
   o.weight_bits = wbits;
   o.fc_bits = fc_bits;
-  o.placement = placement == "inputs" ? policy::Placement::kInputs : policy::Placement::kOutputs;
+  o.placement = policy::parse_placement(placement);
   o.keep_8bit = keep_8bit;
   o.seed_coefficients = seed_coefficients;
+  return o;
+}
+
+plan::PlanOptions QuantArgs::plan_options(bool fold_batchnorm) const {
+  plan::PlanOptions o;
+  o.policy = options();
+  o.semantics = plan::parse_semantics(semantics);
+  o.weights = plan::parse_weight_granularity(wgran);
+  o.fold_batchnorm = fold_batchnorm;
   return o;
 }
 

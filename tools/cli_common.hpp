@@ -10,6 +10,7 @@
 #include "aciq/data.hpp"
 #include "aciq/eval.hpp"
 #include "aciq/graph.hpp"
+#include "aciq/plan.hpp"
 #include "aciq/policy.hpp"
 #include "aciq/runtime.hpp"
 
@@ -50,9 +51,12 @@ struct QuantArgs {
   std::string placement = "outputs";
   std::vector<std::string> keep_8bit;
   bool seed_coefficients = false;
+  std::string semantics = "seed";
+  std::string wgran = "tensor";
   void add(CLI::App& app);
   [[nodiscard]] bool quantized() const { return !qtype.empty(); }
   [[nodiscard]] policy::PolicyOptions options() const;
+  [[nodiscard]] plan::PlanOptions plan_options(bool fold_batchnorm) const;
 };
 
 // "int4" -> 4; throws on anything else or bits outside 1..16.

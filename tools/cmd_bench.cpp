@@ -8,6 +8,7 @@
 #include <random>
 
 #include "aciq/calib.hpp"
+#include "aciq/plan.hpp"
 #include "cli_common.hpp"
 #include "commands.hpp"
 
@@ -68,10 +69,12 @@ int run_bench(const BenchCmd& c) {
     qa.qtype = c.qtype;
     qa.clip = c.clip;
     const auto po = qa.options();
-    auto setup = eval::make_quant_setup(g, stats, po, "(synthetic statistics)");
-    policy::quantize_weights(g, po.weight_bits);
-    for (const auto& p : setup.points) observed.push_back(p.value);
-    observer = std::make_unique<eval::FakeQuantObserver>(std::move(setup.params), ctx);
+    plan::PlanOptions plan_options;
+    plan_options.policy = po;
+    const auto quant_plan = plan::build_plan(g, stats, plan_options, "(synthetic statistics)");
+    auto sim = plan::apply_plan(g, quant_plan);
+    observed = sim.points;
+    observer = std::make_unique<eval::FakeQuantObserver>(std::move(sim.quantizers), ctx);
   }
   runtime::Executor exec(std::move(g), ctx, xo);
   exec.set_observed(observed);

@@ -9,6 +9,7 @@
 
 #include "aciq/calib.hpp"
 #include "aciq/onnx.hpp"
+#include "aciq/plan.hpp"
 #include "cli_common.hpp"
 #include "commands.hpp"
 
@@ -20,6 +21,7 @@ struct EvalCmd {
   ModelOptions model;
   DataArgs data;
   QuantArgs quant;
+  std::string plan;
   std::string json;
   bool quiet = false;
 };
@@ -51,18 +53,15 @@ struct EvalOutcome {
   double seconds = 0;
 };
 
-// One dataset pass: fp32 when `quant` is null, otherwise fake-quantized with `stats`.
+// One dataset pass: fp32 when `quant_plan` is null, otherwise the plan's simulation.
 EvalOutcome evaluate(graph::Graph g, const runtime::ExecutorOptions& xo, Context& ctx, const std::shared_ptr<const data::Dataset>& ds,
-                     const data::LoaderOptions& lo, const policy::PolicyOptions* quant, const calib::StatsFile* stats,
-                     const std::string& stats_path, const std::string& label, bool progress) {
+                     const data::LoaderOptions& lo, const plan::QuantPlan* quant_plan, const std::string& label, bool progress) {
   std::unique_ptr<eval::FakeQuantObserver> observer;
   std::vector<std::string> observed;
-  if (quant) {
-    stats->require_model(g.model_hash, stats_path);
-    auto setup = eval::make_quant_setup(g, *stats, *quant, stats_path);
-    policy::quantize_weights(g, quant->weight_bits);
-    for (const auto& p : setup.points) observed.push_back(p.value);
-    observer = std::make_unique<eval::FakeQuantObserver>(std::move(setup.params), ctx);
+  if (quant_plan) {
+    auto sim = plan::apply_plan(g, *quant_plan);
+    observed = std::move(sim.points);
+    observer = std::make_unique<eval::FakeQuantObserver>(std::move(sim.quantizers), ctx);
   }
   runtime::Executor exec(std::move(g), ctx, xo);
   exec.set_observed(observed);
@@ -94,27 +93,56 @@ calib::StatsFile collect(graph::Graph g, const std::string& model_path, const ru
 
 int run_eval(const EvalCmd& c) {
   Context ctx(c.model.threads);
-  auto g = c.model.load();
-  auto ds = c.data.open(default_split(c.data.data));
-  std::optional<calib::StatsFile> stats;
-  std::optional<policy::PolicyOptions> popts;
-  if (c.quant.quantized()) {
-    if (c.quant.stats.empty()) throw Error("--qtype needs --stats FILE (run `aciq collect` first)");
-    popts = c.quant.options();
-    stats = calib::StatsFile::load(c.quant.stats);
-  } else if (!c.quant.stats.empty()) {
-    throw Error("--stats given without --qtype: nothing would use it");
+  std::optional<plan::QuantPlan> quant_plan;
+  std::string label = "fp32";
+  graph::Graph g;
+  if (!c.plan.empty()) {
+    if (c.quant.quantized() || !c.quant.stats.empty())
+      throw Error("--plan: the plan already fixes every quantization option; drop --qtype/--stats");
+    quant_plan = plan::QuantPlan::load(c.plan);
+    if (c.model.no_fold_bn && quant_plan->options.fold_batchnorm)
+      throw Error("--no-fold-bn: " + c.plan + " was made for the BN-folded graph");
+    g = onnx_import::load_model(c.model.model, {.fold_batchnorm = quant_plan->options.fold_batchnorm});
+    quant_plan->require_graph(g, c.plan);
+    label = "plan";
+  } else {
+    g = c.model.load();
+    if (c.quant.quantized()) {
+      if (c.quant.stats.empty()) throw Error("--qtype needs --stats FILE (run `aciq collect` first)");
+      const auto stats = calib::StatsFile::load(c.quant.stats);
+      quant_plan = plan::build_plan(g, stats, c.quant.plan_options(!c.model.no_fold_bn), c.quant.stats);
+      label = c.quant.qtype + "/" + c.quant.clip;
+    } else if (!c.quant.stats.empty()) {
+      throw Error("--stats given without --qtype: nothing would use it");
+    }
   }
-  const std::string label = c.quant.quantized() ? c.quant.qtype + "/" + c.quant.clip : "fp32";
+  auto ds = c.data.open(default_split(c.data.data));
   const auto r = evaluate(std::move(g), {.backend = c.model.backend_enum()}, ctx, ds, c.data.loader(),
-                          popts ? &*popts : nullptr, stats ? &*stats : nullptr, c.quant.stats, label, !c.quiet);
+                          quant_plan ? &*quant_plan : nullptr, label, !c.quiet);
+  std::cout << fmt::format("{} samples, {:.1f} img/s\n", r.topk.samples, r.topk.samples / std::max(r.seconds, 1e-9));
+  std::cout << prec_line(r.topk) << std::endl;
   if (!c.json.empty()) {
     nlohmann::ordered_json j;
     j["model"] = c.model.model;
     j["data"] = ds->describe();
     j["samples"] = r.topk.samples;
-    j["qtype"] = c.quant.quantized() ? c.quant.qtype : "fp32";
-    j["clip"] = c.quant.quantized() ? c.quant.clip : "no";
+    if (quant_plan) {
+      const auto& o = quant_plan->options;
+      j["qtype"] = "int" + std::to_string(o.policy.activation_bits);
+      j["clip"] = std::string(quant::clip_method_name(o.policy.clip));
+      j["plan"] = c.plan;
+      j["stats"] = quant_plan->stats_path;
+      j["semantics"] = std::string(plan::semantics_name(o.semantics));
+      j["wgran"] = std::string(plan::weight_granularity_name(o.weights));
+      j["wbits"] = o.policy.weight_bits;
+      j["fc_bits"] = o.policy.fc_bits;
+      j["placement"] = std::string(policy::placement_name(o.policy.placement));
+      j["keep_8bit"] = o.policy.keep_8bit;
+      j["seed_coefficients"] = o.policy.seed_coefficients;
+    } else {
+      j["qtype"] = "fp32";
+      j["clip"] = "no";
+    }
     j["top1"] = r.topk.top1();
     j["top5"] = r.topk.top5();
     j["top1_correct"] = r.topk.top1_correct;
@@ -122,8 +150,6 @@ int run_eval(const EvalCmd& c) {
     j["seconds"] = r.seconds;
     calib::write_file_atomically(c.json, j.dump(1) + "\n");
   }
-  std::cout << fmt::format("{} samples, {:.1f} img/s\n", r.topk.samples, r.topk.samples / std::max(r.seconds, 1e-9));
-  std::cout << prec_line(r.topk) << std::endl;
   return 0;
 }
 
@@ -166,15 +192,15 @@ int run_sweep(const SweepCmd& c) {
       md += line;
       std::cout << line << std::flush;
     };
-    row("fp32", "-", evaluate(g, {}, ctx, eval_ds, lo, nullptr, nullptr, "", "fp32", !c.quiet).topk);
+    row("fp32", "-", evaluate(g, {}, ctx, eval_ds, lo, nullptr, "fp32", !c.quiet).topk);
     for (const auto& q : c.qtypes) {
       for (const auto& clip : c.clips) {
         QuantArgs qa;
         qa.qtype = q;
         qa.clip = clip;
         qa.seed_coefficients = c.seed_coefficients;
-        const auto po = qa.options();
-        row(q, clip, evaluate(g, {}, ctx, eval_ds, lo, &po, &stats, stats_path, q + "/" + clip, !c.quiet).topk);
+        const auto quant_plan = plan::build_plan(g, stats, qa.plan_options(true), stats_path);
+        row(q, clip, evaluate(g, {}, ctx, eval_ds, lo, &quant_plan, q + "/" + clip, !c.quiet).topk);
       }
     }
   }
@@ -194,6 +220,7 @@ void add_eval_commands(CLI::App& app, SetAction set_action) {
   e->model.add(*eval_cmd);
   e->data.add(*eval_cmd, "default: test, or val for imagenet");
   e->quant.add(*eval_cmd);
+  eval_cmd->add_option("--plan", e->plan, "run this quantization plan (from `aciq calibrate`) instead of --qtype/--stats");
   eval_cmd->add_option("--json", e->json, "also write the result as JSON");
   eval_cmd->add_flag("-q,--quiet", e->quiet, "no progress bar");
   eval_cmd->callback([e, set_action] { set_action([e] { return run_eval(*e); }); });

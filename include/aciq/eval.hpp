@@ -43,7 +43,10 @@ class CollectObserver : public runtime::Observer {
 // Quantize-dequantizes each observed value in place with fixed per-point parameters.
 class FakeQuantObserver : public runtime::Observer {
  public:
-  FakeQuantObserver(std::vector<quant::AffineQuantParams> params, Context& ctx) : params_(std::move(params)), ctx_(ctx) {}
+  FakeQuantObserver(std::vector<quant::PointQuantizer> quantizers, Context& ctx)
+      : params_(std::move(quantizers)), ctx_(ctx) {}
+  // The seed's GEMMLOWP parameters for every point.
+  FakeQuantObserver(const std::vector<quant::AffineQuantParams>& params, Context& ctx);
   void observe(std::size_t index, Tensor& value) override;
   // Relu and Clip fold into the quantizer's pass (quant::PostOp clamp), bit-identical to running them after.
   void observe_activation(std::size_t index, Tensor& value, const Activation& act, std::size_t activated_index,
@@ -51,7 +54,7 @@ class FakeQuantObserver : public runtime::Observer {
 
  private:
   void quantize(std::size_t index, Tensor& value, const quant::PostOp& post);
-  std::vector<quant::AffineQuantParams> params_;
+  std::vector<quant::PointQuantizer> params_;
   Context& ctx_;
 };
 
@@ -63,14 +66,5 @@ struct LoopOptions {
 // Runs every batch of the loader through the executor, calling `observer`, and scores top-1/top-5.
 TopK run_dataset(runtime::Executor& exec, data::BatchLoader& loader, runtime::Observer* observer,
                  const LoopOptions& options);
-
-// A fake-quantization setup for one configuration: the points to observe and their parameters.
-struct QuantSetup {
-  std::vector<policy::QuantPoint> points;
-  std::vector<policy::PointRange> ranges;
-  std::vector<quant::AffineQuantParams> params;
-};
-QuantSetup make_quant_setup(const graph::Graph& g, const calib::StatsFile& stats, const policy::PolicyOptions& options,
-                            const std::string& stats_path);
 
 }  // namespace aciq::eval

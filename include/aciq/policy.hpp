@@ -13,7 +13,12 @@ namespace aciq::policy {
 enum class Placement : std::uint8_t {
   kOutputs,  // the seed: quantize what Conv/Gemm produce (after BN folding, before the activation)
   kInputs,   // quantize what feeds each Conv/Gemm, as deployed integer kernels see it
+  kDeploy,   // both: what feeds each Conv/Gemm and what it produces after a fused Relu/Clip, the
+             // layout ONNX Runtime needs to turn a Conv group into an integer kernel (docs/plan.md)
 };
+// "outputs" (alias "seed"), "inputs", "deploy"; throws listing the choices otherwise.
+Placement parse_placement(std::string_view text);
+std::string_view placement_name(Placement p);
 
 enum class Role : std::uint8_t {
   kFirstConv,   // the seed keeps the first conv at 8 bits (its ignore list holds conv0_activation)
@@ -42,8 +47,9 @@ struct PolicyOptions {
   bool seed_coefficients = false;      // use the seed's 2-decimal alpha tables
 };
 
-// Every value statistics are collected for: Conv/Gemm/MatMul outputs and the float inputs that feed
-// them, so one statistics file serves both placements.
+// Every value statistics are collected for: Conv/Gemm/MatMul outputs, the float inputs that feed
+// them and the output of a Relu/Clip that is a Conv/Gemm output's only consumer, so one statistics
+// file serves every placement.
 std::vector<std::string> collection_points(const graph::Graph& g);
 
 // The quantization points of a (BN-folded) graph under `options`.

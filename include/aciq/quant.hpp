@@ -158,6 +158,50 @@ std::string_view weight_mode_name(WeightMode m);
 void fake_quant_weights(std::span<float> w, std::int64_t out_channels, int bits, WeightMode mode);
 
 // ---------------------------------------------------------------------------------------------
+// ONNX integer grid (QuantizeLinear / DequantizeLinear semantics, docs/plan.md)
+// ---------------------------------------------------------------------------------------------
+
+// real = scale * (q - zero_point) with an integer zero point and q saturated to [qmin, qmax]. This is
+// what ONNX Runtime computes on an exported QDQ model; the seed's GEMMLOWP form above is the special
+// case with a float zero point and an offset form for windows that exclude 0.
+struct IntGrid {
+  float scale = 1.0f;
+  std::int32_t zero_point = 0;
+  std::int32_t qmin = 0, qmax = 255;
+  [[nodiscard]] double lo() const { return static_cast<double>(scale) * (qmin - zero_point); }
+  [[nodiscard]] double hi() const { return static_cast<double>(scale) * (qmax - zero_point); }
+};
+
+// [qmin, qmax] of an M-bit grid: unsigned [0, 2^M - 1]; signed [-2^(M-1), 2^(M-1) - 1], or
+// [-(2^(M-1) - 1), 2^(M-1) - 1] when `symmetric` (the level -2^(M-1) is never used, zero point 0).
+std::pair<std::int32_t, std::int32_t> int_range(int bits, bool is_signed, bool symmetric);
+
+// ONNX Runtime's compute_scale_zp for an asymmetric window: [lo, hi] is widened to contain 0, scale =
+// (hi - lo) / (qmax - qmin) in double then float, zero_point = round_half_even(qmin - lo / scale)
+// clamped to [qmin, qmax]. A window too narrow for a float scale (all zero) gives scale 1, zp qmin
+// clamped to contain 0. Throws for non-finite bounds, lo > hi or qmin >= qmax.
+IntGrid onnx_asymmetric_grid(double lo, double hi, std::int32_t qmin, std::int32_t qmax);
+// Symmetric: scale = max_abs / qmax (qmin = -qmax), zero point 0; max_abs 0 gives scale 1.
+IntGrid onnx_symmetric_grid(double max_abs, std::int32_t qmax);
+
+// QuantizeLinear: saturate(round_half_to_even(x / scale) + zero_point) in float32; NaN maps to the
+// zero point (documented in docs/plan.md). DequantizeLinear: float(q - zero_point) * scale.
+std::int32_t quantize_linear(float x, const IntGrid& g);
+inline float dequantize_linear(std::int32_t q, const IntGrid& g) {
+  return static_cast<float>(q - g.zero_point) * g.scale;
+}
+// Quantize-dequantize in place on the ONNX grid, then the optional fused activation.
+void fake_quant_onnx(std::span<float> x, const IntGrid& g, PostOp post = PostOp::kNone);
+
+// Either grid, as a quantization plan hands it to the simulation.
+struct PointQuantizer {
+  bool onnx = false;          // false: the seed's GEMMLOWP kernel with `seed`; true: `grid`
+  AffineQuantParams seed;
+  IntGrid grid;
+};
+void fake_quant(std::span<float> x, const PointQuantizer& q, PostOp post = PostOp::kNone);
+
+// ---------------------------------------------------------------------------------------------
 // Per-sample statistics (the seed's statistic_manager.py columns)
 // ---------------------------------------------------------------------------------------------
 

@@ -39,6 +39,10 @@ void TopK::add(const Tensor& logits, const std::vector<std::int64_t>& labels) {
   samples += static_cast<std::int64_t>(labels.size());
 }
 
+FakeQuantObserver::FakeQuantObserver(const std::vector<quant::AffineQuantParams>& params, Context& ctx) : ctx_(ctx) {
+  for (const auto& p : params) params_.push_back({.onnx = false, .seed = p, .grid = {}});
+}
+
 void FakeQuantObserver::observe(std::size_t index, Tensor& value) {
   quantize(index, value, quant::PostOp::kNone);
 }
@@ -154,21 +158,6 @@ TopK run_dataset(runtime::Executor& exec, data::BatchLoader& loader, runtime::Ob
     progress.update(topk.samples);
   }
   return topk;
-}
-
-QuantSetup make_quant_setup(const graph::Graph& g, const calib::StatsFile& stats,
-                            const policy::PolicyOptions& options, const std::string& stats_path) {
-  QuantSetup setup;
-  setup.points = policy::quant_points(g, options);
-  for (const auto& p : setup.points) {
-    const calib::PointStats* s = stats.find(p.value);
-    if (!s)
-      fail(stats_path + ": has no statistics for quantization point '" + p.value + "' (node " + p.node + ")");
-    const auto range = policy::point_range(p, *s, options);
-    setup.ranges.push_back(range);
-    setup.params.push_back(quant::affine_params(range.window, p.bits));
-  }
-  return setup;
 }
 
 }  // namespace aciq::eval

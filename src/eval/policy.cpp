@@ -22,7 +22,36 @@ namespace {
 bool is_linear(const graph::Node& n) { return n.op_type == "Gemm" || n.op_type == "MatMul"; }
 bool is_quantized_layer(const graph::Node& n) { return n.op_type == "Conv" || is_linear(n); }
 
+// The value an integer kernel would write for n: its output, or the output of the Relu/Clip that is
+// its only consumer (ONNX Runtime fuses that activation into the kernel's requantization).
+std::string deploy_output(const graph::Graph& g, const graph::Node& n) {
+  const std::string& out = n.outputs.at(0);
+  const auto consumers = g.consumers(out);
+  const bool is_output = std::find(g.outputs.begin(), g.outputs.end(), out) != g.outputs.end();
+  if (consumers.size() == 1 && !is_output && (consumers[0]->op_type == "Relu" || consumers[0]->op_type == "Clip") &&
+      !consumers[0]->outputs.empty()) {
+    return consumers[0]->outputs[0];
+  }
+  return out;
+}
+
 }  // namespace
+
+Placement parse_placement(std::string_view text) {
+  if (text == "outputs" || text == "seed") return Placement::kOutputs;
+  if (text == "inputs") return Placement::kInputs;
+  if (text == "deploy") return Placement::kDeploy;
+  fail("--placement '" + std::string(text) + "': expected outputs (alias seed), inputs or deploy");
+}
+
+std::string_view placement_name(Placement p) {
+  switch (p) {
+    case Placement::kOutputs: return "outputs";
+    case Placement::kInputs: return "inputs";
+    case Placement::kDeploy: return "deploy";
+  }
+  return "?";
+}
 
 std::vector<std::string> collection_points(const graph::Graph& g) {
   std::vector<std::string> out;
@@ -34,6 +63,10 @@ std::vector<std::string> collection_points(const graph::Graph& g) {
     if (!is_quantized_layer(n)) continue;
     add(n.inputs.at(0));
     add(n.outputs.at(0));
+  }
+  // Activated outputs after the others, so the order of the seed's points is unchanged.
+  for (const auto& n : g.nodes) {
+    if (is_quantized_layer(n)) add(deploy_output(g, n));
   }
   return out;
 }
@@ -50,26 +83,32 @@ std::vector<QuantPoint> quant_points(const graph::Graph& g, const PolicyOptions&
   const std::set<std::string> keep(o.keep_8bit.begin(), o.keep_8bit.end());
   for (const auto& n : g.nodes) {
     if (!is_quantized_layer(n)) continue;
-    QuantPoint p;
-    p.value = o.placement == Placement::kOutputs ? n.outputs.at(0) : n.inputs.at(0);
-    p.node = n.name;
-    if (g.initializer(p.value) || !seen.insert(p.value).second) continue;
-    if (&n == first_conv) {
-      p.role = Role::kFirstConv;
-      p.bits = o.first_conv_bits;
-      p.clip = o.clip;
-    } else if (n.op_type == "Conv") {
-      p.role = Role::kConv;
-      p.bits = o.activation_bits;
-      p.clip = o.clip;
-    } else {
-      // The seed never clips fully-connected outputs (its clipping applies to tag 'activation' only).
-      p.role = &n == classifier ? Role::kClassifier : Role::kLinear;
-      p.bits = o.fc_bits;
-      p.clip = quant::ClipMethod::kNone;
+    std::vector<std::string> values;
+    if (o.placement == Placement::kOutputs) values = {n.outputs.at(0)};
+    if (o.placement == Placement::kInputs) values = {n.inputs.at(0)};
+    if (o.placement == Placement::kDeploy) values = {n.inputs.at(0), deploy_output(g, n)};
+    for (const auto& value : values) {
+      QuantPoint p;
+      p.value = value;
+      p.node = n.name;
+      if (g.initializer(p.value) || !seen.insert(p.value).second) continue;
+      if (&n == first_conv) {
+        p.role = Role::kFirstConv;
+        p.bits = o.first_conv_bits;
+        p.clip = o.clip;
+      } else if (n.op_type == "Conv") {
+        p.role = Role::kConv;
+        p.bits = o.activation_bits;
+        p.clip = o.clip;
+      } else {
+        // The seed never clips fully-connected outputs (its clipping applies to tag 'activation' only).
+        p.role = &n == classifier ? Role::kClassifier : Role::kLinear;
+        p.bits = o.fc_bits;
+        p.clip = quant::ClipMethod::kNone;
+      }
+      if (keep.count(n.name) || keep.count(p.value)) p.bits = 8;
+      points.push_back(std::move(p));
     }
-    if (keep.count(n.name) || keep.count(p.value)) p.bits = 8;
-    points.push_back(std::move(p));
   }
   return points;
 }

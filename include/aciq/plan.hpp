@@ -1,0 +1,125 @@
+// QuantPlan: the product of calibration — every quantized tensor's integer parameters, window and provenance.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "aciq/calib.hpp"
+#include "aciq/graph.hpp"
+#include "aciq/policy.hpp"
+#include "aciq/quant.hpp"
+
+// Simulation, export and (later) integer execution all start from a QuantPlan, so what the simulator
+// reports is what a deployment gets. File format and both arithmetic semantics: docs/plan.md.
+namespace aciq::plan {
+
+// How quantize-dequantize is computed.
+enum class Semantics : std::uint8_t {
+  kSeed,  // the seed's GEMMLOWP simulation: float zero point, offset form, round half away from zero
+  kOnnx,  // ONNX QuantizeLinear/DequantizeLinear: integer zero point, round half to even, saturation
+};
+Semantics parse_semantics(std::string_view text);  // "seed" | "onnx"
+std::string_view semantics_name(Semantics s);
+
+enum class WeightGranularity : std::uint8_t {
+  kTensor,   // one asymmetric grid per weight tensor (the seed)
+  kChannel,  // one symmetric grid per output channel (what deployment runtimes use)
+};
+WeightGranularity parse_weight_granularity(std::string_view text);  // "tensor" | "channel"
+std::string_view weight_granularity_name(WeightGranularity g);
+
+enum class TensorKind : std::uint8_t { kActivation, kWeight, kBias };
+std::string_view tensor_kind_name(TensorKind k);  // "activation" | "weight" | "bias"
+
+// The options a plan is built from (recorded in the file, so a plan says how it was made).
+struct PlanOptions {
+  policy::PolicyOptions policy;
+  Semantics semantics = Semantics::kSeed;
+  WeightGranularity weights = WeightGranularity::kTensor;
+  bool fold_batchnorm = true;
+};
+
+// One quantized tensor. Per-tensor entries have one scale/zero point/window; per-channel weights one
+// per slice along `axis`.
+struct TensorQuant {
+  std::string tensor;  // ONNX value (activation) or initializer (weight, bias) name
+  std::string node;    // the Conv/Gemm/MatMul it belongs to
+  TensorKind kind = TensorKind::kActivation;
+  std::string role;  // activations: policy::role_name; weights/biases: the node's op type
+  int bits = 8;
+  bool is_signed = false;  // grid of signed integers (int8 weights, int32 biases) or unsigned (uint8)
+  std::int32_t qmin = 0, qmax = 255;
+  int axis = -1;  // per-channel axis of the tensor, -1 for per-tensor
+  std::vector<float> scale;
+  std::vector<std::int32_t> zero_point;
+  // The real window each grid represents: [scale * (qmin - zp), scale * (qmax - zp)] for the onnx
+  // semantics; the seed's [offset, offset + delta] for the seed semantics.
+  std::vector<double> lo, hi;
+  // The window calibration asked for, before the onnx semantics widened it to contain 0.
+  double requested_lo = 0.0, requested_hi = 0.0;
+  // Seed semantics only: the GEMMLOWP kernel's form ("zero-point", "offset" or "identity") and offset.
+  quant::GridForm seed_form = quant::GridForm::kZeroPoint;
+  float seed_offset = 0.0f;
+  // Provenance.
+  std::string method;      // e.g. "laplace", "gauss", "minmax", "minmax-symmetric", "bias-int32"
+  double alpha = 0.0;      // clipping value (0 when not clipped)
+  double coefficient = 0.0;  // alpha / b or alpha / sigma
+  std::string statistic;   // which statistics chose the window, e.g. "mean of per-sample min/max"
+
+  [[nodiscard]] bool per_channel() const { return axis >= 0; }
+  [[nodiscard]] std::size_t channels() const { return scale.size(); }
+  // The grid of channel c (0 for per-tensor).
+  [[nodiscard]] quant::IntGrid grid(std::size_t c = 0) const;
+  // What the simulation runs for an activation of this plan.
+  [[nodiscard]] quant::PointQuantizer quantizer(Semantics semantics) const;
+};
+
+struct QuantPlan {
+  static constexpr int kVersion = 1;
+  std::string model_hash;  // graph::Graph::model_hash of the model the plan was made for
+  std::string model_path;
+  std::string stats_path;
+  std::string stats_data;  // the statistics' data source
+  std::int64_t stats_samples = 0;
+  PlanOptions options;
+  std::vector<TensorQuant> tensors;  // activations in graph order, then weights and biases
+
+  [[nodiscard]] Semantics semantics() const { return options.semantics; }
+  [[nodiscard]] const TensorQuant* find(const std::string& tensor, TensorKind kind) const;
+  [[nodiscard]] std::vector<const TensorQuant*> activations() const;
+
+  // Versioned, human-readable JSON; byte-identical for identical plans; floats round-trip exactly.
+  [[nodiscard]] std::string to_json() const;
+  // Parses and checks every value (finite positive scales, zero points inside [qmin, qmax], window
+  // consistent with the grid, lengths); errors name `source` and the tensor.
+  static QuantPlan from_json(const std::string& text, const std::string& source);
+  void save(const std::string& path) const;  // atomically (temp file + fsync + rename)
+  static QuantPlan load(const std::string& path);
+  // Throws unless the plan was made for this (imported, possibly BN-folded) graph and every tensor it
+  // names exists there with a matching channel count.
+  void require_graph(const graph::Graph& g, const std::string& source) const;
+};
+
+// Builds the plan for `options` from collected statistics: the policy chooses the points, bits and
+// clipping; the semantics turns each window into a grid; weights and biases get theirs from their values.
+QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const PlanOptions& options,
+                     const std::string& stats_path);
+
+// Executing a plan in the float simulation: the graph's weights and biases are replaced in place by
+// their quantize-dequantized values, and the returned points/quantizers go to the FakeQuantObserver.
+struct Simulation {
+  std::vector<std::string> points;
+  std::vector<quant::PointQuantizer> quantizers;
+};
+Simulation apply_plan(graph::Graph& g, const QuantPlan& plan);
+
+// The integers a weight (int8 grid) or bias (int32) entry stores for the values of `w`, in w's order:
+// exactly what the simulation dequantizes and what exporters write.
+std::vector<std::int32_t> quantize_values(const Tensor& w, const TensorQuant& t);
+
+// The per-tensor summary table of `aciq layers --plan`.
+std::string plan_table(const QuantPlan& plan);
+
+}  // namespace aciq::plan

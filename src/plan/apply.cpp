@@ -1,0 +1,131 @@
+// Executing a QuantPlan in the float simulation (weights quantize-dequantized in place, activation
+// quantizers for the observer) and its human-readable table.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
+
+#include "aciq/plan.hpp"
+
+namespace aciq::plan {
+
+namespace {
+
+// Channel of element i of a tensor of `shape` along `axis` (0 for per-tensor entries).
+struct ChannelIndex {
+  std::int64_t inner = 1, channels = 1;
+  ChannelIndex(const Shape& shape, int axis) {
+    if (axis < 0) return;
+    channels = shape.at(static_cast<std::size_t>(axis));
+    for (std::size_t d = static_cast<std::size_t>(axis) + 1; d < shape.size(); ++d) inner *= shape[d];
+  }
+  [[nodiscard]] std::size_t operator()(std::size_t i) const {
+    return static_cast<std::size_t>((static_cast<std::int64_t>(i) / inner) % channels);
+  }
+};
+
+void quantize_tensor(Tensor& w, const TensorQuant& t, Semantics semantics) {
+  auto v = w.f32();
+  const ChannelIndex channel(w.shape(), t.axis);
+  if (semantics == Semantics::kSeed) {
+    if (!t.per_channel()) {
+      quant::fake_quant(v, t.quantizer(semantics).seed);
+      return;
+    }
+    TensorQuant one = t;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const std::size_t c = channel(i);
+      one.scale = {t.scale[c]};
+      one.zero_point = {t.zero_point[c]};
+      auto q = one.quantizer(semantics).seed;
+      // Symmetric per-channel grids of zero channels are the identity.
+      if (t.lo[c] == 0.0 && t.hi[c] == 0.0) q.form = quant::GridForm::kIdentity;
+      quant::fake_quant_ref(v.subspan(i, 1), q);
+    }
+    return;
+  }
+  if (t.kind == TensorKind::kBias) {
+    // int32 biases: q = round_half_even(b / scale) in double, saturated; what the exporter writes.
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const float s = t.scale[channel(i)];
+      const double q = std::clamp(std::nearbyint(static_cast<double>(v[i]) / static_cast<double>(s)),
+                                  static_cast<double>(std::numeric_limits<std::int32_t>::min()),
+                                  static_cast<double>(std::numeric_limits<std::int32_t>::max()));
+      v[i] = static_cast<float>(static_cast<std::int32_t>(q)) * s;
+    }
+    return;
+  }
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const auto g = t.grid(channel(i));
+    v[i] = quant::dequantize_linear(quant::quantize_linear(v[i], g), g);
+  }
+}
+
+}  // namespace
+
+std::vector<std::int32_t> quantize_values(const Tensor& w, const TensorQuant& t) {
+  const auto v = w.f32();
+  const ChannelIndex channel(w.shape(), t.axis);
+  std::vector<std::int32_t> q(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const auto g = t.grid(channel(i));
+    if (t.kind == TensorKind::kBias) {
+      q[i] = static_cast<std::int32_t>(std::clamp(std::nearbyint(static_cast<double>(v[i]) / static_cast<double>(g.scale)),
+                                                  static_cast<double>(g.qmin), static_cast<double>(g.qmax)));
+    } else {
+      q[i] = quant::quantize_linear(v[i], g);
+    }
+  }
+  return q;
+}
+
+Simulation apply_plan(graph::Graph& g, const QuantPlan& plan) {
+  plan.require_graph(g, plan.model_path);
+  Simulation sim;
+  for (const auto& t : plan.tensors) {
+    if (t.kind == TensorKind::kActivation) {
+      sim.points.push_back(t.tensor);
+      sim.quantizers.push_back(t.quantizer(plan.semantics()));
+      continue;
+    }
+    auto it = g.initializers.find(t.tensor);
+    Tensor w = it->second.clone();
+    quantize_tensor(w, t, plan.semantics());
+    it->second = std::move(w);
+  }
+  return sim;
+}
+
+std::string plan_table(const QuantPlan& plan) {
+  std::size_t width = 6;
+  for (const auto& t : plan.tensors) width = std::max(width, t.tensor.size());
+  std::string out = fmt::format("plan for {} ({} semantics, {} weights, placement {})\n", plan.model_path,
+                                semantics_name(plan.semantics()), weight_granularity_name(plan.options.weights),
+                                policy::placement_name(plan.options.policy.placement));
+  out += fmt::format("{:<{}}  {:<10}  {:<11}  {:>4}  {:>5}  {:>13}  {:>11}  {:>12}  {:>12}  {}\n", "tensor", width, "kind",
+                     "role", "bits", "grid", "scale", "zero point", "lo", "hi", "method");
+  for (const auto& t : plan.tensors) {
+    const std::string grid = fmt::format("{}{}", t.is_signed ? "s" : "u", t.bits);
+    std::string scale, zp, lo, hi;
+    if (t.per_channel()) {
+      const auto [smin, smax] = std::minmax_element(t.scale.begin(), t.scale.end());
+      scale = fmt::format("{} ch", t.channels());
+      zp = fmt::format("axis {}", t.axis);
+      lo = fmt::format("{:.4g}", *std::min_element(t.lo.begin(), t.lo.end()));
+      hi = fmt::format("{:.4g}", *std::max_element(t.hi.begin(), t.hi.end()));
+      (void)smin;
+      (void)smax;
+    } else {
+      scale = fmt::format("{:.6g}", t.scale[0]);
+      zp = plan.semantics() == Semantics::kSeed && t.seed_form == quant::GridForm::kOffset ? "offset"
+                                                                                            : std::to_string(t.zero_point[0]);
+      lo = fmt::format("{:.4g}", t.lo[0]);
+      hi = fmt::format("{:.4g}", t.hi[0]);
+    }
+    out += fmt::format("{:<{}}  {:<10}  {:<11}  {:>4}  {:>5}  {:>13}  {:>11}  {:>12}  {:>12}  {}\n", t.tensor, width,
+                       tensor_kind_name(t.kind), t.role, t.bits, grid, scale, zp, lo, hi, t.method);
+  }
+  return out;
+}
+
+}  // namespace aciq::plan

@@ -1,0 +1,233 @@
+// Building a QuantPlan: the policy's points and windows turned into grids of the chosen semantics, and
+// the weight/bias grids from their values.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <set>
+
+#include "aciq/plan.hpp"
+
+namespace aciq::plan {
+
+namespace {
+
+bool is_quantized_layer(const graph::Node& n) { return n.op_type == "Conv" || n.op_type == "Gemm" || n.op_type == "MatMul"; }
+
+// The output-channel axis of a layer's weight: Conv [O, I/g, kh, kw] -> 0; Gemm B is [O, I] with
+// transB = 1 and [I, O] otherwise; MatMul's right operand [.., I, O] -> its last axis.
+int output_axis(const graph::Node& n, const Tensor& w) {
+  if (n.op_type == "Conv") return 0;
+  if (n.op_type == "Gemm") return n.get_int("transB", 0) != 0 ? 0 : 1;
+  return static_cast<int>(w.rank()) - 1;
+}
+
+std::string statistic_of(const policy::QuantPoint& p, quant::ClipMethod method) {
+  if (p.role == policy::Role::kClassifier) return "min of per-sample min, max of per-sample max";
+  switch (method) {
+    case quant::ClipMethod::kNone: return "mean of per-sample min and max";
+    case quant::ClipMethod::kLaplace: return "mean of per-sample b = mean|x - mean|, centred on the mean";
+    case quant::ClipMethod::kGauss: return "the seed's range-based sigma from the mean per-sample min/max";
+    case quant::ClipMethod::kMix: return "mix";
+  }
+  return "";
+}
+
+void set_seed_grid(TensorQuant& t, const quant::AffineQuantParams& ap) {
+  t.qmin = 0;
+  t.qmax = static_cast<std::int32_t>(ap.qmax);
+  t.seed_form = ap.form;
+  t.scale.push_back(ap.scale);
+  t.zero_point.push_back(ap.form == quant::GridForm::kZeroPoint ? static_cast<std::int32_t>(ap.zero_point) : 0);
+  t.seed_offset = ap.offset;
+}
+
+void set_onnx_grid(TensorQuant& t, const quant::IntGrid& g) {
+  t.qmin = g.qmin;
+  t.qmax = g.qmax;
+  t.scale.push_back(g.scale);
+  t.zero_point.push_back(g.zero_point);
+  t.lo.push_back(g.lo());
+  t.hi.push_back(g.hi());
+}
+
+// Per-channel [min, max] and max |w| along `axis`.
+struct ChannelRange {
+  std::vector<float> lo, hi;
+};
+ChannelRange channel_ranges(const Tensor& w, int axis) {
+  const auto& shape = w.shape();
+  const std::int64_t channels = shape.at(static_cast<std::size_t>(axis));
+  std::int64_t inner = 1;
+  for (std::size_t d = static_cast<std::size_t>(axis) + 1; d < shape.size(); ++d) inner *= shape[d];
+  ChannelRange r;
+  r.lo.assign(static_cast<std::size_t>(channels), std::numeric_limits<float>::infinity());
+  r.hi.assign(static_cast<std::size_t>(channels), -std::numeric_limits<float>::infinity());
+  const auto v = w.f32();
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const auto c = static_cast<std::size_t>((static_cast<std::int64_t>(i) / inner) % channels);
+    r.lo[c] = std::min(r.lo[c], v[i]);
+    r.hi[c] = std::max(r.hi[c], v[i]);
+  }
+  return r;
+}
+
+TensorQuant weight_entry(const graph::Graph& g, const graph::Node& n, const std::string& name, const Tensor& w,
+                         const PlanOptions& o) {
+  const auto v = w.f32();
+  if (!std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); }))
+    fail(g.source + ": initializer '" + name + "' of " + n.describe() + " contains NaN or Inf");
+  TensorQuant t;
+  t.tensor = name;
+  t.node = n.name;
+  t.kind = TensorKind::kWeight;
+  t.role = n.op_type;
+  t.bits = o.policy.weight_bits;
+  t.is_signed = o.semantics == Semantics::kOnnx;
+  const auto [mn_it, mx_it] = std::minmax_element(v.begin(), v.end());
+  const float mn = v.empty() ? 0.0f : *mn_it, mx = v.empty() ? 0.0f : *mx_it;
+  t.requested_lo = mn;
+  t.requested_hi = mx;
+  if (o.weights == WeightGranularity::kTensor) {
+    t.method = "minmax";
+    t.statistic = "min and max of the tensor";
+    if (o.semantics == Semantics::kSeed) {
+      set_seed_grid(t, quant::affine_params(mn, mx, t.bits));
+      t.lo.push_back(mn);
+      t.hi.push_back(mx);
+    } else {
+      const auto [qmin, qmax] = quant::int_range(t.bits, true, false);
+      set_onnx_grid(t, quant::onnx_asymmetric_grid(mn, mx, qmin, qmax));
+    }
+    return t;
+  }
+  t.method = "minmax-symmetric";
+  t.statistic = "max |w| of each output channel";
+  t.axis = output_axis(n, w);
+  const auto r = channel_ranges(w, t.axis);
+  for (std::size_t c = 0; c < r.lo.size(); ++c) {
+    const float max_abs = std::max(std::abs(r.lo[c]), std::abs(r.hi[c]));
+    if (o.semantics == Semantics::kSeed) {
+      // The seed's kernel on a symmetric grid (quant::symmetric_params): levels k * scale, |k| <= 2^(M-1) - 1.
+      const auto ap = quant::symmetric_params(max_abs, t.bits);
+      set_seed_grid(t, ap);
+      t.lo.push_back(ap.form == quant::GridForm::kIdentity ? 0.0 : -static_cast<double>(max_abs));
+      t.hi.push_back(ap.form == quant::GridForm::kIdentity ? 0.0 : static_cast<double>(max_abs));
+    } else {
+      set_onnx_grid(t, quant::onnx_symmetric_grid(max_abs, quant::int_range(t.bits, true, true).second));
+    }
+  }
+  return t;
+}
+
+}  // namespace
+
+QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const PlanOptions& o,
+                     const std::string& stats_path) {
+  stats.require_model(g.model_hash, stats_path);
+  if (o.weights == WeightGranularity::kChannel && o.policy.weight_bits > 0 && o.policy.weight_bits < 2)
+    fail("--wgran channel: symmetric weights need --wbits >= 2");
+  QuantPlan plan;
+  plan.model_hash = g.model_hash;
+  plan.model_path = g.source;
+  plan.stats_path = stats_path;
+  plan.stats_data = stats.data_source;
+  plan.stats_samples = stats.samples;
+  plan.options = o;
+
+  const auto points = policy::quant_points(g, o.policy);
+  for (const auto& p : points) {
+    const calib::PointStats* s = stats.find(p.value);
+    if (!s) fail(stats_path + ": has no statistics for quantization point '" + p.value + "' (node " + p.node + ")");
+    const auto range = policy::point_range(p, *s, o.policy);
+    TensorQuant t;
+    t.tensor = p.value;
+    t.node = p.node;
+    t.kind = TensorKind::kActivation;
+    t.role = std::string(policy::role_name(p.role));
+    t.bits = p.bits;
+    t.is_signed = false;
+    t.requested_lo = range.lo;
+    t.requested_hi = range.hi;
+    t.method = p.clip == quant::ClipMethod::kNone ? (p.role == policy::Role::kClassifier ? "minmax-global" : "minmax")
+                                                  : std::string(quant::clip_method_name(range.method));
+    t.statistic = statistic_of(p, p.clip == quant::ClipMethod::kNone ? p.clip : range.method);
+    if (p.clip == quant::ClipMethod::kMix) t.method = "mix:" + t.method;
+    t.alpha = range.alpha;
+    if (range.alpha > 0.0) {
+      const auto d = range.method == quant::ClipMethod::kGauss ? quant::Distribution::kGauss : quant::Distribution::kLaplace;
+      t.coefficient = o.policy.seed_coefficients ? quant::seed_alpha_coefficient(d, p.bits)
+                                                 : quant::optimal_alpha_coefficient(d, p.bits);
+    }
+    if (o.semantics == Semantics::kSeed) {
+      set_seed_grid(t, quant::affine_params(range.window, p.bits));
+      t.lo.push_back(range.lo);
+      t.hi.push_back(range.hi);
+    } else {
+      const auto [qmin, qmax] = quant::int_range(p.bits, false, false);
+      set_onnx_grid(t, quant::onnx_asymmetric_grid(range.lo, range.hi, qmin, qmax));
+    }
+    plan.tensors.push_back(std::move(t));
+  }
+
+  if (o.policy.weight_bits <= 0) return plan;
+  std::set<std::string> done;
+  for (const auto& n : g.nodes) {
+    if (!is_quantized_layer(n) || !n.has_input(1)) continue;
+    const Tensor* w = g.initializer(n.inputs[1]);
+    if (!w || w->dtype() != DType::kFloat32 || w->numel() == 0 || !done.insert(n.inputs[1]).second) continue;
+    TensorQuant wq = weight_entry(g, n, n.inputs[1], *w, o);
+    std::optional<TensorQuant> bias;
+    if (n.has_input(2)) {
+      const Tensor* b = g.initializer(n.inputs[2]);
+      if (b && b->dtype() == DType::kFloat32 && b->numel() > 0 && done.insert(n.inputs[2]).second) {
+        const TensorQuant* in = plan.find(n.inputs[0], TensorKind::kActivation);
+        if (o.semantics == Semantics::kSeed) {
+          // The seed quantizes biases like weights: per-tensor min/max at the weight bits.
+          PlanOptions per_tensor = o;
+          per_tensor.weights = WeightGranularity::kTensor;
+          TensorQuant bq = weight_entry(g, n, n.inputs[2], *b, per_tensor);
+          bq.kind = TensorKind::kBias;
+          bias = std::move(bq);
+        } else if (in) {
+          // int32 with scale = input scale x weight scale (per channel when the weights are), zero point 0:
+          // what an integer kernel adds to its int32 accumulator.
+          TensorQuant bq;
+          bq.tensor = n.inputs[2];
+          bq.node = n.name;
+          bq.kind = TensorKind::kBias;
+          bq.role = n.op_type;
+          bq.bits = 32;
+          bq.is_signed = true;
+          bq.qmin = std::numeric_limits<std::int32_t>::min();
+          bq.qmax = std::numeric_limits<std::int32_t>::max();
+          if (wq.per_channel()) bq.axis = 0;
+          bq.method = "bias-int32";
+          bq.statistic = "scale = input scale x weight scale";
+          const auto bv = b->f32();
+          bq.requested_lo = *std::min_element(bv.begin(), bv.end());
+          bq.requested_hi = *std::max_element(bv.begin(), bv.end());
+          for (float ws : wq.scale) {
+            const float s = in->scale.at(0) * ws;
+            bq.scale.push_back(s);
+            bq.zero_point.push_back(0);
+            bq.lo.push_back(static_cast<double>(s) * bq.qmin);
+            bq.hi.push_back(static_cast<double>(s) * bq.qmax);
+          }
+          bias = std::move(bq);
+        }
+        // onnx semantics with an unquantized input: the bias stays float (no integer kernel can use it).
+      }
+    }
+    plan.tensors.push_back(std::move(wq));
+    if (bias) plan.tensors.push_back(std::move(*bias));
+  }
+  // Activations first, then weights and biases in node order (a stable, diffable file).
+  std::stable_partition(plan.tensors.begin(), plan.tensors.end(),
+                        [](const TensorQuant& t) { return t.kind == TensorKind::kActivation; });
+  return plan;
+}
+
+}  // namespace aciq::plan

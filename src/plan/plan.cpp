@@ -1,0 +1,379 @@
+// QuantPlan: names of its enums, the versioned JSON file (write, parse, validate) and the checks against a graph.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "aciq/plan.hpp"
+
+namespace aciq::plan {
+
+using json = nlohmann::ordered_json;
+
+Semantics parse_semantics(std::string_view text) {
+  if (text == "seed") return Semantics::kSeed;
+  if (text == "onnx") return Semantics::kOnnx;
+  fail("--semantics '" + std::string(text) + "': expected seed or onnx");
+}
+std::string_view semantics_name(Semantics s) { return s == Semantics::kSeed ? "seed" : "onnx"; }
+
+WeightGranularity parse_weight_granularity(std::string_view text) {
+  if (text == "tensor") return WeightGranularity::kTensor;
+  if (text == "channel") return WeightGranularity::kChannel;
+  fail("--wgran '" + std::string(text) + "': expected tensor or channel");
+}
+std::string_view weight_granularity_name(WeightGranularity g) {
+  return g == WeightGranularity::kTensor ? "tensor" : "channel";
+}
+
+std::string_view tensor_kind_name(TensorKind k) {
+  switch (k) {
+    case TensorKind::kActivation: return "activation";
+    case TensorKind::kWeight: return "weight";
+    case TensorKind::kBias: return "bias";
+  }
+  return "?";
+}
+
+namespace {
+
+TensorKind parse_kind(const std::string& s, const std::string& where) {
+  if (s == "activation") return TensorKind::kActivation;
+  if (s == "weight") return TensorKind::kWeight;
+  if (s == "bias") return TensorKind::kBias;
+  fail(where + ": unknown kind '" + s + "' (expected activation, weight or bias)");
+}
+
+std::string_view form_name(quant::GridForm f) {
+  switch (f) {
+    case quant::GridForm::kIdentity: return "identity";
+    case quant::GridForm::kZeroPoint: return "zero-point";
+    case quant::GridForm::kOffset: return "offset";
+  }
+  return "?";
+}
+
+quant::GridForm parse_form(const std::string& s, const std::string& where) {
+  if (s == "identity") return quant::GridForm::kIdentity;
+  if (s == "zero-point") return quant::GridForm::kZeroPoint;
+  if (s == "offset") return quant::GridForm::kOffset;
+  fail(where + ": unknown seed grid '" + s + "' (expected zero-point, offset or identity)");
+}
+
+// One value for per-tensor entries (readable), an array for per-channel ones.
+template <typename T>
+json scalar_or_array(const std::vector<T>& v, bool per_channel) {
+  if (!per_channel && v.size() == 1) return json(v[0]);
+  return json(v);
+}
+
+template <typename T>
+std::vector<T> read_vector(const json& j, const std::string& where, const char* key) {
+  if (!j.contains(key)) fail(where + ": missing '" + key + "'");
+  const json& v = j.at(key);
+  std::vector<T> out;
+  auto one = [&](const json& e) {
+    if (!e.is_number()) fail(where + ": '" + key + "' must be a number or an array of numbers");
+    if constexpr (std::is_integral_v<T>) {
+      if (!e.is_number_integer()) fail(where + ": '" + key + "' must hold integers");
+      const auto i = e.get<std::int64_t>();
+      if (i < std::numeric_limits<T>::min() || i > std::numeric_limits<T>::max())
+        fail(where + ": '" + key + "' value " + std::to_string(i) + " is out of range");
+      out.push_back(static_cast<T>(i));
+    } else {
+      out.push_back(static_cast<T>(e.get<double>()));
+    }
+  };
+  if (v.is_array()) {
+    for (const auto& e : v) one(e);
+  } else {
+    one(v);
+  }
+  return out;
+}
+
+template <typename T>
+T read_value(const json& j, const std::string& where, const char* key) {
+  if (!j.contains(key)) fail(where + ": missing '" + key + "'");
+  try {
+    return j.at(key).get<T>();
+  } catch (const json::exception&) {
+    fail(where + ": '" + key + "' has the wrong type");
+  }
+}
+
+json options_json(const PlanOptions& o) {
+  json j;
+  j["qtype"] = "int" + std::to_string(o.policy.activation_bits);
+  j["clip"] = std::string(quant::clip_method_name(o.policy.clip));
+  j["wbits"] = o.policy.weight_bits;
+  j["fc_bits"] = o.policy.fc_bits;
+  j["first_conv_bits"] = o.policy.first_conv_bits;
+  j["placement"] = std::string(policy::placement_name(o.policy.placement));
+  j["keep_8bit"] = o.policy.keep_8bit;
+  j["seed_coefficients"] = o.policy.seed_coefficients;
+  j["semantics"] = std::string(semantics_name(o.semantics));
+  j["wgran"] = std::string(weight_granularity_name(o.weights));
+  j["fold_bn"] = o.fold_batchnorm;
+  return j;
+}
+
+PlanOptions parse_options(const json& j, const std::string& where) {
+  PlanOptions o;
+  const auto qtype = read_value<std::string>(j, where, "qtype");
+  if (qtype.rfind("int", 0) != 0) fail(where + ": qtype '" + qtype + "' is not intM");
+  try {
+    o.policy.activation_bits = std::stoi(qtype.substr(3));
+  } catch (const std::exception&) {
+    fail(where + ": qtype '" + qtype + "' is not intM");
+  }
+  try {
+    o.policy.clip = quant::parse_clip_method(read_value<std::string>(j, where, "clip"));
+    o.policy.placement = policy::parse_placement(read_value<std::string>(j, where, "placement"));
+    o.semantics = parse_semantics(read_value<std::string>(j, where, "semantics"));
+    o.weights = parse_weight_granularity(read_value<std::string>(j, where, "wgran"));
+  } catch (const Error& e) {
+    fail(where + ": " + e.what());
+  }
+  o.policy.weight_bits = read_value<int>(j, where, "wbits");
+  o.policy.fc_bits = read_value<int>(j, where, "fc_bits");
+  o.policy.first_conv_bits = read_value<int>(j, where, "first_conv_bits");
+  o.policy.keep_8bit = read_value<std::vector<std::string>>(j, where, "keep_8bit");
+  o.policy.seed_coefficients = read_value<bool>(j, where, "seed_coefficients");
+  o.fold_batchnorm = read_value<bool>(j, where, "fold_bn");
+  return o;
+}
+
+bool close(double a, double b) { return std::abs(a - b) <= 1e-6 * std::max({1.0, std::abs(a), std::abs(b)}); }
+
+// Every check a loaded entry must pass; `where` names the file and the tensor.
+void validate(const TensorQuant& t, Semantics semantics, const std::string& where) {
+  const bool bias32 = t.kind == TensorKind::kBias && semantics == Semantics::kOnnx;
+  if (bias32 ? t.bits != 32 : (t.bits < quant::kMinBits || t.bits > quant::kMaxBits))
+    fail(fmt::format("{}: bits {} is invalid", where, t.bits));
+  if (t.qmin >= t.qmax) fail(fmt::format("{}: qmin {} is not below qmax {}", where, t.qmin, t.qmax));
+  if (!bias32 && static_cast<std::int64_t>(t.qmax) - t.qmin > (std::int64_t{1} << t.bits) - 1)
+    fail(fmt::format("{}: [qmin, qmax] = [{}, {}] does not fit in {} bits", where, t.qmin, t.qmax, t.bits));
+  const std::size_t n = t.scale.size();
+  if (n == 0) fail(where + ": has no scale");
+  if (t.zero_point.size() != n || t.lo.size() != n || t.hi.size() != n)
+    fail(fmt::format("{}: scale, zero_point, lo and hi have different lengths ({}, {}, {}, {})", where, n,
+                     t.zero_point.size(), t.lo.size(), t.hi.size()));
+  if (!t.per_channel() && n != 1) fail(fmt::format("{}: {} scales but no per-channel axis", where, n));
+  if (t.per_channel() && t.kind == TensorKind::kActivation) fail(where + ": per-channel activations are not supported");
+  if (!std::isfinite(t.requested_lo) || !std::isfinite(t.requested_hi) || t.requested_lo > t.requested_hi)
+    fail(fmt::format("{}: requested window [{}, {}] is invalid", where, t.requested_lo, t.requested_hi));
+  for (std::size_t c = 0; c < n; ++c) {
+    const std::string at = t.per_channel() ? fmt::format("{} channel {}", where, c) : where;
+    if (!std::isfinite(t.scale[c]) || !(t.scale[c] > 0.0f))
+      fail(fmt::format("{}: scale {} must be finite and positive", at, t.scale[c]));
+    if (t.zero_point[c] < t.qmin || t.zero_point[c] > t.qmax)
+      fail(fmt::format("{}: zero point {} is outside [{}, {}]", at, t.zero_point[c], t.qmin, t.qmax));
+    if (!std::isfinite(t.lo[c]) || !std::isfinite(t.hi[c]) || t.lo[c] > t.hi[c])
+      fail(fmt::format("{}: window [{}, {}] is invalid", at, t.lo[c], t.hi[c]));
+    if (semantics == Semantics::kOnnx) {
+      const auto g = t.grid(c);
+      if (!close(t.lo[c], g.lo()) || !close(t.hi[c], g.hi()))
+        fail(fmt::format("{}: window [{}, {}] is not the grid's [{}, {}]", at, t.lo[c], t.hi[c], g.lo(), g.hi()));
+    }
+  }
+  if (semantics == Semantics::kSeed && !bias32) {
+    if (t.seed_form != quant::GridForm::kIdentity && !std::isfinite(t.seed_offset))
+      fail(where + ": seed offset is not finite");
+  }
+}
+
+}  // namespace
+
+quant::IntGrid TensorQuant::grid(std::size_t c) const {
+  quant::IntGrid g;
+  g.scale = scale.at(c);
+  g.zero_point = zero_point.at(c);
+  g.qmin = qmin;
+  g.qmax = qmax;
+  return g;
+}
+
+quant::PointQuantizer TensorQuant::quantizer(Semantics semantics) const {
+  quant::PointQuantizer q;
+  if (semantics == Semantics::kOnnx) {
+    q.onnx = true;
+    q.grid = grid(0);
+    return q;
+  }
+  quant::AffineQuantParams& p = q.seed;
+  p.bits = bits;
+  p.qmax = static_cast<float>(qmax);
+  p.form = seed_form;
+  if (seed_form == quant::GridForm::kIdentity) return q;
+  p.scale = scale.at(0);
+  if (seed_form == quant::GridForm::kZeroPoint) p.zero_point = static_cast<float>(zero_point.at(0));
+  if (seed_form == quant::GridForm::kOffset) p.offset = seed_offset;
+  return q;
+}
+
+const TensorQuant* QuantPlan::find(const std::string& tensor, TensorKind kind) const {
+  for (const auto& t : tensors) {
+    if (t.tensor == tensor && t.kind == kind) return &t;
+  }
+  return nullptr;
+}
+
+std::vector<const TensorQuant*> QuantPlan::activations() const {
+  std::vector<const TensorQuant*> out;
+  for (const auto& t : tensors) {
+    if (t.kind == TensorKind::kActivation) out.push_back(&t);
+  }
+  return out;
+}
+
+std::string QuantPlan::to_json() const {
+  json j;
+  j["format"] = "aciq-quant-plan";
+  j["version"] = kVersion;
+  j["model"] = {{"path", model_path}, {"hash", model_hash}};
+  j["stats"] = {{"path", stats_path}, {"data", stats_data}, {"samples", stats_samples}};
+  j["options"] = options_json(options);
+  json arr = json::array();
+  for (const auto& t : tensors) {
+    json e;
+    e["tensor"] = t.tensor;
+    e["node"] = t.node;
+    e["kind"] = std::string(tensor_kind_name(t.kind));
+    e["role"] = t.role;
+    e["bits"] = t.bits;
+    e["signed"] = t.is_signed;
+    e["qmin"] = t.qmin;
+    e["qmax"] = t.qmax;
+    if (t.per_channel()) e["axis"] = t.axis;
+    std::vector<double> scale(t.scale.begin(), t.scale.end());
+    e["scale"] = scalar_or_array(scale, t.per_channel());
+    e["zero_point"] = scalar_or_array(t.zero_point, t.per_channel());
+    e["lo"] = scalar_or_array(t.lo, t.per_channel());
+    e["hi"] = scalar_or_array(t.hi, t.per_channel());
+    e["requested"] = {t.requested_lo, t.requested_hi};
+    if (options.semantics == Semantics::kSeed) {
+      e["seed_grid"] = std::string(form_name(t.seed_form));
+      if (t.seed_form == quant::GridForm::kOffset) e["seed_offset"] = static_cast<double>(t.seed_offset);
+    }
+    e["method"] = t.method;
+    if (t.alpha != 0.0) {
+      e["alpha"] = t.alpha;
+      e["coefficient"] = t.coefficient;
+    }
+    e["statistic"] = t.statistic;
+    arr.push_back(std::move(e));
+  }
+  j["tensors"] = std::move(arr);
+  return j.dump(1) + "\n";
+}
+
+QuantPlan QuantPlan::from_json(const std::string& text, const std::string& source) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    fail(source + ": not a valid plan file (JSON parse error: " + std::string(e.what()) + "; truncated?)");
+  }
+  if (!j.is_object() || !j.contains("format") || j["format"] != "aciq-quant-plan")
+    fail(source + ": not an aciq quantization plan (no \"format\": \"aciq-quant-plan\")");
+  const int version = read_value<int>(j, source, "version");
+  if (version != kVersion)
+    fail(fmt::format("{}: plan version {} is not supported (this aciq reads version {})", source, version, kVersion));
+  QuantPlan p;
+  const json& model = j.at("model");
+  p.model_path = read_value<std::string>(model, source + ": model", "path");
+  p.model_hash = read_value<std::string>(model, source + ": model", "hash");
+  if (j.contains("stats")) {
+    const json& st = j.at("stats");
+    p.stats_path = read_value<std::string>(st, source + ": stats", "path");
+    p.stats_data = read_value<std::string>(st, source + ": stats", "data");
+    p.stats_samples = read_value<std::int64_t>(st, source + ": stats", "samples");
+  }
+  if (!j.contains("options")) fail(source + ": missing 'options'");
+  p.options = parse_options(j.at("options"), source + ": options");
+  if (!j.contains("tensors") || !j.at("tensors").is_array()) fail(source + ": missing the 'tensors' array");
+  std::set<std::pair<std::string, int>> seen;
+  std::size_t index = 0;
+  for (const auto& e : j.at("tensors")) {
+    const std::string where0 = fmt::format("{}: tensors[{}]", source, index++);
+    if (!e.is_object()) fail(where0 + ": not an object");
+    TensorQuant t;
+    t.tensor = read_value<std::string>(e, where0, "tensor");
+    const std::string where = fmt::format("{}: tensor '{}'", source, t.tensor);
+    t.node = read_value<std::string>(e, where, "node");
+    t.kind = parse_kind(read_value<std::string>(e, where, "kind"), where);
+    t.role = read_value<std::string>(e, where, "role");
+    t.bits = read_value<int>(e, where, "bits");
+    t.is_signed = read_value<bool>(e, where, "signed");
+    t.qmin = read_value<std::int32_t>(e, where, "qmin");
+    t.qmax = read_value<std::int32_t>(e, where, "qmax");
+    t.axis = e.contains("axis") ? read_value<int>(e, where, "axis") : -1;
+    if (e.contains("axis") && t.axis < 0) fail(where + ": axis must be >= 0");
+    t.scale = read_vector<float>(e, where, "scale");
+    t.zero_point = read_vector<std::int32_t>(e, where, "zero_point");
+    t.lo = read_vector<double>(e, where, "lo");
+    t.hi = read_vector<double>(e, where, "hi");
+    const auto req = read_vector<double>(e, where, "requested");
+    if (req.size() != 2) fail(where + ": 'requested' must be [lo, hi]");
+    t.requested_lo = req[0];
+    t.requested_hi = req[1];
+    if (p.options.semantics == Semantics::kSeed) {
+      t.seed_form = parse_form(read_value<std::string>(e, where, "seed_grid"), where);
+      if (t.seed_form == quant::GridForm::kOffset)
+        t.seed_offset = static_cast<float>(read_value<double>(e, where, "seed_offset"));
+    }
+    t.method = read_value<std::string>(e, where, "method");
+    if (e.contains("alpha")) t.alpha = read_value<double>(e, where, "alpha");
+    if (e.contains("coefficient")) t.coefficient = read_value<double>(e, where, "coefficient");
+    t.statistic = read_value<std::string>(e, where, "statistic");
+    validate(t, p.options.semantics, where);
+    if (!seen.insert({t.tensor, static_cast<int>(t.kind)}).second)
+      fail(where + ": appears twice as " + std::string(tensor_kind_name(t.kind)));
+    p.tensors.push_back(std::move(t));
+  }
+  return p;
+}
+
+void QuantPlan::save(const std::string& path) const { calib::write_file_atomically(path, to_json()); }
+
+QuantPlan QuantPlan::load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path + ": cannot open plan file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (!in.good() && !in.eof()) fail(path + ": read error");
+  return from_json(ss.str(), path);
+}
+
+void QuantPlan::require_graph(const graph::Graph& g, const std::string& source) const {
+  if (model_hash != g.model_hash)
+    fail(fmt::format("{}: plan was made for another model (hash {}, from {}); {} has hash {}", source, model_hash,
+                     model_path, g.source, g.model_hash));
+  std::set<std::string> values;
+  for (const auto& in : g.inputs) values.insert(in.name);
+  for (const auto& n : g.nodes) values.insert(n.outputs.begin(), n.outputs.end());
+  for (const auto& t : tensors) {
+    const std::string where = fmt::format("{}: tensor '{}'", source, t.tensor);
+    if (t.kind == TensorKind::kActivation) {
+      if (!values.count(t.tensor)) fail(where + ": no such value in " + g.source);
+      continue;
+    }
+    const Tensor* w = g.initializer(t.tensor);
+    if (!w) fail(where + ": no such initializer in " + g.source);
+    if (w->dtype() != DType::kFloat32) fail(where + ": initializer is not float32");
+    if (t.per_channel()) {
+      if (static_cast<std::size_t>(t.axis) >= w->rank())
+        fail(fmt::format("{}: axis {} is outside the initializer's shape {}", where, t.axis, shape_str(w->shape())));
+      if (w->dim(static_cast<std::size_t>(t.axis)) != static_cast<std::int64_t>(t.channels()))
+        fail(fmt::format("{}: {} channel scales for shape {} along axis {}", where, t.channels(),
+                         shape_str(w->shape()), t.axis));
+    }
+  }
+}
+
+}  // namespace aciq::plan
