@@ -6,6 +6,8 @@
 
 #include "aciq/calib.hpp"
 #include "aciq/onnx.hpp"
+#include "aciq/onnx.hpp"
+#include "aciq/plan.hpp"
 #include "cli_common.hpp"
 #include "commands.hpp"
 
@@ -21,6 +23,7 @@ struct AlphaCmd {
 
 struct LayersCmd {
   ModelOptions model;
+  std::string plan;
 };
 
 struct AnalyzeCmd {
@@ -50,6 +53,13 @@ int run_alpha(const AlphaCmd& c) {
 }
 
 int run_layers(const LayersCmd& c) {
+  if (!c.plan.empty()) {
+    const auto p = plan::QuantPlan::load(c.plan);
+    const auto g = onnx_import::load_model(c.model.model, {.fold_batchnorm = p.options.fold_batchnorm});
+    p.require_graph(g, c.plan);
+    std::cout << plan::plan_table(p);
+    return 0;
+  }
   auto g = c.model.load();
   Context ctx(1);
   std::vector<Shape> in_shapes;
@@ -181,6 +191,7 @@ void add_info_commands(CLI::App& app, SetAction set_action) {
   auto l = std::make_shared<LayersCmd>();
   auto* layers = app.add_subcommand("layers", "list the quantization points of a model");
   l->model.add(*layers);
+  layers->add_option("--plan", l->plan, "show this quantization plan as a table instead");
   layers->callback([l, set_action] { set_action([l] { return run_layers(*l); }); });
 
   auto z = std::make_shared<AnalyzeCmd>();

@@ -12,6 +12,7 @@ using SetAction = std::function<void(std::function<int()>)>;
 void add_eval_commands(CLI::App& app, SetAction set_action);   // eval, collect, sweep
 void add_info_commands(CLI::App& app, SetAction set_action);   // alpha, layers, analyze
 void add_bench_command(CLI::App& app, SetAction set_action);   // bench
+void add_plan_commands(CLI::App& app, SetAction set_action);   // calibrate, export
 
 std::string default_split(const std::string& data_spec);
 

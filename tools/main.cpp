@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   aciq::cli::add_eval_commands(app, set_action);
   aciq::cli::add_info_commands(app, set_action);
   aciq::cli::add_bench_command(app, set_action);
+  aciq::cli::add_plan_commands(app, set_action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

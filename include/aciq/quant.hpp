@@ -185,7 +185,7 @@ IntGrid onnx_asymmetric_grid(double lo, double hi, std::int32_t qmin, std::int32
 IntGrid onnx_symmetric_grid(double max_abs, std::int32_t qmax);
 
 // QuantizeLinear: saturate(round_half_to_even(x / scale) + zero_point) in float32; NaN maps to the
-// zero point (documented in docs/plan.md). DequantizeLinear: float(q - zero_point) * scale.
+// integer 0 (saturated), as ONNX Runtime's x86 kernel gives. DequantizeLinear: float(q - zero_point) * scale.
 std::int32_t quantize_linear(float x, const IntGrid& g);
 inline float dequantize_linear(std::int32_t q, const IntGrid& g) {
   return static_cast<float>(q - g.zero_point) * g.scale;

@@ -57,7 +57,7 @@ IntGrid onnx_symmetric_grid(double max_abs, std::int32_t qmax) {
 
 std::int32_t quantize_linear(float x, const IntGrid& g) {
   float v = x / g.scale;
-  if (std::isnan(v)) return g.zero_point;
+  if (std::isnan(v)) return std::clamp<std::int32_t>(0, g.qmin, g.qmax);  // ONNX Runtime's x86 result
   // Clamping before rounding to integers bounds the int conversion; the bounds are integers, so the
   // result equals round-then-saturate.
   const float lo = static_cast<float>(g.qmin - g.zero_point), hi = static_cast<float>(g.qmax - g.zero_point);

@@ -14,6 +14,7 @@ namespace aciq::runtime {
 std::unique_ptr<Op> make_op(const graph::Node& node, std::int64_t opset, Backend backend) {
   if (auto op = make_shape_op(node, opset)) return op;
   if (auto op = make_compute_op(node, opset, backend)) return op;
+  if (auto op = make_quant_op(node, opset, backend)) return op;
   return nullptr;
 }
 
@@ -28,6 +29,7 @@ const std::vector<std::string>& supported_ops() {
                                             "Concat",
                                             "Constant",
                                             "Conv",
+                                            "DequantizeLinear",
                                             "Div",
                                             "Dropout",
                                             "Flatten",
@@ -43,6 +45,7 @@ const std::vector<std::string>& supported_ops() {
                                             "MaxPool",
                                             "Mul",
                                             "Pad",
+                                            "QuantizeLinear",
                                             "Relu",
                                             "Reshape",
                                             "Shape",

@@ -19,5 +19,6 @@ inline void copy_into(Tensor& dst, const Tensor& src, const Op& op) {
 
 std::unique_ptr<Op> make_shape_op(const graph::Node& n, std::int64_t opset);
 std::unique_ptr<Op> make_compute_op(const graph::Node& n, std::int64_t opset, Backend backend);
+std::unique_ptr<Op> make_quant_op(const graph::Node& n, std::int64_t opset, Backend backend);
 
 }  // namespace aciq::runtime

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "kernels/fast/dnnl_kernels.hpp"
+#include "kernels/reference/quantize.hpp"
 #include "kernels/reference/reference.hpp"
 #include "runtime/ops_common.hpp"
 
@@ -304,11 +305,16 @@ class UnaryOp : public Op {
     return LayoutRule::kSame;  // elementwise: any memory order works
   }
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
+    if (node_.op_type == "Clip" && !in.empty() && is_clip_int(in[0].dtype)) return infer_int_clip(in);
     require_f32(*this, in, 1);
     return {ValueMeta{DType::kFloat32, in.at(0).shape, nullptr}};
   }
   void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const std::string& t = node_.op_type;
+    if (in[0]->dtype() != DType::kFloat32) {
+      run_int_clip(in, out);
+      return;
+    }
     if (backend_ == Backend::kFast && (t == "Relu" || t == "Clip" || t == "LeakyRelu")) {
       // Activations the producer could not absorb: one threaded pass (same bits as ref::unary).
       Activation act;
@@ -360,7 +366,49 @@ class UnaryOp : public Op {
     return {scalar(n.has_input(1) ? lo : nullptr, -inf), scalar(n.has_input(2) ? hi : nullptr, inf)};
   }
 
+  static bool is_clip_int(DType d) {
+    return d == DType::kUInt8 || d == DType::kInt8 || d == DType::kInt32 || d == DType::kInt64;
+  }
+
  private:
+  // Integer Clip (opset 12+): min/max are optional scalar inputs of the input's type; the same kernel
+  // on both backends (integer values are never blocked, never fused into a float producer).
+  std::vector<ValueMeta> infer_int_clip(const std::vector<ValueMeta>& in) {
+    const DType d = in[0].dtype;
+    if (opset_ < 12) {
+      error("Clip on " + std::string(dtype_name(d)) + " needs opset 12 or later, model has " +
+            std::to_string(opset_));
+    }
+    for (std::size_t i = 1; i < std::min<std::size_t>(in.size(), 3); ++i) {
+      if (!node_.has_input(i)) continue;
+      if (in[i].dtype != d) {
+        error(std::string(i == 1 ? "min" : "max") + " is " + std::string(dtype_name(in[i].dtype)) +
+              ", input is " + std::string(dtype_name(d)));
+      }
+      if (shape_numel(in[i].shape) != 1) error(std::string(i == 1 ? "min" : "max") + " must be a scalar");
+    }
+    return {ValueMeta{d, in[0].shape, nullptr}};
+  }
+
+  template <typename T>
+  void clip_as(const std::vector<const Tensor*>& in, Tensor& out) {
+    auto bound = [&](std::size_t i, T fallback) {
+      return node_.has_input(i) && in.size() > i && in[i] ? in[i]->data<T>()[0] : fallback;
+    };
+    ref::clip(in[0]->data<T>(), bound(1, std::numeric_limits<T>::lowest()),
+              bound(2, std::numeric_limits<T>::max()), out.data<T>(), in[0]->numel());
+  }
+
+  void run_int_clip(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) {
+    switch (in[0]->dtype()) {
+      case DType::kUInt8: clip_as<std::uint8_t>(in, *out[0]); break;
+      case DType::kInt8: clip_as<std::int8_t>(in, *out[0]); break;
+      case DType::kInt32: clip_as<std::int32_t>(in, *out[0]); break;
+      case DType::kInt64: clip_as<std::int64_t>(in, *out[0]); break;
+      default: error("Clip does not support " + std::string(dtype_name(in[0]->dtype())));
+    }
+  }
+
   Backend backend_;
 };
 
@@ -591,6 +639,7 @@ std::optional<Activation> activation_of(const graph::Node& node, const std::vect
     return a;
   }
   if (node.op_type == "Clip") {
+    if (in.empty() || in[0].dtype != DType::kFloat32) return std::nullopt;  // integer Clip: never fused
     for (std::size_t i = 1; i < in.size(); ++i) {
       if (node.has_input(i) && !in[i].value) return std::nullopt;
     }

@@ -1,0 +1,348 @@
+// QuantizeLinear/DequantizeLinear and integer Clip: hand-computed values, QDQ graphs on both backends.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+#include "../onnx/model_builder.hpp"
+#include "aciq/onnx.hpp"
+#include "aciq/runtime.hpp"
+
+namespace aciq::testing {
+namespace {
+
+using runtime::Backend;
+constexpr Backend kBackends[] = {Backend::kReference, Backend::kFast};
+
+const char* name_of(Backend b) { return b == Backend::kFast ? "fast" : "reference"; }
+
+template <typename T>
+onnx::TensorProto typed_tensor(const std::string& name, const std::vector<std::int64_t>& dims,
+                               const std::vector<T>& values) {
+  onnx::TensorProto t;
+  t.set_name(name);
+  if constexpr (std::is_same_v<T, std::uint8_t>) {
+    t.set_data_type(onnx::TensorProto::UINT8);
+  } else if constexpr (std::is_same_v<T, std::int8_t>) {
+    t.set_data_type(onnx::TensorProto::INT8);
+  } else if constexpr (std::is_same_v<T, std::int32_t>) {
+    t.set_data_type(onnx::TensorProto::INT32);
+  } else {
+    t.set_data_type(onnx::TensorProto::FLOAT);
+  }
+  for (auto d : dims) t.add_dims(d);
+  t.set_raw_data(std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T)));
+  return t;
+}
+
+template <typename T>
+void add_init(onnx::ModelProto& m, const std::string& name, const std::vector<std::int64_t>& dims,
+              const std::vector<T>& values) {
+  *m.mutable_graph()->add_initializer() = typed_tensor(name, dims, values);
+}
+
+graph::Graph load(const onnx::ModelProto& m, const std::string& name) {
+  std::string s;
+  m.SerializeToString(&s);
+  return onnx_import::load_model_from_bytes(s, name);
+}
+
+std::vector<Tensor> run(const graph::Graph& g, Backend b, const std::vector<Tensor>& inputs) {
+  Context ctx(2);
+  runtime::Executor exec(g, ctx, {.backend = b});
+  return exec.run(inputs);
+}
+
+template <typename T>
+std::vector<T> values_of(const Tensor& t) {
+  const T* p = t.data<T>();
+  return std::vector<T>(p, p + t.numel());
+}
+
+std::vector<std::uint32_t> bits_of(const Tensor& t) {
+  std::vector<std::uint32_t> b(static_cast<std::size_t>(t.numel()));
+  std::memcpy(b.data(), t.raw(), b.size() * sizeof(float));
+  return b;
+}
+
+// x[n] -> QuantizeLinear(scale, zero point of type T) -> y.
+template <typename T>
+graph::Graph quantize_model(std::int64_t n, float scale, T zp) {
+  auto m = make_model();
+  add_input(m, "x", {n});
+  add_init<float>(m, "s", {}, {scale});
+  add_init<T>(m, "zp", {}, {zp});
+  add_node(m, "QuantizeLinear", {"x", "s", "zp"}, {"y"}, "q");
+  add_output(m, "y");
+  return load(m, "q.onnx");
+}
+
+TEST(Qdq, QuantizeRoundsHalfToEvenAndSaturatesUint8) {
+  const float inf = std::numeric_limits<float>::infinity();
+  // x / 0.5 is exact: 0.5, 1.5, 2.5, -0.5 round to 0, 2, 2, -0 (not away from zero).
+  const std::vector<float> x = {0.25f,   0.75f,    1.25f,  -0.25f, 63.75f, 127.25f,      127.75f,
+                                1000.0f, -1000.0f, -0.75f, inf,    -inf,   std::nanf("")};
+  const std::vector<std::uint8_t> want = {0, 2, 2, 0, 128, 254, 255, 255, 0, 0, 255, 0, 0};
+  const auto g = quantize_model<std::uint8_t>(static_cast<std::int64_t>(x.size()), 0.5f, 0);
+  for (Backend b : kBackends) {
+    const auto y = run(g, b, {Tensor::from_f32({static_cast<std::int64_t>(x.size())}, x)}).at(0);
+    ASSERT_EQ(y.dtype(), DType::kUInt8);
+    EXPECT_EQ(values_of<std::uint8_t>(y), want) << name_of(b);
+  }
+}
+
+TEST(Qdq, QuantizeInt8WithZeroPoint) {
+  // x / 0.5 = -2.5, 0.5, 1.5, 3.5, 129.5, -125.5, -300: round half to even, then + (-3), then saturate.
+  // NaN gives 0, not the zero point (ONNX leaves it undefined; ONNX Runtime's scalar path gives 0).
+  const std::vector<float> x = {-1.25f, 0.25f, 0.75f, 1.75f, 64.75f, -62.75f, -150.0f, std::nanf("")};
+  const std::vector<std::int8_t> want = {-5, -3, -1, 1, 127, -128, -128, 0};
+  const auto g = quantize_model<std::int8_t>(static_cast<std::int64_t>(x.size()), 0.5f, -3);
+  for (Backend b : kBackends) {
+    const auto y = run(g, b, {Tensor::from_f32({static_cast<std::int64_t>(x.size())}, x)}).at(0);
+    ASSERT_EQ(y.dtype(), DType::kInt8);
+    EXPECT_EQ(values_of<std::int8_t>(y), want) << name_of(b);
+  }
+}
+
+// Large and odd-sized per-tensor and per-axis quantize-dequantize: the fast path's slices (chunks
+// of 2^14 elements, rows of one channel) give the reference path's bits.
+TEST(Qdq, FastSlicesMatchReferenceOnOddSizes) {
+  for (const Shape& shape : {Shape{3 * (1 << 14) + 13}, Shape{2, 13, 1, 127}, Shape{1, 1}}) {
+    auto m = make_model();
+    add_input(m, "x", shape);
+    const bool per_axis = shape.size() > 1 && shape[1] > 1;
+    const std::int64_t c = per_axis ? shape[1] : 1;
+    std::vector<float> scales = random_values(static_cast<std::size_t>(c), 3, 0.01f, 0.1f);
+    std::vector<std::uint8_t> zps(static_cast<std::size_t>(c));
+    for (std::size_t i = 0; i < zps.size(); ++i) zps[i] = static_cast<std::uint8_t>(100 + 7 * i);
+    const Shape pdims = per_axis ? Shape{c} : Shape{};
+    add_init<float>(m, "s", pdims, scales);
+    add_init<std::uint8_t>(m, "zp", pdims, zps);
+    add_node(m, "QuantizeLinear", {"x", "s", "zp"}, {"q"}, "q");
+    add_node(m, "DequantizeLinear", {"q", "s", "zp"}, {"y"}, "dq");
+    add_output(m, "q");
+    add_output(m, "y");
+    const auto g = load(m, "qdq.onnx");
+    const Tensor x =
+        Tensor::from_f32(shape, random_values(static_cast<std::size_t>(shape_numel(shape)), 5, -8, 8));
+    const auto ref = run(g, Backend::kReference, {x});
+    const auto fast = run(g, Backend::kFast, {x});
+    EXPECT_EQ(values_of<std::uint8_t>(fast[0]), values_of<std::uint8_t>(ref[0])) << shape_str(shape);
+    EXPECT_EQ(bits_of(fast[1]), bits_of(ref[1])) << shape_str(shape);
+    // The dequantized value is (q - zp) * scale of the element's channel.
+    const std::int64_t inner = per_axis ? shape[2] * shape[3] : 1;
+    for (std::int64_t i = 0; i < x.numel(); ++i) {
+      const std::size_t ch = per_axis ? static_cast<std::size_t>((i / inner) % c) : 0;
+      const float want = static_cast<float>(ref[0].data<std::uint8_t>()[i] - zps[ch]) * scales[ch];
+      ASSERT_EQ(ref[1].f32()[i], want) << shape_str(shape) << " element " << i;
+    }
+  }
+}
+
+TEST(Qdq, DequantizePerAxisInt8AndInt32) {
+  // Per-channel int8 weights (axis 0, given as -2) and an int32 bias, as QDQ exports store them.
+  auto m = make_model();
+  add_input(m, "unused", {1});
+  add_init<std::int8_t>(m, "w", {3, 2}, {-128, 127, 5, -5, 0, 9});
+  add_init<float>(m, "ws", {3}, {0.5f, 0.25f, 2.0f});
+  add_init<std::int8_t>(m, "wzp", {3}, {0, 1, -3});
+  add_init<std::int32_t>(m, "b", {3}, {-100000, 7, 3});
+  add_init<float>(m, "bs", {3}, {0.001f, 0.25f, 1.5f});
+  set_int(add_node(m, "DequantizeLinear", {"w", "ws", "wzp"}, {"wf"}, "dq_w"), "axis", -2);
+  set_int(add_node(m, "DequantizeLinear", {"b", "bs"}, {"bf"}, "dq_b"), "axis", 0);
+  add_output(m, "wf");
+  add_output(m, "bf");
+  const auto g = load(m, "dq.onnx");
+  for (Backend b : kBackends) {
+    const auto y = run(g, b, {Tensor::from_f32({1}, std::vector<float>{0.0f})});
+    EXPECT_EQ(y[0].shape(), (Shape{3, 2}));
+    EXPECT_EQ(values_of<float>(y[0]), (std::vector<float>{-64.0f, 63.5f, 1.0f, -1.5f, 6.0f, 24.0f}))
+        << name_of(b);
+    EXPECT_EQ(values_of<float>(y[1]), (std::vector<float>{-100000 * 0.001f, 1.75f, 4.5f})) << name_of(b);
+  }
+}
+
+// Hand-computed per-tensor uint8 quantize-dequantize (the formulas ONNX Runtime uses).
+Tensor qdq_by_hand(const Tensor& x, float scale, int zp) {
+  Tensor y = x.clone();
+  for (float& v : y.f32()) {
+    float r = std::nearbyint(v / scale) + static_cast<float>(zp);
+    r = std::min(255.0f, std::max(0.0f, r));
+    v = static_cast<float>(static_cast<int>(r) - zp) * scale;
+  }
+  return y;
+}
+
+constexpr float kXs = 0.02f, kAs = 0.05f;  // activation scales of x and of the first conv's output
+constexpr int kXzp = 128, kAzp = 3;
+
+// x[N,3,8,8] -> Q/DQ -> conv1 (16 out) -> Relu -> Q/DQ (uint8) -> conv2 with per-channel int8 weights
+// and an int32 bias dequantized from initializers -> y[N,16,8,8].
+struct QdqNet {
+  std::vector<float> w1 = random_values(16 * 27, 41), b1 = random_values(16, 42);
+  std::vector<std::int8_t> w2q;
+  std::vector<float> w2s, b2s;
+  std::vector<std::int32_t> b2q;
+  QdqNet() {
+    for (int i = 0; i < 16 * 16 * 9; ++i) w2q.push_back(static_cast<std::int8_t>((i * 37) % 255 - 127));
+    for (int o = 0; o < 16; ++o) {
+      w2s.push_back(0.001f * static_cast<float>(o + 1));
+      b2s.push_back(kAs * w2s.back());
+      b2q.push_back((o - 8) * 1000 + 17);
+    }
+  }
+  // The conv2 weights and bias as DequantizeLinear computes them, by hand.
+  std::vector<float> w2() const {
+    std::vector<float> w;
+    for (std::size_t i = 0; i < w2q.size(); ++i) w.push_back(static_cast<float>(w2q[i]) * w2s[i / (16 * 9)]);
+    return w;
+  }
+  std::vector<float> b2() const {
+    std::vector<float> b;
+    for (std::size_t i = 0; i < b2q.size(); ++i) b.push_back(static_cast<float>(b2q[i]) * b2s[i]);
+    return b;
+  }
+  static void conv(onnx::ModelProto& m, const std::vector<std::string>& in, const std::string& out,
+                   const std::string& name) {
+    set_ints(add_node(m, "Conv", in, {out}, name), "pads", {1, 1, 1, 1});
+  }
+  static void qdq(onnx::ModelProto& m, const std::string& x, const std::string& y, const std::string& s,
+                  float scale, int zp) {
+    add_init<float>(m, s + "_s", {}, {scale});
+    add_init<std::uint8_t>(m, s + "_zp", {}, {static_cast<std::uint8_t>(zp)});
+    add_node(m, "QuantizeLinear", {x, s + "_s", s + "_zp"}, {s + "_q"}, s + "_quant");
+    add_node(m, "DequantizeLinear", {s + "_q", s + "_s", s + "_zp"}, {y}, s + "_dequant");
+  }
+  graph::Graph full() const {
+    auto m = make_model();
+    add_input(m, "x", {-1, 3, 8, 8});
+    *m.mutable_graph()->add_initializer() = make_tensor("w1", {16, 3, 3, 3}, w1);
+    *m.mutable_graph()->add_initializer() = make_tensor("b1", {16}, b1);
+    add_init<std::int8_t>(m, "w2q", {16, 16, 3, 3}, w2q);
+    add_init<float>(m, "w2s", {16}, w2s);
+    add_init<std::int8_t>(m, "w2zp", {16}, std::vector<std::int8_t>(16, 0));
+    add_init<std::int32_t>(m, "b2q", {16}, b2q);
+    add_init<float>(m, "b2s", {16}, b2s);
+    qdq(m, "x", "xd", "x", kXs, kXzp);
+    conv(m, {"xd", "w1", "b1"}, "c1", "conv1");
+    add_node(m, "Relu", {"c1"}, {"r1"}, "relu1");
+    qdq(m, "r1", "r1d", "a", kAs, kAzp);
+    set_int(add_node(m, "DequantizeLinear", {"w2q", "w2s", "w2zp"}, {"w2"}, "dq_w2"), "axis", 0);
+    set_int(add_node(m, "DequantizeLinear", {"b2q", "b2s"}, {"b2"}, "dq_b2"), "axis", 0);
+    conv(m, {"r1d", "w2", "b2"}, "y", "conv2");
+    add_output(m, "y");
+    return load(m, "qdq_net.onnx");
+  }
+  // The float pieces between the hand-computed quantize-dequantize steps.
+  graph::Graph first() const {
+    auto m = make_model();
+    add_input(m, "xd", {-1, 3, 8, 8});
+    *m.mutable_graph()->add_initializer() = make_tensor("w1", {16, 3, 3, 3}, w1);
+    *m.mutable_graph()->add_initializer() = make_tensor("b1", {16}, b1);
+    conv(m, {"xd", "w1", "b1"}, "c1", "conv1");
+    add_node(m, "Relu", {"c1"}, {"r1"}, "relu1");
+    add_output(m, "r1");
+    return load(m, "first.onnx");
+  }
+  graph::Graph second() const {
+    auto m = make_model();
+    add_input(m, "r1d", {-1, 16, 8, 8});
+    *m.mutable_graph()->add_initializer() = make_tensor("w2", {16, 16, 3, 3}, w2());
+    *m.mutable_graph()->add_initializer() = make_tensor("b2", {16}, b2());
+    conv(m, {"r1d", "w2", "b2"}, "y", "conv2");
+    add_output(m, "y");
+    return load(m, "second.onnx");
+  }
+};
+
+TEST(Qdq, ConvQdqConvEqualsHandQuantizedOnBothBackends) {
+  const QdqNet net;
+  const Tensor x = Tensor::from_f32({2, 3, 8, 8}, random_values(2 * 3 * 64, 43, -2, 2));
+  std::vector<Tensor> outs;
+  for (Backend b : kBackends) {
+    const Tensor y = run(net.full(), b, {x}).at(0);
+    const Tensor r1 = run(net.first(), b, {qdq_by_hand(x, kXs, kXzp)}).at(0);
+    const Tensor want = run(net.second(), b, {qdq_by_hand(r1, kAs, kAzp)}).at(0);
+    ASSERT_EQ(y.shape(), (Shape{2, 16, 8, 8}));
+    EXPECT_EQ(bits_of(y), bits_of(want)) << name_of(b);
+    outs.push_back(y);
+  }
+  for (std::int64_t i = 0; i < outs[0].numel(); ++i)
+    ASSERT_NEAR(outs[1].f32()[i], outs[0].f32()[i], 1e-4 + 1e-4 * std::fabs(outs[0].f32()[i])) << i;
+  // The weight and bias DequantizeLinear nodes fold at plan time, so conv2 sees constant weights
+  // (on the fast path: a oneDNN primitive built once per plan); the activation Q/DQ pairs run.
+  Context ctx(1);
+  runtime::Executor fast(net.full(), ctx, {.backend = Backend::kFast});
+  EXPECT_EQ(fast.planned_steps({{2, 3, 8, 8}}),
+            (std::vector<std::string>{"x_quant", "x_dequant", "conv1", "a_quant", "a_dequant", "conv2"}));
+}
+
+TEST(Qdq, ClipUint8AndInt8) {
+  // x -> Q(uint8, scale 1) -> Clip[10, 200] -> y8; x -> Q(int8, scale 1) -> Clip[-, 5] -> z8 and
+  // Clip[7, 3] (min > max gives max) -> w8. The Clips run on the activations as steps.
+  auto m = make_model();
+  add_input(m, "x", {6});
+  add_init<float>(m, "one", {}, {1.0f});
+  add_init<std::uint8_t>(m, "uzp", {}, {0});
+  add_init<std::int8_t>(m, "izp", {}, {0});
+  add_init<std::uint8_t>(m, "lo", {}, {10});
+  add_init<std::uint8_t>(m, "hi", {}, {200});
+  add_init<std::int8_t>(m, "ihi", {}, {5});
+  add_init<std::int8_t>(m, "i7", {}, {7});
+  add_init<std::int8_t>(m, "i3", {}, {3});
+  add_node(m, "QuantizeLinear", {"x", "one", "uzp"}, {"u"}, "qu");
+  add_node(m, "Clip", {"u", "lo", "hi"}, {"y8"}, "clip_u8");
+  add_node(m, "QuantizeLinear", {"x", "one", "izp"}, {"i"}, "qi");
+  add_node(m, "Clip", {"i", "", "ihi"}, {"z8"}, "clip_i8");
+  add_node(m, "Clip", {"i", "i7", "i3"}, {"w8"}, "clip_crossed");
+  // An integer Add's sole consumer: a float Clip would fuse into it on the fast path; this one must not.
+  add_node(m, "Add", {"u", "u"}, {"uu"}, "add_u8");
+  add_node(m, "Clip", {"uu", "lo", "hi"}, {"v8"}, "clip_after_add");
+  add_output(m, "y8");
+  add_output(m, "z8");
+  add_output(m, "w8");
+  add_output(m, "v8");
+  const auto g = load(m, "clip.onnx");
+  const Tensor x = Tensor::from_f32({6}, std::vector<float>{-3.0f, 4.0f, 9.5f, 10.5f, 150.0f, 250.0f});
+  for (Backend b : kBackends) {
+    const auto y = run(g, b, {x});
+    ASSERT_EQ(y[0].dtype(), DType::kUInt8);
+    ASSERT_EQ(y[1].dtype(), DType::kInt8);
+    EXPECT_EQ(values_of<std::uint8_t>(y[0]), (std::vector<std::uint8_t>{10, 10, 10, 10, 150, 200}))
+        << name_of(b);
+    EXPECT_EQ(values_of<std::int8_t>(y[1]), (std::vector<std::int8_t>{-3, 4, 5, 5, 5, 5})) << name_of(b);
+    EXPECT_EQ(values_of<std::int8_t>(y[2]), (std::vector<std::int8_t>{3, 3, 3, 3, 3, 3})) << name_of(b);
+    // u + u wraps modulo 256 (0, 8, 20, 20, 44, 244) before the Clip.
+    EXPECT_EQ(values_of<std::uint8_t>(y[3]), (std::vector<std::uint8_t>{10, 10, 20, 20, 44, 200}))
+        << name_of(b);
+  }
+}
+
+TEST(Qdq, RefusesMismatchedParametersNamingTheNode) {
+  auto m = make_model(13);
+  add_input(m, "x", {2, 3});
+  add_init<float>(m, "s", {2}, {1.0f, 2.0f});
+  add_node(m, "QuantizeLinear", {"x", "s"}, {"y"}, "q_bad");
+  add_output(m, "y");
+  Context ctx(1);
+  runtime::Executor exec(load(m, "bad.onnx"), ctx, {.backend = Backend::kReference});
+  try {
+    (void)exec.run({Tensor(DType::kFloat32, {2, 3})});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("q_bad"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("along axis 1"), std::string::npos) << e.what();
+  }
+  auto m10 = make_model(10);
+  add_input(m10, "x", {2, 3});
+  add_init<float>(m10, "s", {3}, {1.0f, 2.0f, 3.0f});
+  add_node(m10, "QuantizeLinear", {"x", "s"}, {"y"}, "q_old");
+  add_output(m10, "y");
+  runtime::Executor old(load(m10, "old.onnx"), ctx, {.backend = Backend::kReference});
+  EXPECT_THROW((void)old.run({Tensor(DType::kFloat32, {2, 3})}), Error);
+}
+
+}  // namespace
+}  // namespace aciq::testing
