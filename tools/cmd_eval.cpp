@@ -108,9 +108,10 @@ int run_eval(const EvalCmd& c) {
   } else {
     g = c.model.load();
     if (c.quant.quantized()) {
+      const auto options = c.quant.plan_options(!c.model.no_fold_bn);  // option errors before any file is read
       if (c.quant.stats.empty()) throw Error("--qtype needs --stats FILE (run `aciq collect` first)");
       const auto stats = calib::StatsFile::load(c.quant.stats);
-      quant_plan = plan::build_plan(g, stats, c.quant.plan_options(!c.model.no_fold_bn), c.quant.stats);
+      quant_plan = plan::build_plan(g, stats, options, c.quant.stats);
       label = c.quant.qtype + "/" + c.quant.clip;
     } else if (!c.quant.stats.empty()) {
       throw Error("--stats given without --qtype: nothing would use it");

@@ -30,9 +30,10 @@ struct ExportCmd {
 int run_calibrate(const CalibrateCmd& c) {
   if (!c.quant.quantized()) throw Error("--qtype is required: the activation bit width of the plan, e.g. int8");
   if (c.quant.stats.empty()) throw Error("--stats is required (run `aciq collect` first)");
+  const auto options = c.quant.plan_options(!c.model.no_fold_bn);
   const auto g = c.model.load();
   const auto stats = calib::StatsFile::load(c.quant.stats);
-  const auto p = plan::build_plan(g, stats, c.quant.plan_options(!c.model.no_fold_bn), c.quant.stats);
+  const auto p = plan::build_plan(g, stats, options, c.quant.stats);
   p.save(c.plan);
   std::size_t acts = 0, weights = 0, biases = 0;
   for (const auto& t : p.tensors) {

@@ -1,0 +1,154 @@
+// Exporters: the QDQ model re-imported equals the plan's simulation bit for bit; TensorRT and ncnn
+// files parse back to the plan's scales; plans that a format cannot hold are refused.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "../plan/plan_fixture.hpp"
+#include "aciq/export.hpp"
+
+namespace aciq::testing {
+namespace {
+
+using plan::Semantics;
+using plan::WeightGranularity;
+using policy::Placement;
+
+struct Resnet20 : ::testing::Test {
+  Context ctx{2};
+  graph::Graph g = onnx_import::load_model(resnet20_path());
+  calib::StatsFile stats = collect_stats(g, synthetic_batch(8, 7), ctx);
+  plan::QuantPlan make(int bits, WeightGranularity wg, Placement placement = Placement::kDeploy,
+                       Semantics sem = Semantics::kOnnx) const {
+    return plan::build_plan(g, stats, plan_options(bits, quant::ClipMethod::kLaplace, sem, wg, placement), "s.json");
+  }
+};
+
+void expect_bit_equal(const Tensor& a, const Tensor& b) {
+  ASSERT_EQ(a.shape(), b.shape());
+  const auto x = a.f32(), y = b.f32();
+  for (std::size_t i = 0; i < x.size(); ++i) ASSERT_EQ(x[i], y[i]) << "element " << i;
+}
+
+TEST_F(Resnet20, QdqExportReimportedEqualsTheSimulation) {
+  const Tensor batch = synthetic_batch(3, 11);
+  for (int bits : {8, 4}) {
+    for (auto wg : {WeightGranularity::kTensor, WeightGranularity::kChannel}) {
+      SCOPED_TRACE(::testing::Message() << bits << " bits, " << plan::weight_granularity_name(wg));
+      const auto p = make(bits, wg);
+      const std::string bytes = exporter::find_format("qdq").write(g, p);
+      // The QDQ model must not be BN-folded again or changed on import: compare on the reference kernels,
+      // whose float order is the same whatever the layout.
+      const auto qdq = onnx_import::load_model_from_bytes(bytes, "export.onnx");
+      runtime::Executor exec(qdq, ctx, {.backend = runtime::Backend::kReference});
+      const Tensor exported = exec.run({batch}).at(0);
+      const Tensor simulated = simulate(g, p, batch, ctx, runtime::Backend::kReference);
+      expect_bit_equal(exported, simulated);
+    }
+  }
+}
+
+TEST_F(Resnet20, QdqLayout) {
+  const auto p = make(4, WeightGranularity::kChannel);
+  const auto q = exporter::insert_qdq(g, p);
+  std::map<std::string, int> ops;
+  for (const auto& n : q.nodes) ++ops[n.op_type];
+  int acts = 0, weights = 0, biases = 0;
+  for (const auto& t : p.tensors) {
+    acts += t.kind == plan::TensorKind::kActivation;
+    weights += t.kind == plan::TensorKind::kWeight;
+    biases += t.kind == plan::TensorKind::kBias;
+  }
+  EXPECT_EQ(ops["QuantizeLinear"], acts);
+  EXPECT_EQ(ops["DequantizeLinear"], acts + weights + biases);
+  // 4-bit activations (every conv point; the first conv and the classifier stay at 8) get an integer Clip.
+  int four_bit = 0;
+  for (const auto& t : p.tensors) four_bit += t.kind == plan::TensorKind::kActivation && t.bits == 4;
+  EXPECT_EQ(ops["Clip"] - static_cast<int>(std::count_if(g.nodes.begin(), g.nodes.end(),
+                                                           [](const graph::Node& n) { return n.op_type == "Clip"; })),
+            four_bit);
+  for (const auto& t : p.tensors) {
+    if (t.kind == plan::TensorKind::kActivation) continue;
+    EXPECT_EQ(q.initializer(t.tensor), nullptr) << t.tensor << ": the float initializer must be gone";
+    const Tensor* qt = q.initializer(t.tensor + "_quantized");
+    ASSERT_NE(qt, nullptr) << t.tensor;
+    EXPECT_EQ(qt->dtype(), t.kind == plan::TensorKind::kBias ? DType::kInt32 : DType::kInt8);
+    // The stored integers dequantize to the simulation's weights.
+    graph::Graph sim = g;
+    plan::apply_plan(sim, p);
+    const auto want = sim.initializer(t.tensor)->f32();
+    const auto& dq = *std::find_if(q.nodes.begin(), q.nodes.end(), [&](const graph::Node& n) {
+      return n.op_type == "DequantizeLinear" && n.outputs[0] == t.tensor;
+    });
+    EXPECT_EQ(dq.get_int("axis", -1), t.per_channel() ? t.axis : -1);
+    std::int64_t inner = 1;
+    for (std::size_t d = 1; d < qt->rank(); ++d) inner *= qt->dim(d);
+    for (std::int64_t i = 0; i < qt->numel(); ++i) {
+      const std::int64_t c = t.per_channel() ? i / inner : 0;
+      const std::int32_t v = t.kind == plan::TensorKind::kBias ? qt->data<std::int32_t>()[i] : qt->data<std::int8_t>()[i];
+      ASSERT_EQ(static_cast<float>(v - t.zero_point[c]) * t.scale[c], want[i]) << t.tensor << " " << i;
+      ASSERT_GE(v, t.qmin);
+      ASSERT_LE(v, t.qmax);
+    }
+  }
+}
+
+TEST_F(Resnet20, TensorRtCacheParsesBackToThePlansScales) {
+  const auto p = make(8, WeightGranularity::kChannel);
+  const std::string text = exporter::tensorrt_cache(g, p);
+  EXPECT_EQ(text.rfind("TRT-8601-EntropyCalibration2\n", 0), 0u);
+  const auto entries = exporter::parse_tensorrt_cache(text, "cache");
+  const auto acts = p.activations();
+  ASSERT_EQ(entries.size(), acts.size());
+  for (std::size_t i = 0; i < acts.size(); ++i) {
+    EXPECT_EQ(entries[i].name, acts[i]->tensor);
+    const double amax = std::max(std::abs(acts[i]->lo[0]), std::abs(acts[i]->hi[0]));
+    EXPECT_EQ(entries[i].scales.at(0), static_cast<float>(amax / 127.0)) << acts[i]->tensor;
+  }
+  // The documented example: 1/127 is 3c010204.
+  const auto one = exporter::parse_tensorrt_cache("TRT-8601-EntropyCalibration2\nx: 3c010204\n", "ex");
+  EXPECT_EQ(one.at(0).scales.at(0), 1.0f / 127.0f);
+  EXPECT_THROW(exporter::parse_tensorrt_cache("x: 3c010204\n", "nohdr"), Error);
+}
+
+TEST_F(Resnet20, NcnnTableParsesBackToIndependentScales) {
+  const auto p = make(8, WeightGranularity::kChannel);
+  const auto entries = exporter::parse_ncnn_table(exporter::ncnn_table(g, p), "table");
+  std::map<std::string, std::vector<float>> by_name;
+  for (const auto& e : entries) by_name[e.name] = e.scales;
+  int layers = 0;
+  for (const auto& n : g.nodes) {
+    if (n.op_type != "Conv" && n.op_type != "Gemm") continue;
+    ++layers;
+    // Weight scales from the weight tensor itself: 127 / max |w| per output channel (axis 0 for
+    // Conv and transB Gemm).
+    const Tensor& w = *g.initializer(n.inputs[1]);
+    const std::int64_t channels = w.dim(0), inner = w.numel() / channels;
+    const auto& ws = by_name.at(n.name + "_param_0");
+    ASSERT_EQ(static_cast<std::int64_t>(ws.size()), channels) << n.name;
+    for (std::int64_t c = 0; c < channels; ++c) {
+      float amax = 0;
+      for (std::int64_t i = 0; i < inner; ++i) amax = std::max(amax, std::abs(w.f32()[c * inner + i]));
+      EXPECT_NEAR(ws[c], 127.0 / amax, 1e-6 + 1e-6 * 127.0 / amax) << n.name << " channel " << c;
+    }
+    const auto* x = p.find(n.inputs[0], plan::TensorKind::kActivation);
+    ASSERT_NE(x, nullptr);
+    const double amax = std::max(std::abs(x->lo[0]), std::abs(x->hi[0]));
+    EXPECT_NEAR(by_name.at(n.name).at(0), 127.0 / amax, 1e-6 + 1e-6 * 127.0 / amax) << n.name;
+  }
+  EXPECT_EQ(entries.size(), 2u * layers);
+}
+
+TEST_F(Resnet20, FormatsRefuseWhatTheyCannotHold) {
+  EXPECT_THROW(exporter::insert_qdq(g, make(8, WeightGranularity::kTensor, Placement::kOutputs, Semantics::kSeed)), Error);
+  EXPECT_THROW(exporter::tensorrt_cache(g, make(4, WeightGranularity::kChannel)), Error);
+  EXPECT_THROW(exporter::ncnn_table(g, make(8, WeightGranularity::kChannel, Placement::kOutputs)), Error);
+  EXPECT_THROW(exporter::find_format("tflite"), Error);
+  auto other = make(8, WeightGranularity::kChannel);
+  other.model_hash = "0000000000000000";
+  EXPECT_THROW(exporter::find_format("qdq").write(g, other), Error);
+}
+
+}  // namespace
+}  // namespace aciq::testing

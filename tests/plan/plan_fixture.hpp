@@ -1,0 +1,57 @@
+// Shared fixture of the plan and export tests: the bundled ResNet-20 and statistics of a synthetic batch.
+#pragma once
+
+#include <string>
+
+#include "../onnx/model_builder.hpp"
+#include "aciq/eval.hpp"
+#include "aciq/onnx.hpp"
+#include "aciq/plan.hpp"
+
+namespace aciq::testing {
+
+inline std::string resnet20_path() { return std::string(ACIQ_SOURCE_DIR) + "/models/resnet20.onnx"; }
+
+// A deterministic batch of n 1x28x28 images with values in [-1, 2.5] (the normalized Fashion-MNIST range).
+inline Tensor synthetic_batch(std::int64_t n, unsigned seed) {
+  const auto v = random_values(static_cast<std::size_t>(n * 28 * 28), seed, -1.0f, 2.5f);
+  return Tensor::from_f32({n, 1, 28, 28}, v);
+}
+
+inline calib::StatsFile collect_stats(const graph::Graph& g, const Tensor& batch, Context& ctx) {
+  const auto points = policy::collection_points(g);
+  runtime::Executor exec(g, ctx, {});
+  exec.set_observed(points);
+  eval::CollectObserver col(points, ctx);
+  exec.run({batch}, &col);
+  calib::StatsFile f;
+  f.model_hash = g.model_hash;
+  f.model_path = g.source;
+  f.data_source = "synthetic";
+  f.samples = batch.dim(0);
+  f.points = col.accumulator().points();
+  return f;
+}
+
+inline plan::PlanOptions plan_options(int bits, quant::ClipMethod clip, plan::Semantics semantics,
+                                      plan::WeightGranularity weights, policy::Placement placement) {
+  plan::PlanOptions o;
+  o.policy.activation_bits = bits;
+  o.policy.clip = clip;
+  o.policy.placement = placement;
+  o.semantics = semantics;
+  o.weights = weights;
+  return o;
+}
+
+// Runs the plan's simulation (weights quantized, observers on) and returns the first output.
+inline Tensor simulate(graph::Graph g, const plan::QuantPlan& p, const Tensor& batch, Context& ctx,
+                       runtime::Backend backend) {
+  auto sim = plan::apply_plan(g, p);
+  runtime::Executor exec(std::move(g), ctx, {.backend = backend});
+  exec.set_observed(sim.points);
+  eval::FakeQuantObserver fq(sim.quantizers, ctx);
+  return exec.run({batch}, &fq).at(0);
+}
+
+}  // namespace aciq::testing

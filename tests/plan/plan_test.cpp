@@ -1,0 +1,186 @@
+// QuantPlan: the seed plan equals the legacy policy path bit for bit, JSON round trips, hostile files.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <utility>
+
+#include "plan_fixture.hpp"
+
+namespace aciq::testing {
+namespace {
+
+using plan::Semantics;
+using plan::WeightGranularity;
+using policy::Placement;
+
+struct Resnet20 : ::testing::Test {
+  Context ctx{2};
+  graph::Graph g = onnx_import::load_model(resnet20_path());
+  calib::StatsFile stats = collect_stats(g, synthetic_batch(8, 7), ctx);
+};
+
+TEST_F(Resnet20, SeedPlanEqualsThePolicyPathBitForBit) {
+  for (auto clip : {quant::ClipMethod::kNone, quant::ClipMethod::kLaplace, quant::ClipMethod::kMix}) {
+    const auto o = plan_options(4, clip, Semantics::kSeed, WeightGranularity::kTensor, Placement::kOutputs);
+    const auto p = plan::build_plan(g, stats, o, "s.json");
+    graph::Graph planned = g, legacy = g;
+    const auto sim = plan::apply_plan(planned, p);
+    policy::quantize_weights(legacy, 8);
+    for (const auto& [name, t] : legacy.initializers) {
+      const std::span<const float> a = t.f32(), b = std::as_const(planned.initializers.at(name)).f32();
+      ASSERT_TRUE(std::equal(a.begin(), a.end(), b.begin(), b.end())) << name;
+    }
+    const auto points = policy::quant_points(g, o.policy);
+    ASSERT_EQ(sim.points.size(), points.size());
+    for (std::size_t i = 0; i < points.size(); ++i) {
+      const auto want = quant::affine_params(policy::point_range(points[i], *stats.find(points[i].value), o.policy).window,
+                                             points[i].bits);
+      const auto& got = sim.quantizers[i];
+      EXPECT_FALSE(got.onnx);
+      EXPECT_EQ(sim.points[i], points[i].value);
+      EXPECT_EQ(got.seed.form, want.form) << points[i].value;
+      EXPECT_EQ(got.seed.scale, want.scale) << points[i].value;
+      EXPECT_EQ(got.seed.zero_point, want.zero_point) << points[i].value;
+      EXPECT_EQ(got.seed.offset, want.offset) << points[i].value;
+      EXPECT_EQ(got.seed.qmax, want.qmax) << points[i].value;
+    }
+  }
+}
+
+TEST_F(Resnet20, JsonRoundTripIsExact) {
+  for (auto sem : {Semantics::kSeed, Semantics::kOnnx}) {
+    for (auto wg : {WeightGranularity::kTensor, WeightGranularity::kChannel}) {
+      const auto p = plan::build_plan(g, stats, plan_options(3, quant::ClipMethod::kLaplace, sem, wg, Placement::kDeploy),
+                                      "s.json");
+      const std::string text = p.to_json();
+      const auto back = plan::QuantPlan::from_json(text, "p.json");
+      EXPECT_EQ(back.to_json(), text);
+      graph::Graph a = g, b = g;
+      const auto sa = plan::apply_plan(a, p), sb = plan::apply_plan(b, back);
+      for (const auto& [name, t] : a.initializers) {
+        const std::span<const float> x = t.f32(), y = std::as_const(b.initializers.at(name)).f32();
+        ASSERT_TRUE(std::equal(x.begin(), x.end(), y.begin(), y.end())) << name;
+      }
+      ASSERT_EQ(sa.quantizers.size(), sb.quantizers.size());
+      for (std::size_t i = 0; i < sa.quantizers.size(); ++i) {
+        EXPECT_EQ(sa.quantizers[i].grid.scale, sb.quantizers[i].grid.scale);
+        EXPECT_EQ(sa.quantizers[i].grid.zero_point, sb.quantizers[i].grid.zero_point);
+        EXPECT_EQ(sa.quantizers[i].seed.scale, sb.quantizers[i].seed.scale);
+        EXPECT_EQ(sa.quantizers[i].seed.offset, sb.quantizers[i].seed.offset);
+      }
+    }
+  }
+}
+
+TEST_F(Resnet20, OnnxPlanGridsAndBiases) {
+  const auto p = plan::build_plan(
+      g, stats, plan_options(4, quant::ClipMethod::kLaplace, Semantics::kOnnx, WeightGranularity::kChannel, Placement::kDeploy),
+      "s.json");
+  int biases = 0;
+  for (const auto& t : p.tensors) {
+    if (t.kind == plan::TensorKind::kActivation) {
+      EXPECT_EQ(t.qmin, 0);
+      EXPECT_EQ(t.qmax, t.role == "conv" ? 15 : 255) << t.tensor;
+      // The represented window contains 0 and, up to the half step the integer zero point moves it,
+      // the requested one.
+      EXPECT_LE(t.lo[0], 0.0);
+      EXPECT_GE(t.hi[0], 0.0);
+      const double half_step = 0.5 * t.scale[0] + 1e-6;
+      EXPECT_LE(t.lo[0], std::min(t.requested_lo, 0.0) + half_step) << t.tensor;
+      EXPECT_GE(t.hi[0], std::max(t.requested_hi, 0.0) - half_step) << t.tensor;
+      EXPECT_NEAR(t.hi[0] - t.lo[0], std::max(t.requested_hi, 0.0) - std::min(t.requested_lo, 0.0), 1e-5) << t.tensor;
+    } else if (t.kind == plan::TensorKind::kWeight) {
+      EXPECT_EQ(t.qmin, -127);
+      EXPECT_EQ(t.qmax, 127);
+      EXPECT_TRUE(t.per_channel());
+      for (auto z : t.zero_point) EXPECT_EQ(z, 0);
+    } else {
+      ++biases;
+      const auto* in = p.find(g.producer(t.tensor) ? "" : [&] {
+        for (const auto& n : g.nodes)
+          if (n.name == t.node) return n.inputs[0];
+        return std::string();
+      }(), plan::TensorKind::kActivation);
+      const auto* w = [&]() -> const plan::TensorQuant* {
+        for (const auto& n : g.nodes)
+          if (n.name == t.node) return p.find(n.inputs[1], plan::TensorKind::kWeight);
+        return nullptr;
+      }();
+      ASSERT_TRUE(in && w) << t.tensor;
+      ASSERT_EQ(t.scale.size(), w->scale.size());
+      for (std::size_t c = 0; c < t.scale.size(); ++c) EXPECT_EQ(t.scale[c], in->scale[0] * w->scale[c]);
+    }
+  }
+  EXPECT_GT(biases, 0);
+}
+
+// Edits one field of the first tensor of kind `kind` in a valid plan file and expects a refusal that
+// names the tensor.
+void expect_refused(const std::string& text, const std::string& kind, const std::function<void(nlohmann::json&)>& edit,
+                    const std::string& needle) {
+  auto j = nlohmann::json::parse(text);
+  std::string name;
+  for (auto& t : j["tensors"]) {
+    if (t["kind"] == kind) {
+      edit(t);
+      name = t["tensor"];
+      break;
+    }
+  }
+  try {
+    plan::QuantPlan::from_json(j.dump(), "bad.json");
+    ADD_FAILURE() << "accepted: " << needle;
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("bad.json"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(name), std::string::npos) << msg;
+    EXPECT_NE(msg.find(needle), std::string::npos) << msg;
+  }
+}
+
+TEST_F(Resnet20, HostilePlanFilesAreRefusedNamingFileAndTensor) {
+  const auto p = plan::build_plan(
+      g, stats, plan_options(4, quant::ClipMethod::kLaplace, Semantics::kOnnx, WeightGranularity::kChannel, Placement::kDeploy),
+      "s.json");
+  const std::string text = p.to_json();
+  expect_refused(text, "activation", [](auto& t) { t["scale"] = 0.0; }, "scale");
+  expect_refused(text, "activation", [](auto& t) { t["scale"] = -1.0; }, "scale");
+  expect_refused(text, "activation", [](auto& t) { t["scale"] = nullptr; }, "scale");  // NaN is written as null
+  expect_refused(text, "activation", [](auto& t) { t["zero_point"] = t["qmax"].template get<int>() + 1; }, "zero point");
+  expect_refused(text, "activation", [](auto& t) { t["hi"] = 1e30; }, "window");
+  expect_refused(text, "activation", [](auto& t) { t["qmax"] = 4096; }, "bits");
+  expect_refused(text, "weight", [](auto& t) { t["zero_point"].erase(0); }, "lengths");
+  expect_refused(text, "weight", [](auto& t) { t["scale"][0] = 1e-45 / 1e10; }, "scale");
+  expect_refused(text, "bias", [](auto& t) { t["kind"] = "gamma"; }, "kind");
+  EXPECT_THROW(plan::QuantPlan::from_json(text.substr(0, text.size() / 2), "cut.json"), Error);
+  auto j = nlohmann::json::parse(text);
+  j["version"] = 2;
+  EXPECT_THROW(plan::QuantPlan::from_json(j.dump(), "v2.json"), Error);
+  // Valid file, wrong graph: another model's hash, an unknown tensor, a wrong channel count.
+  auto other = plan::QuantPlan::from_json(text, "p.json");
+  other.model_hash = "0000000000000000";
+  EXPECT_THROW(other.require_graph(g, "p.json"), Error);
+  auto unknown = plan::QuantPlan::from_json(text, "p.json");
+  unknown.tensors[0].tensor = "no_such_value";
+  EXPECT_THROW(unknown.require_graph(g, "p.json"), Error);
+  auto channels = plan::QuantPlan::from_json(text, "p.json");
+  for (auto& t : channels.tensors) {
+    if (t.kind == plan::TensorKind::kWeight) {
+      t.scale.pop_back();
+      t.zero_point.pop_back();
+      t.lo.pop_back();
+      t.hi.pop_back();
+      break;
+    }
+  }
+  EXPECT_THROW(channels.require_graph(g, "p.json"), Error);
+}
+
+TEST_F(Resnet20, StatisticsOfAnotherModelAreRefused) {
+  auto s = stats;
+  s.model_hash = "ffffffffffffffff";
+  EXPECT_THROW(plan::build_plan(g, s, plan::PlanOptions{}, "other.json"), Error);
+}
+
+}  // namespace
+}  // namespace aciq::testing
