@@ -28,7 +28,8 @@ struct ExportCmd {
 };
 
 int run_calibrate(const CalibrateCmd& c) {
-  if (!c.quant.quantized()) throw Error("--qtype is required: the activation bit width of the plan, e.g. int8");
+  if (!c.quant.quantized())
+    throw Error("--qtype is required: the activation bit width of the plan, e.g. int8");
   if (c.quant.stats.empty()) throw Error("--stats is required (run `aciq collect` first)");
   const auto options = c.quant.plan_options(!c.model.no_fold_bn);
   const auto g = c.model.load();
@@ -61,7 +62,8 @@ int run_export(const ExportCmd& c) {
 
 void add_plan_commands(CLI::App& app, SetAction set_action) {
   auto c = std::make_shared<CalibrateCmd>();
-  auto* cal = app.add_subcommand("calibrate", "build a quantization plan from statistics and the quantization options");
+  auto* cal = app.add_subcommand("calibrate",
+                                 "build a quantization plan from statistics and the quantization options");
   c->model.add(*cal);
   c->quant.add(*cal);
   cal->add_option("--plan", c->plan, "plan file to write (JSON, atomically)")->required();

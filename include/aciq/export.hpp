@@ -13,7 +13,8 @@ namespace aciq::exporter {
 
 // Serializes a graph IR as an ONNX ModelProto (opset g.opset, the default domain). Knows nothing of
 // quantization: QDQ models come from insert_qdq below. Throws for attributes it cannot represent.
-std::string write_onnx(const graph::Graph& g, const std::vector<std::pair<std::string, std::string>>& metadata = {});
+std::string write_onnx(const graph::Graph& g,
+                       const std::vector<std::pair<std::string, std::string>>& metadata = {});
 
 // The QDQ graph pass: a QuantizeLinear -> DequantizeLinear pair on every activation of the plan
 // (consumers read the DequantizeLinear output; sub-8-bit grids add an integer Clip between them),

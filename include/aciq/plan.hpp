@@ -63,10 +63,10 @@ struct TensorQuant {
   quant::GridForm seed_form = quant::GridForm::kZeroPoint;
   float seed_offset = 0.0f;
   // Provenance.
-  std::string method;      // e.g. "laplace", "gauss", "minmax", "minmax-symmetric", "bias-int32"
-  double alpha = 0.0;      // clipping value (0 when not clipped)
+  std::string method;        // e.g. "laplace", "gauss", "minmax", "minmax-symmetric", "bias-int32"
+  double alpha = 0.0;        // clipping value (0 when not clipped)
   double coefficient = 0.0;  // alpha / b or alpha / sigma
-  std::string statistic;   // which statistics chose the window, e.g. "mean of per-sample min/max"
+  std::string statistic;     // which statistics chose the window, e.g. "mean of per-sample min/max"
 
   [[nodiscard]] bool per_channel() const { return axis >= 0; }
   [[nodiscard]] std::size_t channels() const { return scale.size(); }

@@ -34,9 +34,18 @@ void fill_attribute(onnx::AttributeProto& ap, const std::string& name, const gra
   using K = graph::Attribute::Kind;
   ap.set_name(name);
   switch (a.kind) {
-    case K::kInt: ap.set_type(onnx::AttributeProto::INT); ap.set_i(a.i); break;
-    case K::kFloat: ap.set_type(onnx::AttributeProto::FLOAT); ap.set_f(a.f); break;
-    case K::kString: ap.set_type(onnx::AttributeProto::STRING); ap.set_s(a.s); break;
+    case K::kInt:
+      ap.set_type(onnx::AttributeProto::INT);
+      ap.set_i(a.i);
+      break;
+    case K::kFloat:
+      ap.set_type(onnx::AttributeProto::FLOAT);
+      ap.set_f(a.f);
+      break;
+    case K::kString:
+      ap.set_type(onnx::AttributeProto::STRING);
+      ap.set_s(a.s);
+      break;
     case K::kInts:
       ap.set_type(onnx::AttributeProto::INTS);
       for (auto v : a.ints) ap.add_ints(v);
@@ -49,13 +58,15 @@ void fill_attribute(onnx::AttributeProto& ap, const std::string& name, const gra
       ap.set_type(onnx::AttributeProto::TENSOR);
       fill_tensor(*ap.mutable_t(), "", a.t);
       break;
-    case K::kOther: fail("export: " + n.describe() + " attribute '" + name + "' has a type aciq cannot write");
+    case K::kOther:
+      fail("export: " + n.describe() + " attribute '" + name + "' has a type aciq cannot write");
   }
 }
 
 }  // namespace
 
-std::string write_onnx(const graph::Graph& g, const std::vector<std::pair<std::string, std::string>>& metadata) {
+std::string write_onnx(const graph::Graph& g,
+                       const std::vector<std::pair<std::string, std::string>>& metadata) {
   onnx::ModelProto m;
   // IR version 8 covers opsets up to 18, the importer's range.
   m.set_ir_version(8);

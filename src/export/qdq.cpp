@@ -30,7 +30,8 @@ Tensor float_scales(const std::vector<float>& s, bool vector) {
   return t;
 }
 
-graph::Node make_node(std::string name, std::string op, std::vector<std::string> in, std::vector<std::string> out) {
+graph::Node make_node(std::string name, std::string op, std::vector<std::string> in,
+                      std::vector<std::string> out) {
   graph::Node n;
   n.name = std::move(name);
   n.op_type = std::move(op);
@@ -49,15 +50,18 @@ std::string unique_name(const graph::Graph& g, const std::set<std::string>& used
 
 graph::Graph insert_qdq(const graph::Graph& src, const plan::QuantPlan& plan) {
   if (plan.semantics() != plan::Semantics::kOnnx)
-    fail("export qdq: the plan uses the seed semantics (float zero point, offset grids), which QuantizeLinear/"
-         "DequantizeLinear cannot express; calibrate with --semantics onnx (docs/plan.md)");
+    fail(
+        "export qdq: the plan uses the seed semantics (float zero point, offset grids), which QuantizeLinear/"
+        "DequantizeLinear cannot express; calibrate with --semantics onnx (docs/plan.md)");
   plan.require_graph(src, plan.model_path);
   const bool per_channel = std::any_of(plan.tensors.begin(), plan.tensors.end(),
                                        [](const plan::TensorQuant& t) { return t.per_channel(); });
-  if (src.opset < 10) fail(fmt::format("export qdq: {} has opset {}; QuantizeLinear needs 10 or later", src.source, src.opset));
+  if (src.opset < 10)
+    fail(fmt::format("export qdq: {} has opset {}; QuantizeLinear needs 10 or later", src.source, src.opset));
   if (per_channel && src.opset < 13)
-    fail(fmt::format("export qdq: {} has opset {}; per-channel QuantizeLinear needs 13 or later (use --wgran tensor)",
-                     src.source, src.opset));
+    fail(fmt::format(
+        "export qdq: {} has opset {}; per-channel QuantizeLinear needs 13 or later (use --wgran tensor)",
+        src.source, src.opset));
   graph::Graph g = src;
   std::set<std::string> used;
   for (const auto& n : g.nodes) {
@@ -70,13 +74,13 @@ graph::Graph insert_qdq(const graph::Graph& src, const plan::QuantPlan& plan) {
     used.insert(name);
     return name;
   };
-  bool needs_int_clip = false;
   std::vector<graph::Node> added;
   for (const auto& t : plan.tensors) {
     if (t.kind != plan::TensorKind::kActivation) continue;
     const std::string& v = t.tensor;
     const DType zp_type = t.is_signed ? DType::kInt8 : DType::kUInt8;
-    if (t.bits > 8) fail(fmt::format("export qdq: tensor '{}' is {} bits; 16-bit QDQ needs opset 21", v, t.bits));
+    if (t.bits > 8)
+      fail(fmt::format("export qdq: tensor '{}' is {} bits; 16-bit QDQ needs opset 21", v, t.bits));
     const std::string scale = fresh(v + "_scale"), zp = fresh(v + "_zero_point");
     g.initializers[scale] = float_scales(t.scale, false);
     g.initializers[zp] = scalar_or_vector(zp_type, {t.zero_point[0]}, false);
@@ -94,8 +98,8 @@ graph::Graph insert_qdq(const graph::Graph& src, const plan::QuantPlan& plan) {
     if (t.qmin != full.first || t.qmax != full.second) {
       // Fewer than 8 bits in an 8-bit container: saturate to the M-bit levels exactly as QuantizeLinear
       // would on an M-bit type (Clip on integers is opset 12+).
-      if (g.opset < 12) fail(fmt::format("export qdq: {}-bit tensor '{}' needs opset 12 for an integer Clip", t.bits, v));
-      needs_int_clip = true;
+      if (g.opset < 12)
+        fail(fmt::format("export qdq: {}-bit tensor '{}' needs opset 12 for an integer Clip", t.bits, v));
       const std::string lo = fresh(v + "_qmin"), hi = fresh(v + "_qmax");
       g.initializers[lo] = scalar_or_vector(zp_type, {t.qmin}, false);
       g.initializers[hi] = scalar_or_vector(zp_type, {t.qmax}, false);
@@ -106,9 +110,9 @@ graph::Graph insert_qdq(const graph::Graph& src, const plan::QuantPlan& plan) {
     if (!is_output) {
       for (auto& n : g.nodes) std::replace(n.inputs.begin(), n.inputs.end(), v, dq_out);
     }
-    added.push_back(make_node(fresh(v + "_DequantizeLinear"), "DequantizeLinear", {dq_in, scale, zp}, {dq_out}));
+    added.push_back(
+        make_node(fresh(v + "_DequantizeLinear"), "DequantizeLinear", {dq_in, scale, zp}, {dq_out}));
   }
-  (void)needs_int_clip;
   for (const auto& t : plan.tensors) {
     if (t.kind == plan::TensorKind::kActivation) continue;
     const std::string& w = t.tensor;
@@ -116,7 +120,8 @@ graph::Graph insert_qdq(const graph::Graph& src, const plan::QuantPlan& plan) {
     const auto q = plan::quantize_values(original, t);
     const bool bias = t.kind == plan::TensorKind::kBias;
     const DType qtype = bias ? DType::kInt32 : DType::kInt8;
-    if (!bias && t.bits > 8) fail(fmt::format("export qdq: weight '{}' is {} bits; int8 is the widest QDQ weight here", w, t.bits));
+    if (!bias && t.bits > 8)
+      fail(fmt::format("export qdq: weight '{}' is {} bits; int8 is the widest QDQ weight here", w, t.bits));
     Tensor qt(qtype, original.shape());
     for (std::size_t i = 0; i < q.size(); ++i) {
       if (bias) {
@@ -125,8 +130,8 @@ graph::Graph insert_qdq(const graph::Graph& src, const plan::QuantPlan& plan) {
         qt.data<std::int8_t>()[i] = static_cast<std::int8_t>(q[i]);
       }
     }
-    const std::string base = bias ? w + "_quantized" : w + "_quantized";
-    const std::string qname = fresh(base), sname = fresh(bias ? w + "_quantized_scale" : w + "_scale"),
+    const std::string qname = fresh(w + "_quantized"),
+                      sname = fresh(bias ? w + "_quantized_scale" : w + "_scale"),
                       zname = fresh(bias ? w + "_quantized_zero_point" : w + "_zero_point");
     g.initializers.erase(w);
     g.initializers[qname] = std::move(qt);

@@ -13,13 +13,16 @@ namespace aciq::exporter {
 namespace {
 
 // Both formats are symmetric int8: the plan's window is turned into +-amax with amax = max(|lo|, |hi|).
-double amax_of(const plan::TensorQuant& t, std::size_t c) { return std::max(std::abs(t.lo.at(c)), std::abs(t.hi.at(c))); }
+double amax_of(const plan::TensorQuant& t, std::size_t c) {
+  return std::max(std::abs(t.lo.at(c)), std::abs(t.hi.at(c)));
+}
 
 void require_8bit(const plan::TensorQuant& t, const char* format) {
   if (t.bits != 8)
-    fail(fmt::format("export {}: tensor '{}' is quantized to {} bits; {} holds int8 scales only (calibrate with "
-                     "--qtype int8, --fc-bits 8 and --wbits 8)",
-                     format, t.tensor, t.bits, format));
+    fail(fmt::format(
+        "export {}: tensor '{}' is quantized to {} bits; {} holds int8 scales only (calibrate with "
+        "--qtype int8, --fc-bits 8 and --wbits 8)",
+        format, t.tensor, t.bits, format));
 }
 
 std::string trim(const std::string& s) {
@@ -37,7 +40,8 @@ std::string tensorrt_cache(const graph::Graph& g, const plan::QuantPlan& plan) {
   for (const auto* t : plan.activations()) {
     require_8bit(*t, "tensorrt");
     if (t->tensor.find(':') != std::string::npos)
-      fail("export tensorrt: tensor name '" + t->tensor + "' contains ':', which calibration cache readers split on");
+      fail("export tensorrt: tensor name '" + t->tensor +
+           "' contains ':', which calibration cache readers split on");
     const float scale = static_cast<float>(amax_of(*t, 0) / 127.0);
     std::uint32_t bits = 0;
     std::memcpy(&bits, &scale, sizeof bits);
@@ -49,7 +53,8 @@ std::string tensorrt_cache(const graph::Graph& g, const plan::QuantPlan& plan) {
 std::vector<NamedScales> parse_tensorrt_cache(const std::string& text, const std::string& source) {
   std::istringstream in(text);
   std::string line;
-  if (!std::getline(in, line) || line.rfind("TRT-", 0) != 0) fail(source + ": not a TensorRT calibration cache (no TRT- header)");
+  if (!std::getline(in, line) || line.rfind("TRT-", 0) != 0)
+    fail(source + ": not a TensorRT calibration cache (no TRT- header)");
   std::vector<NamedScales> out;
   int lineno = 1;
   while (std::getline(in, line)) {
@@ -72,20 +77,27 @@ std::string ncnn_table(const graph::Graph& g, const plan::QuantPlan& plan) {
   plan.require_graph(g, plan.model_path);
   std::string weights, blobs;
   for (const auto& n : g.nodes) {
-    if (n.op_type != "Conv" && n.op_type != "Gemm" && n.op_type != "MatMul") continue;
+    // ncnn runs Convolution, ConvolutionDepthWise and InnerProduct in int8; MatMul stays float there.
+    if (n.op_type != "Conv" && n.op_type != "Gemm") continue;
     const plan::TensorQuant* w = n.has_input(1) ? plan.find(n.inputs[1], plan::TensorKind::kWeight) : nullptr;
     const plan::TensorQuant* x = plan.find(n.inputs.at(0), plan::TensorKind::kActivation);
     if (!w && !x) continue;
-    if (!w) fail("export ncnn: " + n.describe() + " has a quantized input but float weights (calibrate with --wbits 8)");
+    if (!w)
+      fail("export ncnn: " + n.describe() +
+           " has a quantized input but float weights (calibrate with --wbits 8)");
     if (!x)
       fail("export ncnn: the input '" + n.inputs[0] + "' of " + n.describe() +
-           " is not quantized; ncnn needs the input scale of every int8 layer (calibrate with --placement inputs or deploy)");
+           " is not quantized; ncnn needs the input scale of every int8 layer (calibrate with --placement "
+           "inputs or deploy)");
     require_8bit(*w, "ncnn");
     require_8bit(*x, "ncnn");
     // One scale per output channel (ncnn's layer weight_data_int8_scales); per-tensor plans repeat theirs.
     const Tensor& wt = *g.initializer(n.inputs[1]);
-    const std::int64_t channels = w->per_channel() ? static_cast<std::int64_t>(w->channels())
-                                                   : wt.dim(n.op_type == "Conv" || (n.op_type == "Gemm" && n.get_int("transB", 0)) ? 0 : wt.rank() - 1);
+    const std::int64_t channels =
+        w->per_channel()
+            ? static_cast<std::int64_t>(w->channels())
+            : wt.dim(n.op_type == "Conv" || (n.op_type == "Gemm" && n.get_int("transB", 0)) ? 0
+                                                                                            : wt.rank() - 1);
     weights += n.name + "_param_0";
     for (std::int64_t c = 0; c < channels; ++c) {
       const double amax = amax_of(*w, w->per_channel() ? static_cast<std::size_t>(c) : 0);

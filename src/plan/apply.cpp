@@ -70,8 +70,9 @@ std::vector<std::int32_t> quantize_values(const Tensor& w, const TensorQuant& t)
   for (std::size_t i = 0; i < v.size(); ++i) {
     const auto g = t.grid(channel(i));
     if (t.kind == TensorKind::kBias) {
-      q[i] = static_cast<std::int32_t>(std::clamp(std::nearbyint(static_cast<double>(v[i]) / static_cast<double>(g.scale)),
-                                                  static_cast<double>(g.qmin), static_cast<double>(g.qmax)));
+      q[i] = static_cast<std::int32_t>(
+          std::clamp(std::nearbyint(static_cast<double>(v[i]) / static_cast<double>(g.scale)),
+                     static_cast<double>(g.qmin), static_cast<double>(g.qmax)));
     } else {
       q[i] = quant::quantize_linear(v[i], g);
     }
@@ -99,11 +100,12 @@ Simulation apply_plan(graph::Graph& g, const QuantPlan& plan) {
 std::string plan_table(const QuantPlan& plan) {
   std::size_t width = 6;
   for (const auto& t : plan.tensors) width = std::max(width, t.tensor.size());
-  std::string out = fmt::format("plan for {} ({} semantics, {} weights, placement {})\n", plan.model_path,
-                                semantics_name(plan.semantics()), weight_granularity_name(plan.options.weights),
-                                policy::placement_name(plan.options.policy.placement));
-  out += fmt::format("{:<{}}  {:<10}  {:<11}  {:>4}  {:>5}  {:>13}  {:>11}  {:>12}  {:>12}  {}\n", "tensor", width, "kind",
-                     "role", "bits", "grid", "scale", "zero point", "lo", "hi", "method");
+  std::string out =
+      fmt::format("plan for {} ({} semantics, {} weights, placement {})\n", plan.model_path,
+                  semantics_name(plan.semantics()), weight_granularity_name(plan.options.weights),
+                  policy::placement_name(plan.options.policy.placement));
+  out += fmt::format("{:<{}}  {:<10}  {:<11}  {:>4}  {:>5}  {:>13}  {:>11}  {:>12}  {:>12}  {}\n", "tensor",
+                     width, "kind", "role", "bits", "grid", "scale", "zero point", "lo", "hi", "method");
   for (const auto& t : plan.tensors) {
     const std::string grid = fmt::format("{}{}", t.is_signed ? "s" : "u", t.bits);
     std::string scale, zp, lo, hi;
@@ -117,13 +119,14 @@ std::string plan_table(const QuantPlan& plan) {
       (void)smax;
     } else {
       scale = fmt::format("{:.6g}", t.scale[0]);
-      zp = plan.semantics() == Semantics::kSeed && t.seed_form == quant::GridForm::kOffset ? "offset"
-                                                                                            : std::to_string(t.zero_point[0]);
+      zp = plan.semantics() == Semantics::kSeed && t.seed_form == quant::GridForm::kOffset
+               ? "offset"
+               : std::to_string(t.zero_point[0]);
       lo = fmt::format("{:.4g}", t.lo[0]);
       hi = fmt::format("{:.4g}", t.hi[0]);
     }
-    out += fmt::format("{:<{}}  {:<10}  {:<11}  {:>4}  {:>5}  {:>13}  {:>11}  {:>12}  {:>12}  {}\n", t.tensor, width,
-                       tensor_kind_name(t.kind), t.role, t.bits, grid, scale, zp, lo, hi, t.method);
+    out += fmt::format("{:<{}}  {:<10}  {:<11}  {:>4}  {:>5}  {:>13}  {:>11}  {:>12}  {:>12}  {}\n", t.tensor,
+                       width, tensor_kind_name(t.kind), t.role, t.bits, grid, scale, zp, lo, hi, t.method);
   }
   return out;
 }

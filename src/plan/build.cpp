@@ -14,7 +14,9 @@ namespace aciq::plan {
 
 namespace {
 
-bool is_quantized_layer(const graph::Node& n) { return n.op_type == "Conv" || n.op_type == "Gemm" || n.op_type == "MatMul"; }
+bool is_quantized_layer(const graph::Node& n) {
+  return n.op_type == "Conv" || n.op_type == "Gemm" || n.op_type == "MatMul";
+}
 
 // The output-channel axis of a layer's weight: Conv [O, I/g, kh, kw] -> 0; Gemm B is [O, I] with
 // transB = 1 and [I, O] otherwise; MatMul's right operand [.., I, O] -> its last axis.
@@ -40,7 +42,8 @@ void set_seed_grid(TensorQuant& t, const quant::AffineQuantParams& ap) {
   t.qmax = static_cast<std::int32_t>(ap.qmax);
   t.seed_form = ap.form;
   t.scale.push_back(ap.scale);
-  t.zero_point.push_back(ap.form == quant::GridForm::kZeroPoint ? static_cast<std::int32_t>(ap.zero_point) : 0);
+  t.zero_point.push_back(ap.form == quant::GridForm::kZeroPoint ? static_cast<std::int32_t>(ap.zero_point)
+                                                                : 0);
   t.seed_offset = ap.offset;
 }
 
@@ -74,8 +77,8 @@ ChannelRange channel_ranges(const Tensor& w, int axis) {
   return r;
 }
 
-TensorQuant weight_entry(const graph::Graph& g, const graph::Node& n, const std::string& name, const Tensor& w,
-                         const PlanOptions& o) {
+TensorQuant weight_entry(const graph::Graph& g, const graph::Node& n, const std::string& name,
+                         const Tensor& w, const PlanOptions& o) {
   const auto v = w.f32();
   if (!std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); }))
     fail(g.source + ": initializer '" + name + "' of " + n.describe() + " contains NaN or Inf");
@@ -110,7 +113,8 @@ TensorQuant weight_entry(const graph::Graph& g, const graph::Node& n, const std:
   for (std::size_t c = 0; c < r.lo.size(); ++c) {
     const float max_abs = std::max(std::abs(r.lo[c]), std::abs(r.hi[c]));
     if (o.semantics == Semantics::kSeed) {
-      // The seed's kernel on a symmetric grid (quant::symmetric_params): levels k * scale, |k| <= 2^(M-1) - 1.
+      // The seed's kernel on a symmetric grid (quant::symmetric_params): levels k * scale, |k| <= 2^(M-1)
+      // - 1.
       const auto ap = quant::symmetric_params(max_abs, t.bits);
       set_seed_grid(t, ap);
       t.lo.push_back(ap.form == quant::GridForm::kIdentity ? 0.0 : -static_cast<double>(max_abs));
@@ -140,7 +144,8 @@ QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const
   const auto points = policy::quant_points(g, o.policy);
   for (const auto& p : points) {
     const calib::PointStats* s = stats.find(p.value);
-    if (!s) fail(stats_path + ": has no statistics for quantization point '" + p.value + "' (node " + p.node + ")");
+    if (!s)
+      fail(stats_path + ": has no statistics for quantization point '" + p.value + "' (node " + p.node + ")");
     const auto range = policy::point_range(p, *s, o.policy);
     TensorQuant t;
     t.tensor = p.value;
@@ -151,13 +156,15 @@ QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const
     t.is_signed = false;
     t.requested_lo = range.lo;
     t.requested_hi = range.hi;
-    t.method = p.clip == quant::ClipMethod::kNone ? (p.role == policy::Role::kClassifier ? "minmax-global" : "minmax")
-                                                  : std::string(quant::clip_method_name(range.method));
+    t.method = p.clip == quant::ClipMethod::kNone
+                   ? (p.role == policy::Role::kClassifier ? "minmax-global" : "minmax")
+                   : std::string(quant::clip_method_name(range.method));
     t.statistic = statistic_of(p, p.clip == quant::ClipMethod::kNone ? p.clip : range.method);
     if (p.clip == quant::ClipMethod::kMix) t.method = "mix:" + t.method;
     t.alpha = range.alpha;
     if (range.alpha > 0.0) {
-      const auto d = range.method == quant::ClipMethod::kGauss ? quant::Distribution::kGauss : quant::Distribution::kLaplace;
+      const auto d = range.method == quant::ClipMethod::kGauss ? quant::Distribution::kGauss
+                                                               : quant::Distribution::kLaplace;
       t.coefficient = o.policy.seed_coefficients ? quant::seed_alpha_coefficient(d, p.bits)
                                                  : quant::optimal_alpha_coefficient(d, p.bits);
     }
@@ -207,6 +214,9 @@ QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const
           bq.method = "bias-int32";
           bq.statistic = "scale = input scale x weight scale";
           const auto bv = b->f32();
+          if (!std::all_of(bv.begin(), bv.end(), [](float x) { return std::isfinite(x); }))
+            fail(g.source + ": initializer '" + n.inputs[2] + "' of " + n.describe() +
+                 " contains NaN or Inf");
           bq.requested_lo = *std::min_element(bv.begin(), bv.end());
           bq.requested_hi = *std::max_element(bv.begin(), bv.end());
           for (float ws : wq.scale) {

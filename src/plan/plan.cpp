@@ -1,4 +1,7 @@
-// QuantPlan: names of its enums, the versioned JSON file (write, parse, validate) and the checks against a graph.
+// QuantPlan: names of its enums, the versioned JSON file (write, parse, validate) and the checks against a
+// graph.
+#include "aciq/plan.hpp"
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -7,8 +10,6 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
-
-#include "aciq/plan.hpp"
 
 namespace aciq::plan {
 
@@ -80,6 +81,9 @@ std::vector<T> read_vector(const json& j, const std::string& where, const char* 
     if (!e.is_number()) fail(where + ": '" + key + "' must be a number or an array of numbers");
     if constexpr (std::is_integral_v<T>) {
       if (!e.is_number_integer()) fail(where + ": '" + key + "' must hold integers");
+      if (e.is_number_unsigned() &&
+          e.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<T>::max()))
+        fail(where + ": '" + key + "' value is out of range");
       const auto i = e.get<std::int64_t>();
       if (i < std::numeric_limits<T>::min() || i > std::numeric_limits<T>::max())
         fail(where + ": '" + key + "' value " + std::to_string(i) + " is out of range");
@@ -98,11 +102,28 @@ std::vector<T> read_vector(const json& j, const std::string& where, const char* 
 
 template <typename T>
 T read_value(const json& j, const std::string& where, const char* key) {
-  if (!j.contains(key)) fail(where + ": missing '" + key + "'");
-  try {
-    return j.at(key).get<T>();
-  } catch (const json::exception&) {
-    fail(where + ": '" + key + "' has the wrong type");
+  if (!j.is_object() || !j.contains(key)) fail(where + ": missing '" + key + "'");
+  const json& v = j.at(key);
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!v.is_boolean()) fail(where + ": '" + key + "' must be true or false");
+    return v.get<bool>();
+  } else if constexpr (std::is_integral_v<T>) {
+    // Integers only, in range: a float cast to int would be undefined or silently truncated.
+    if (!v.is_number_integer()) fail(where + ": '" + key + "' must be an integer");
+    if (v.is_number_unsigned() &&
+        v.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<T>::max()))
+      fail(where + ": '" + key + "' is out of range");
+    const auto i = v.get<std::int64_t>();
+    if (i < static_cast<std::int64_t>(std::numeric_limits<T>::min()) ||
+        i > static_cast<std::int64_t>(std::numeric_limits<T>::max()))
+      fail(where + ": '" + key + "' value " + std::to_string(i) + " is out of range");
+    return static_cast<T>(i);
+  } else {
+    try {
+      return v.get<T>();
+    } catch (const json::exception&) {
+      fail(where + ": '" + key + "' has the wrong type");
+    }
   }
 }
 
@@ -125,12 +146,12 @@ json options_json(const PlanOptions& o) {
 PlanOptions parse_options(const json& j, const std::string& where) {
   PlanOptions o;
   const auto qtype = read_value<std::string>(j, where, "qtype");
-  if (qtype.rfind("int", 0) != 0) fail(where + ": qtype '" + qtype + "' is not intM");
-  try {
-    o.policy.activation_bits = std::stoi(qtype.substr(3));
-  } catch (const std::exception&) {
+  const std::string digits = qtype.rfind("int", 0) == 0 ? qtype.substr(3) : "";
+  if (digits.empty() || digits.size() > 2 || digits.find_first_not_of("0123456789") != std::string::npos)
     fail(where + ": qtype '" + qtype + "' is not intM");
-  }
+  o.policy.activation_bits = std::stoi(digits);
+  if (o.policy.activation_bits < quant::kMinBits || o.policy.activation_bits > quant::kMaxBits)
+    fail(where + ": qtype '" + qtype + "' is outside int1..int16");
   try {
     o.policy.clip = quant::parse_clip_method(read_value<std::string>(j, where, "clip"));
     o.policy.placement = policy::parse_placement(read_value<std::string>(j, where, "placement"));
@@ -145,6 +166,10 @@ PlanOptions parse_options(const json& j, const std::string& where) {
   o.policy.keep_8bit = read_value<std::vector<std::string>>(j, where, "keep_8bit");
   o.policy.seed_coefficients = read_value<bool>(j, where, "seed_coefficients");
   o.fold_batchnorm = read_value<bool>(j, where, "fold_bn");
+  for (int b : {o.policy.fc_bits, o.policy.first_conv_bits})
+    if (b < quant::kMinBits || b > quant::kMaxBits) fail(where + ": fc_bits/first_conv_bits must be 1..16");
+  if (o.policy.weight_bits < 0 || o.policy.weight_bits > quant::kMaxBits)
+    fail(where + ": wbits must be 0..16");
   return o;
 }
 
@@ -156,6 +181,14 @@ void validate(const TensorQuant& t, Semantics semantics, const std::string& wher
   if (bias32 ? t.bits != 32 : (t.bits < quant::kMinBits || t.bits > quant::kMaxBits))
     fail(fmt::format("{}: bits {} is invalid", where, t.bits));
   if (t.qmin >= t.qmax) fail(fmt::format("{}: qmin {} is not below qmax {}", where, t.qmin, t.qmax));
+  if (!t.is_signed && t.qmin < 0)
+    fail(fmt::format("{}: an unsigned grid cannot have qmin {}", where, t.qmin));
+  if (bias32 && (t.qmin != std::numeric_limits<std::int32_t>::min() ||
+                 t.qmax != std::numeric_limits<std::int32_t>::max()))
+    fail(where + ": an int32 bias must use the full int32 range");
+  if (semantics == Semantics::kSeed && (t.qmin != 0 || t.qmax != (1 << t.bits) - 1))
+    fail(fmt::format("{}: the seed grid of {} bits is [0, {}], not [{}, {}]", where, t.bits,
+                     (1 << t.bits) - 1, t.qmin, t.qmax));
   if (!bias32 && static_cast<std::int64_t>(t.qmax) - t.qmin > (std::int64_t{1} << t.bits) - 1)
     fail(fmt::format("{}: [qmin, qmax] = [{}, {}] does not fit in {} bits", where, t.qmin, t.qmax, t.bits));
   const std::size_t n = t.scale.size();
@@ -164,13 +197,16 @@ void validate(const TensorQuant& t, Semantics semantics, const std::string& wher
     fail(fmt::format("{}: scale, zero_point, lo and hi have different lengths ({}, {}, {}, {})", where, n,
                      t.zero_point.size(), t.lo.size(), t.hi.size()));
   if (!t.per_channel() && n != 1) fail(fmt::format("{}: {} scales but no per-channel axis", where, n));
-  if (t.per_channel() && t.kind == TensorKind::kActivation) fail(where + ": per-channel activations are not supported");
+  if (t.per_channel() && t.kind == TensorKind::kActivation)
+    fail(where + ": per-channel activations are not supported");
   if (!std::isfinite(t.requested_lo) || !std::isfinite(t.requested_hi) || t.requested_lo > t.requested_hi)
     fail(fmt::format("{}: requested window [{}, {}] is invalid", where, t.requested_lo, t.requested_hi));
   for (std::size_t c = 0; c < n; ++c) {
     const std::string at = t.per_channel() ? fmt::format("{} channel {}", where, c) : where;
     if (!std::isfinite(t.scale[c]) || !(t.scale[c] > 0.0f))
       fail(fmt::format("{}: scale {} must be finite and positive", at, t.scale[c]));
+    if (bias32 && t.zero_point[c] != 0)
+      fail(fmt::format("{}: an int32 bias has zero point 0, not {}", at, t.zero_point[c]));
     if (t.zero_point[c] < t.qmin || t.zero_point[c] > t.qmax)
       fail(fmt::format("{}: zero point {} is outside [{}, {}]", at, t.zero_point[c], t.qmin, t.qmax));
     if (!std::isfinite(t.lo[c]) || !std::isfinite(t.hi[c]) || t.lo[c] > t.hi[c])
@@ -178,13 +214,13 @@ void validate(const TensorQuant& t, Semantics semantics, const std::string& wher
     if (semantics == Semantics::kOnnx) {
       const auto g = t.grid(c);
       if (!close(t.lo[c], g.lo()) || !close(t.hi[c], g.hi()))
-        fail(fmt::format("{}: window [{}, {}] is not the grid's [{}, {}]", at, t.lo[c], t.hi[c], g.lo(), g.hi()));
+        fail(fmt::format("{}: window [{}, {}] is not the grid's [{}, {}]", at, t.lo[c], t.hi[c], g.lo(),
+                         g.hi()));
     }
   }
-  if (semantics == Semantics::kSeed && !bias32) {
-    if (t.seed_form != quant::GridForm::kIdentity && !std::isfinite(t.seed_offset))
-      fail(where + ": seed offset is not finite");
-  }
+  if (semantics == Semantics::kSeed && t.seed_form != quant::GridForm::kIdentity &&
+      !std::isfinite(t.seed_offset))
+    fail(where + ": seed offset is not finite");
 }
 
 }  // namespace
@@ -283,12 +319,14 @@ QuantPlan QuantPlan::from_json(const std::string& text, const std::string& sourc
     fail(source + ": not an aciq quantization plan (no \"format\": \"aciq-quant-plan\")");
   const int version = read_value<int>(j, source, "version");
   if (version != kVersion)
-    fail(fmt::format("{}: plan version {} is not supported (this aciq reads version {})", source, version, kVersion));
+    fail(fmt::format("{}: plan version {} is not supported (this aciq reads version {})", source, version,
+                     kVersion));
   QuantPlan p;
+  if (!j.contains("model")) fail(source + ": missing 'model'");
   const json& model = j.at("model");
   p.model_path = read_value<std::string>(model, source + ": model", "path");
   p.model_hash = read_value<std::string>(model, source + ": model", "hash");
-  if (j.contains("stats")) {
+  if (j.contains("stats") && j.at("stats").is_object()) {
     const json& st = j.at("stats");
     p.stats_path = read_value<std::string>(st, source + ": stats", "path");
     p.stats_data = read_value<std::string>(st, source + ": stats", "data");
@@ -352,8 +390,8 @@ QuantPlan QuantPlan::load(const std::string& path) {
 
 void QuantPlan::require_graph(const graph::Graph& g, const std::string& source) const {
   if (model_hash != g.model_hash)
-    fail(fmt::format("{}: plan was made for another model (hash {}, from {}); {} has hash {}", source, model_hash,
-                     model_path, g.source, g.model_hash));
+    fail(fmt::format("{}: plan was made for another model (hash {}, from {}); {} has hash {}", source,
+                     model_hash, model_path, g.source, g.model_hash));
   std::set<std::string> values;
   for (const auto& in : g.inputs) values.insert(in.name);
   for (const auto& n : g.nodes) values.insert(n.outputs.begin(), n.outputs.end());
@@ -368,7 +406,8 @@ void QuantPlan::require_graph(const graph::Graph& g, const std::string& source) 
     if (w->dtype() != DType::kFloat32) fail(where + ": initializer is not float32");
     if (t.per_channel()) {
       if (static_cast<std::size_t>(t.axis) >= w->rank())
-        fail(fmt::format("{}: axis {} is outside the initializer's shape {}", where, t.axis, shape_str(w->shape())));
+        fail(fmt::format("{}: axis {} is outside the initializer's shape {}", where, t.axis,
+                         shape_str(w->shape())));
       if (w->dim(static_cast<std::size_t>(t.axis)) != static_cast<std::int64_t>(t.channels()))
         fail(fmt::format("{}: {} channel scales for shape {} along axis {}", where, t.channels(),
                          shape_str(w->shape()), t.axis));

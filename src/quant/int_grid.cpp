@@ -12,7 +12,8 @@ namespace aciq::quant {
 
 std::pair<std::int32_t, std::int32_t> int_range(int bits, bool is_signed, bool symmetric) {
   if (bits < 2 || bits > kMaxBits) {
-    if (!(bits == 1 && !is_signed)) fail(fmt::format("integer grid: {} bits is outside 2..{}", bits, kMaxBits));
+    if (!(bits == 1 && !is_signed))
+      fail(fmt::format("integer grid: {} bits is outside 2..{}", bits, kMaxBits));
   }
   if (!is_signed) return {0, static_cast<std::int32_t>((std::int64_t{1} << bits) - 1)};
   const auto half = static_cast<std::int32_t>(std::int64_t{1} << (bits - 1));
@@ -39,7 +40,8 @@ IntGrid onnx_asymmetric_grid(double lo, double hi, std::int32_t qmin, std::int32
   g.scale = static_cast<float>(scale);
   // Half to even, like numpy.round in ONNX Runtime's compute_scale_zp (the default FE rounding mode).
   const double zp = std::nearbyint(static_cast<double>(qmin) - lo / scale);
-  g.zero_point = static_cast<std::int32_t>(std::clamp(zp, static_cast<double>(qmin), static_cast<double>(qmax)));
+  g.zero_point =
+      static_cast<std::int32_t>(std::clamp(zp, static_cast<double>(qmin), static_cast<double>(qmax)));
   return g;
 }
 
@@ -51,7 +53,8 @@ IntGrid onnx_symmetric_grid(double max_abs, std::int32_t qmax) {
   g.qmax = qmax;
   g.zero_point = 0;
   const double scale = max_abs / qmax;
-  g.scale = scale >= static_cast<double>(std::numeric_limits<float>::min()) ? static_cast<float>(scale) : 1.0f;
+  g.scale =
+      scale >= static_cast<double>(std::numeric_limits<float>::min()) ? static_cast<float>(scale) : 1.0f;
   return g;
 }
 

@@ -1,12 +1,13 @@
 // Exporters: the QDQ model re-imported equals the plan's simulation bit for bit; TensorRT and ncnn
 // files parse back to the plan's scales; plans that a format cannot hold are refused.
+#include "aciq/export.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 
 #include "../plan/plan_fixture.hpp"
-#include "aciq/export.hpp"
 
 namespace aciq::testing {
 namespace {
@@ -21,7 +22,8 @@ struct Resnet20 : ::testing::Test {
   calib::StatsFile stats = collect_stats(g, synthetic_batch(8, 7), ctx);
   plan::QuantPlan make(int bits, WeightGranularity wg, Placement placement = Placement::kDeploy,
                        Semantics sem = Semantics::kOnnx) const {
-    return plan::build_plan(g, stats, plan_options(bits, quant::ClipMethod::kLaplace, sem, wg, placement), "s.json");
+    return plan::build_plan(g, stats, plan_options(bits, quant::ClipMethod::kLaplace, sem, wg, placement),
+                            "s.json");
   }
 };
 
@@ -65,9 +67,10 @@ TEST_F(Resnet20, QdqLayout) {
   // 4-bit activations (every conv point; the first conv and the classifier stay at 8) get an integer Clip.
   int four_bit = 0;
   for (const auto& t : p.tensors) four_bit += t.kind == plan::TensorKind::kActivation && t.bits == 4;
-  EXPECT_EQ(ops["Clip"] - static_cast<int>(std::count_if(g.nodes.begin(), g.nodes.end(),
-                                                           [](const graph::Node& n) { return n.op_type == "Clip"; })),
-            four_bit);
+  EXPECT_EQ(
+      ops["Clip"] - static_cast<int>(std::count_if(g.nodes.begin(), g.nodes.end(),
+                                                   [](const graph::Node& n) { return n.op_type == "Clip"; })),
+      four_bit);
   for (const auto& t : p.tensors) {
     if (t.kind == plan::TensorKind::kActivation) continue;
     EXPECT_EQ(q.initializer(t.tensor), nullptr) << t.tensor << ": the float initializer must be gone";
@@ -86,7 +89,8 @@ TEST_F(Resnet20, QdqLayout) {
     for (std::size_t d = 1; d < qt->rank(); ++d) inner *= qt->dim(d);
     for (std::int64_t i = 0; i < qt->numel(); ++i) {
       const std::int64_t c = t.per_channel() ? i / inner : 0;
-      const std::int32_t v = t.kind == plan::TensorKind::kBias ? qt->data<std::int32_t>()[i] : qt->data<std::int8_t>()[i];
+      const std::int32_t v =
+          t.kind == plan::TensorKind::kBias ? qt->data<std::int32_t>()[i] : qt->data<std::int8_t>()[i];
       ASSERT_EQ(static_cast<float>(v - t.zero_point[c]) * t.scale[c], want[i]) << t.tensor << " " << i;
       ASSERT_GE(v, t.qmin);
       ASSERT_LE(v, t.qmax);
@@ -141,7 +145,9 @@ TEST_F(Resnet20, NcnnTableParsesBackToIndependentScales) {
 }
 
 TEST_F(Resnet20, FormatsRefuseWhatTheyCannotHold) {
-  EXPECT_THROW(exporter::insert_qdq(g, make(8, WeightGranularity::kTensor, Placement::kOutputs, Semantics::kSeed)), Error);
+  EXPECT_THROW(
+      exporter::insert_qdq(g, make(8, WeightGranularity::kTensor, Placement::kOutputs, Semantics::kSeed)),
+      Error);
   EXPECT_THROW(exporter::tensorrt_cache(g, make(4, WeightGranularity::kChannel)), Error);
   EXPECT_THROW(exporter::ncnn_table(g, make(8, WeightGranularity::kChannel, Placement::kOutputs)), Error);
   EXPECT_THROW(exporter::find_format("tflite"), Error);

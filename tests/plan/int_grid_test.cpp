@@ -62,8 +62,8 @@ TEST(IntGrid, QuantizeLinearTiesSaturationAndNaN) {
   EXPECT_EQ(quant::quantize_linear(1.5f, g), 12);
   EXPECT_EQ(quant::quantize_linear(2.5f, g), 12);
   EXPECT_EQ(quant::quantize_linear(-0.5f, g), 10);
-  EXPECT_EQ(quant::quantize_linear(-20.0f, g), 0);    // saturates at qmin
-  EXPECT_EQ(quant::quantize_linear(1e9f, g), 255);    // and at qmax
+  EXPECT_EQ(quant::quantize_linear(-20.0f, g), 0);  // saturates at qmin
+  EXPECT_EQ(quant::quantize_linear(1e9f, g), 255);  // and at qmax
   EXPECT_EQ(quant::quantize_linear(std::nanf(""), g), 0);
   EXPECT_EQ(quant::dequantize_linear(12, g), 2.0f);
   const auto s = quant::onnx_symmetric_grid(1.27, 127);

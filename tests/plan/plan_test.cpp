@@ -33,8 +33,8 @@ TEST_F(Resnet20, SeedPlanEqualsThePolicyPathBitForBit) {
     const auto points = policy::quant_points(g, o.policy);
     ASSERT_EQ(sim.points.size(), points.size());
     for (std::size_t i = 0; i < points.size(); ++i) {
-      const auto want = quant::affine_params(policy::point_range(points[i], *stats.find(points[i].value), o.policy).window,
-                                             points[i].bits);
+      const auto want = quant::affine_params(
+          policy::point_range(points[i], *stats.find(points[i].value), o.policy).window, points[i].bits);
       const auto& got = sim.quantizers[i];
       EXPECT_FALSE(got.onnx);
       EXPECT_EQ(sim.points[i], points[i].value);
@@ -50,8 +50,8 @@ TEST_F(Resnet20, SeedPlanEqualsThePolicyPathBitForBit) {
 TEST_F(Resnet20, JsonRoundTripIsExact) {
   for (auto sem : {Semantics::kSeed, Semantics::kOnnx}) {
     for (auto wg : {WeightGranularity::kTensor, WeightGranularity::kChannel}) {
-      const auto p = plan::build_plan(g, stats, plan_options(3, quant::ClipMethod::kLaplace, sem, wg, Placement::kDeploy),
-                                      "s.json");
+      const auto p = plan::build_plan(
+          g, stats, plan_options(3, quant::ClipMethod::kLaplace, sem, wg, Placement::kDeploy), "s.json");
       const std::string text = p.to_json();
       const auto back = plan::QuantPlan::from_json(text, "p.json");
       EXPECT_EQ(back.to_json(), text);
@@ -73,9 +73,10 @@ TEST_F(Resnet20, JsonRoundTripIsExact) {
 }
 
 TEST_F(Resnet20, OnnxPlanGridsAndBiases) {
-  const auto p = plan::build_plan(
-      g, stats, plan_options(4, quant::ClipMethod::kLaplace, Semantics::kOnnx, WeightGranularity::kChannel, Placement::kDeploy),
-      "s.json");
+  const auto p = plan::build_plan(g, stats,
+                                  plan_options(4, quant::ClipMethod::kLaplace, Semantics::kOnnx,
+                                               WeightGranularity::kChannel, Placement::kDeploy),
+                                  "s.json");
   int biases = 0;
   for (const auto& t : p.tensors) {
     if (t.kind == plan::TensorKind::kActivation) {
@@ -88,7 +89,8 @@ TEST_F(Resnet20, OnnxPlanGridsAndBiases) {
       const double half_step = 0.5 * t.scale[0] + 1e-6;
       EXPECT_LE(t.lo[0], std::min(t.requested_lo, 0.0) + half_step) << t.tensor;
       EXPECT_GE(t.hi[0], std::max(t.requested_hi, 0.0) - half_step) << t.tensor;
-      EXPECT_NEAR(t.hi[0] - t.lo[0], std::max(t.requested_hi, 0.0) - std::min(t.requested_lo, 0.0), 1e-5) << t.tensor;
+      EXPECT_NEAR(t.hi[0] - t.lo[0], std::max(t.requested_hi, 0.0) - std::min(t.requested_lo, 0.0), 1e-5)
+          << t.tensor;
     } else if (t.kind == plan::TensorKind::kWeight) {
       EXPECT_EQ(t.qmin, -127);
       EXPECT_EQ(t.qmax, 127);
@@ -116,8 +118,8 @@ TEST_F(Resnet20, OnnxPlanGridsAndBiases) {
 
 // Edits one field of the first tensor of kind `kind` in a valid plan file and expects a refusal that
 // names the tensor.
-void expect_refused(const std::string& text, const std::string& kind, const std::function<void(nlohmann::json&)>& edit,
-                    const std::string& needle) {
+void expect_refused(const std::string& text, const std::string& kind,
+                    const std::function<void(nlohmann::json&)>& edit, const std::string& needle) {
   auto j = nlohmann::json::parse(text);
   std::string name;
   for (auto& t : j["tensors"]) {
@@ -139,19 +141,29 @@ void expect_refused(const std::string& text, const std::string& kind, const std:
 }
 
 TEST_F(Resnet20, HostilePlanFilesAreRefusedNamingFileAndTensor) {
-  const auto p = plan::build_plan(
-      g, stats, plan_options(4, quant::ClipMethod::kLaplace, Semantics::kOnnx, WeightGranularity::kChannel, Placement::kDeploy),
-      "s.json");
+  const auto p = plan::build_plan(g, stats,
+                                  plan_options(4, quant::ClipMethod::kLaplace, Semantics::kOnnx,
+                                               WeightGranularity::kChannel, Placement::kDeploy),
+                                  "s.json");
   const std::string text = p.to_json();
-  expect_refused(text, "activation", [](auto& t) { t["scale"] = 0.0; }, "scale");
-  expect_refused(text, "activation", [](auto& t) { t["scale"] = -1.0; }, "scale");
-  expect_refused(text, "activation", [](auto& t) { t["scale"] = nullptr; }, "scale");  // NaN is written as null
-  expect_refused(text, "activation", [](auto& t) { t["zero_point"] = t["qmax"].template get<int>() + 1; }, "zero point");
-  expect_refused(text, "activation", [](auto& t) { t["hi"] = 1e30; }, "window");
-  expect_refused(text, "activation", [](auto& t) { t["qmax"] = 4096; }, "bits");
-  expect_refused(text, "weight", [](auto& t) { t["zero_point"].erase(0); }, "lengths");
-  expect_refused(text, "weight", [](auto& t) { t["scale"][0] = 1e-45 / 1e10; }, "scale");
-  expect_refused(text, "bias", [](auto& t) { t["kind"] = "gamma"; }, "kind");
+  expect_refused(
+      text, "activation", [](auto& t) { t["scale"] = 0.0; }, "scale");
+  expect_refused(
+      text, "activation", [](auto& t) { t["scale"] = -1.0; }, "scale");
+  expect_refused(
+      text, "activation", [](auto& t) { t["scale"] = nullptr; }, "scale");  // NaN is written as null
+  expect_refused(
+      text, "activation", [](auto& t) { t["zero_point"] = t["qmax"].template get<int>() + 1; }, "zero point");
+  expect_refused(
+      text, "activation", [](auto& t) { t["hi"] = 1e30; }, "window");
+  expect_refused(
+      text, "activation", [](auto& t) { t["qmax"] = 4096; }, "bits");
+  expect_refused(
+      text, "weight", [](auto& t) { t["zero_point"].erase(0); }, "lengths");
+  expect_refused(
+      text, "weight", [](auto& t) { t["scale"][0] = 1e-45 / 1e10; }, "scale");
+  expect_refused(
+      text, "bias", [](auto& t) { t["kind"] = "gamma"; }, "kind");
   EXPECT_THROW(plan::QuantPlan::from_json(text.substr(0, text.size() / 2), "cut.json"), Error);
   auto j = nlohmann::json::parse(text);
   j["version"] = 2;
