@@ -66,6 +66,11 @@ struct Graph {
 // node, initializer or graph input produces.
 void topological_sort(Graph& g);
 
+// Turns Constant nodes holding a float tensor (`value` attribute) into initializers, so weights that an
+// exporter emitted as Constant nodes are folded, quantized and exported exactly like initializers.
+// Constants that are graph outputs stay nodes. Returns the number converted.
+int constants_to_initializers(Graph& g);
+
 // Removes Identity and Dropout (inference mode) nodes, rewiring their consumers.
 void remove_identities(Graph& g);
 

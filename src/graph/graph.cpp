@@ -1,9 +1,9 @@
 // Graph IR helpers and the structural passes (topological order, identity removal).
+#include "aciq/graph.hpp"
+
 #include <algorithm>
 #include <set>
 #include <unordered_map>
-
-#include "aciq/graph.hpp"
 
 namespace aciq::graph {
 
@@ -123,6 +123,25 @@ void topological_sort(Graph& g) {
   g.nodes = std::move(sorted);
 }
 
+int constants_to_initializers(Graph& g) {
+  const std::set<std::string> outputs(g.outputs.begin(), g.outputs.end());
+  std::vector<Node> kept;
+  int converted = 0;
+  for (Node& n : g.nodes) {
+    auto it = n.attrs.find("value");
+    if (n.op_type == "Constant" && n.outputs.size() == 1 && it != n.attrs.end() &&
+        it->second.kind == Attribute::Kind::kTensor && it->second.t.dtype() == DType::kFloat32 &&
+        !outputs.count(n.outputs[0]) && !g.initializers.count(n.outputs[0])) {
+      g.initializers[n.outputs[0]] = it->second.t;
+      ++converted;
+      continue;
+    }
+    kept.push_back(std::move(n));
+  }
+  g.nodes = std::move(kept);
+  return converted;
+}
+
 void remove_identities(Graph& g) {
   std::map<std::string, std::string> rename;
   std::vector<Node> kept;
@@ -135,7 +154,8 @@ void remove_identities(Graph& g) {
     const bool is_graph_output =
         !n.outputs.empty() && std::find(g.outputs.begin(), g.outputs.end(), n.outputs[0]) != g.outputs.end();
     // Dropout's optional mask output has no inference meaning; only drop nodes whose mask is unused.
-    if (pass_through && !is_graph_output && !n.inputs.empty() && (n.outputs.size() < 2 || n.outputs[1].empty())) {
+    if (pass_through && !is_graph_output && !n.inputs.empty() &&
+        (n.outputs.size() < 2 || n.outputs[1].empty())) {
       rename[n.outputs[0]] = n.inputs[0];
       continue;
     }

@@ -202,6 +202,7 @@ graph::Graph load_model_from_bytes(const std::string& bytes, const std::string& 
     g.nodes.push_back(std::move(n));
   }
   graph::topological_sort(g);
+  graph::constants_to_initializers(g);
   graph::remove_identities(g);
   if (options.fold_batchnorm) graph::fold_batchnorm(g);
   return g;

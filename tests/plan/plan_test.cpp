@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "aciq/export.hpp"
 #include "plan_fixture.hpp"
 
 namespace aciq::testing {
@@ -192,6 +193,41 @@ TEST_F(Resnet20, StatisticsOfAnotherModelAreRefused) {
   auto s = stats;
   s.model_hash = "ffffffffffffffff";
   EXPECT_THROW(plan::build_plan(g, s, plan::PlanOptions{}, "other.json"), Error);
+}
+
+}  // namespace
+}  // namespace aciq::testing
+
+namespace aciq::testing {
+namespace {
+
+// Some exporters emit weights as Constant nodes instead of initializers: they must be planned alike.
+TEST(PlanConstants, WeightsFromConstantNodesArePlannedAndExported) {
+  auto m = make_model(13);
+  add_input(m, "x", {1, 1, 6, 6});
+  auto* c = add_node(m, "Constant", {}, {"w"}, "const_w");
+  auto* attr = c->add_attribute();
+  attr->set_name("value");
+  attr->set_type(onnx::AttributeProto::TENSOR);
+  *attr->mutable_t() = make_tensor("", {2, 1, 3, 3}, random_values(18, 5));
+  add_node(m, "Conv", {"x", "w"}, {"y"}, "conv");
+  add_output(m, "y");
+  std::string bytes;
+  m.SerializeToString(&bytes);
+  const auto g = onnx_import::load_model_from_bytes(bytes, "const.onnx");
+  ASSERT_NE(g.initializer("w"), nullptr);
+  Context ctx(1);
+  const auto stats = collect_stats(g, Tensor::from_f32({1, 1, 6, 6}, random_values(36, 9)), ctx);
+  const auto p = plan::build_plan(g, stats,
+                                  plan_options(8, quant::ClipMethod::kNone, plan::Semantics::kOnnx,
+                                               plan::WeightGranularity::kChannel, policy::Placement::kDeploy),
+                                  "s.json");
+  const auto* w = p.find("w", plan::TensorKind::kWeight);
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->channels(), 2u);
+  const auto q = exporter::insert_qdq(g, p);
+  ASSERT_NE(q.initializer("w_quantized"), nullptr);
+  EXPECT_EQ(q.initializer("w_quantized")->dtype(), DType::kInt8);
 }
 
 }  // namespace
