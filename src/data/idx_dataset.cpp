@@ -121,7 +121,9 @@ class IdxDataset : public Dataset, public std::enable_shared_from_this<IdxDatase
     size_ = ih.dims[0];
     rows_ = ih.dims[1];
     cols_ = ih.dims[2];
-    if (rows_ < 1 || cols_ < 1 || rows_ * cols_ > kMaxSamplePixels) {
+    // Each side is checked before the product, which could overflow for two 32-bit dimensions.
+    if (rows_ < 1 || cols_ < 1 || rows_ > kMaxSamplePixels || cols_ > kMaxSamplePixels ||
+        rows_ * cols_ > kMaxSamplePixels) {
       fail(images_.name + ": unsupported IDX image size " + std::to_string(rows_) + "x" +
            std::to_string(cols_));
     }
