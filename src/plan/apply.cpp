@@ -44,21 +44,9 @@ void quantize_tensor(Tensor& w, const TensorQuant& t, Semantics semantics) {
     }
     return;
   }
-  if (t.kind == TensorKind::kBias) {
-    // int32 biases: q = round_half_even(b / scale) in double, saturated; what the exporter writes.
-    for (std::size_t i = 0; i < v.size(); ++i) {
-      const float s = t.scale[channel(i)];
-      const double q = std::clamp(std::nearbyint(static_cast<double>(v[i]) / static_cast<double>(s)),
-                                  static_cast<double>(std::numeric_limits<std::int32_t>::min()),
-                                  static_cast<double>(std::numeric_limits<std::int32_t>::max()));
-      v[i] = static_cast<float>(static_cast<std::int32_t>(q)) * s;
-    }
-    return;
-  }
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    const auto g = t.grid(channel(i));
-    v[i] = quant::dequantize_linear(quant::quantize_linear(v[i], g), g);
-  }
+  // The onnx semantics dequantize exactly the integers an exporter writes (quantize_values).
+  const auto q = quantize_values(w, t);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = quant::dequantize_linear(q[i], t.grid(channel(i)));
 }
 
 }  // namespace
