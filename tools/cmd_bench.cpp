@@ -1,10 +1,12 @@
-// `aciq bench`: throughput of fp32, simulated-quantized or statistics-collecting inference on synthetic input.
+// `aciq bench`: throughput of fp32, simulated-quantized or statistics-collecting inference on synthetic
+// input.
 #include <fmt/format.h>
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <optional>
 #include <random>
 
 #include "aciq/calib.hpp"
@@ -18,12 +20,14 @@ namespace {
 
 struct BenchCmd {
   ModelOptions model;
+  QuantArgs quant;
   std::int64_t batch = 16;
   int iters = 20;
   int warmup = 2;
-  std::string qtype;
-  std::string clip = "laplace";
   bool collect = false;
+  bool quiet = false;
+  std::string json;
+  CLI::App* app = nullptr;
 };
 
 Tensor synthetic_input(const graph::ValueInfo& in, std::int64_t batch, const std::string& model) {
@@ -31,7 +35,8 @@ Tensor synthetic_input(const graph::ValueInfo& in, std::int64_t batch, const std
   if (s.empty()) throw Error(model + ": input '" + in.name + "' has no declared shape; bench needs one");
   s[0] = batch;
   for (std::size_t i = 1; i < s.size(); ++i) {
-    if (s[i] < 0) throw Error(model + ": input '" + in.name + "' has a dynamic dimension " + std::to_string(i));
+    if (s[i] < 0)
+      throw Error(model + ": input '" + in.name + "' has a dynamic dimension " + std::to_string(i));
   }
   Tensor t(DType::kFloat32, s);
   std::mt19937 rng(1234);  // fixed: runs are comparable
@@ -40,47 +45,57 @@ Tensor synthetic_input(const graph::ValueInfo& in, std::int64_t batch, const std
   return t;
 }
 
-int run_bench(const BenchCmd& c) {
-  Context ctx(c.model.threads);
-  auto g = c.model.load();
-  if (g.inputs.size() != 1) throw Error(c.model.model + ": bench supports single-input models");
-  const Tensor input = synthetic_input(g.inputs[0], c.batch, c.model.model);
-  const runtime::ExecutorOptions xo{.backend = c.model.backend_enum()};
+int run_bench(const BenchCmd& c, const Invocation& inv) {
+  BenchCmd cmd = c;
+  cmd.model.resolve();
+  const auto& q = cmd.quant;
+  if (!cmd.json.empty()) calib::check_writable(cmd.json, "--json");
+  if (cmd.collect && q.quantized())
+    throw Error("--collect: measures statistics collection in fp32; drop --qtype");
+  if (!q.stats_mode.empty()) throw Error("-sm: bench takes --stats or synthetic statistics; drop -sm");
+  q.require_effective("bench");
+  std::optional<plan::PlanOptions> plan_options;
+  if (q.quantized()) plan_options = q.plan_options(!cmd.model.no_fold_bn);
+  Context ctx(cmd.model.threads);
+  auto g = cmd.model.load();
+  if (g.inputs.size() != 1) throw Error(cmd.model.model + ": bench supports single-input models");
+  const Tensor input = synthetic_input(g.inputs[0], cmd.batch, cmd.model.model);
+  const runtime::ExecutorOptions xo{.backend = cmd.model.backend_enum()};
   std::unique_ptr<runtime::Observer> observer;
   std::vector<std::string> observed;
   std::string mode = "fp32";
-  if (c.collect) {
+  const std::string model_hash = g.model_hash;
+  if (cmd.collect) {
     mode = "collect";
     observed = policy::collection_points(g);
     observer = std::make_unique<eval::CollectObserver>(observed, ctx);
-  } else if (!c.qtype.empty()) {
-    mode = c.qtype + "/" + c.clip;
-    // Statistics from the synthetic input itself: the bench measures cost, not accuracy.
-    const auto points = policy::collection_points(g);
-    runtime::Executor probe(g, ctx, xo);
-    probe.set_observed(points);
-    eval::CollectObserver col(points, ctx);
-    probe.run({input}, &col);
+  } else if (plan_options) {
+    mode = q.qtype + "/" + q.clip;
     calib::StatsFile stats;
-    stats.model_hash = g.model_hash;
-    stats.samples = c.batch;
-    stats.points = col.accumulator().points();
-    QuantArgs qa;
-    qa.qtype = c.qtype;
-    qa.clip = c.clip;
-    const auto po = qa.options();
-    plan::PlanOptions plan_options;
-    plan_options.policy = po;
-    const auto quant_plan = plan::build_plan(g, stats, plan_options, "(synthetic statistics)");
+    if (!q.stats.empty()) {
+      stats = calib::StatsFile::load(q.stats);
+    } else {
+      // Statistics from the synthetic input itself: the bench measures cost, not accuracy.
+      const auto points = policy::collection_points(g);
+      runtime::Executor probe(g, ctx, xo);
+      probe.set_observed(points);
+      eval::CollectObserver col(points, ctx);
+      probe.run({input}, &col);
+      stats.model_hash = g.model_hash;
+      stats.samples = cmd.batch;
+      stats.points = col.accumulator().points();
+    }
+    const auto quant_plan =
+        plan::build_plan(g, stats, *plan_options, q.stats.empty() ? "(synthetic statistics)" : q.stats);
     auto sim = plan::apply_plan(g, quant_plan);
     observed = sim.points;
     observer = std::make_unique<eval::FakeQuantObserver>(std::move(sim.quantizers), ctx);
   }
   runtime::Executor exec(std::move(g), ctx, xo);
   exec.set_observed(observed);
-  for (int i = 0; i < c.warmup; ++i) exec.run({input}, observer.get());
+  for (int i = 0; i < cmd.warmup; ++i) exec.run({input}, observer.get());
   std::vector<double> times;
-  for (int i = 0; i < c.iters; ++i) {
+  for (int i = 0; i < cmd.iters; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     exec.run({input}, observer.get());
     times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -89,12 +104,29 @@ int run_bench(const BenchCmd& c) {
   const double median = times[times.size() / 2];
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  std::cout << fmt::format("model: {}\nmode: {}  batch: {}  threads: {}  iters: {}\n", c.model.model, mode, c.batch,
-                           c.model.threads, c.iters);
-  std::cout << fmt::format("latency: median {:.3f} ms  min {:.3f} ms  max {:.3f} ms\n", median * 1e3, times.front() * 1e3,
-                           times.back() * 1e3);
-  std::cout << fmt::format("peak RSS: {:.1f} MiB\n", static_cast<double>(ru.ru_maxrss) / 1024.0);
-  std::cout << fmt::format("throughput: {:.2f} img/s\n", static_cast<double>(c.batch) / median);
+  const double rss_mib = static_cast<double>(ru.ru_maxrss) / 1024.0;
+  std::cout << fmt::format("model: {}\nmode: {}  batch: {}  threads: {}  iters: {}\n", cmd.model.model, mode,
+                           cmd.batch, cmd.model.threads, cmd.iters);
+  std::cout << fmt::format("latency: median {:.3f} ms  min {:.3f} ms  max {:.3f} ms\n", median * 1e3,
+                           times.front() * 1e3, times.back() * 1e3);
+  std::cout << fmt::format("peak RSS: {:.1f} MiB\n", rss_mib);
+  std::cout << fmt::format("throughput: {:.2f} img/s\n", static_cast<double>(cmd.batch) / median)
+            << std::flush;
+  if (!cmd.json.empty()) {
+    auto j = run_record(*cmd.app, inv);
+    j["model"] = {{"path", cmd.model.model}, {"hash", model_hash}};
+    if (!q.stats.empty()) j["stats"] = file_record(q.stats);
+    j["mode"] = mode;
+    j["latency_ms"] = {{"median", median * 1e3}, {"min", times.front() * 1e3}, {"max", times.back() * 1e3}};
+    j["samples_ms"] = [&] {
+      std::vector<double> ms;
+      for (const double t : times) ms.push_back(t * 1e3);
+      return ms;
+    }();
+    j["throughput_img_s"] = static_cast<double>(cmd.batch) / median;
+    j["peak_rss_mib"] = rss_mib;
+    write_json(cmd.json, j);
+  }
   return 0;
 }
 
@@ -103,14 +135,19 @@ int run_bench(const BenchCmd& c) {
 void add_bench_command(CLI::App& app, SetAction set_action) {
   auto b = std::make_shared<BenchCmd>();
   auto* cmd = app.add_subcommand("bench", "measure throughput on synthetic input of the model's shape");
+  b->app = cmd;
   b->model.add(*cmd);
-  cmd->add_option("-b,--batch-size", b->batch, "batch size")->check(CLI::Range(1, 4096))->capture_default_str();
-  cmd->add_option("--iters", b->iters, "timed iterations")->check(CLI::Range(1, 100000))->capture_default_str();
-  cmd->add_option("--warmup", b->warmup, "untimed iterations first")->check(CLI::Range(0, 1000))->capture_default_str();
-  cmd->add_option("--qtype", b->qtype, "simulate intM activations");
-  cmd->add_option("--clip", b->clip, "clipping for --qtype")->check(CLI::IsMember({"no", "laplace", "gaus", "mix"}))->capture_default_str();
+  b->quant.add(*cmd);
+  cmd->add_option("-b,--batch-size", b->batch, "batch size")->check(int_in(1, 65536))->capture_default_str();
+  cmd->add_option("--iters", b->iters, "timed iterations")->check(int_in(1, 100000))->capture_default_str();
+  cmd->add_option("--warmup", b->warmup, "untimed iterations first")
+      ->check(int_in(0, 1000))
+      ->capture_default_str();
   cmd->add_flag("--collect", b->collect, "measure statistics collection instead");
-  cmd->callback([b, set_action] { set_action([b] { return run_bench(*b); }); });
+  cmd->add_flag("-q,--quiet", b->quiet, "accepted for uniformity: bench shows no progress");
+  cmd->add_option("--json", b->json, "also write the timings and the full configuration as JSON");
+  cmd->footer("Example:\n  aciq bench --model models/resnet20.onnx -b 16 --qtype int4 --clip laplace");
+  cmd->callback([b, set_action] { set_action([b](const Invocation& inv) { return run_bench(*b, inv); }); });
 }
 
 }  // namespace aciq::cli

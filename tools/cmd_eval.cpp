@@ -1,9 +1,9 @@
-// `aciq eval`, `aciq collect` and `aciq sweep`: dataset passes in fp32, with statistics, or fake-quantized.
+// `aciq eval` (alias `inference-sim`, the seed's script), `aciq collect` and `aciq sweep`: flag
+// parsing and the checks made before the first image is read; the passes are eval::evaluate and
+// eval::collect_statistics.
 #include <fmt/format.h>
 
-#include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -17,6 +17,8 @@ namespace aciq::cli {
 
 namespace {
 
+namespace fs = std::filesystem;
+
 struct EvalCmd {
   ModelOptions model;
   DataArgs data;
@@ -24,6 +26,7 @@ struct EvalCmd {
   std::string plan;
   std::string json;
   bool quiet = false;
+  CLI::App* app = nullptr;
 };
 
 struct CollectCmd {
@@ -31,224 +34,403 @@ struct CollectCmd {
   DataArgs data;
   std::string stats;
   bool merge = false;
+  std::string json;
   bool quiet = false;
+  CLI::App* app = nullptr;
 };
 
 struct SweepCmd {
   std::vector<std::string> models;
   DataArgs data;
+  QuantArgs quant;  // everything but the activation bits and clipping, which sweep takes as lists
+  std::string backend = "fast";
+  int threads = 2;
   std::string calib_split = "train";
   std::int64_t calib_limit = 2000;
   std::vector<std::string> qtypes{"int8", "int4", "int3", "int2"};
   std::vector<std::string> clips{"no", "laplace", "gaus", "mix"};
   std::string stats_dir = "out/stats";
   std::string markdown;
-  int threads = 2;
-  bool seed_coefficients = false;
+  std::string json;
   bool quiet = false;
+  CLI::App* app = nullptr;
 };
 
-struct EvalOutcome {
-  eval::TopK topk;
-  double seconds = 0;
-};
+nlohmann::ordered_json data_record(const data::Dataset& ds, std::int64_t offset, std::int64_t count) {
+  return {{"source", ds.describe()}, {"offset", offset}, {"count", count}};
+}
 
-// One dataset pass: fp32 when `quant_plan` is null, otherwise the plan's simulation.
-EvalOutcome evaluate(graph::Graph g, const runtime::ExecutorOptions& xo, Context& ctx, const std::shared_ptr<const data::Dataset>& ds,
-                     const data::LoaderOptions& lo, const plan::QuantPlan* quant_plan, const std::string& label, bool progress) {
-  std::unique_ptr<eval::FakeQuantObserver> observer;
-  std::vector<std::string> observed;
-  if (quant_plan) {
-    auto sim = plan::apply_plan(g, *quant_plan);
-    observed = std::move(sim.points);
-    observer = std::make_unique<eval::FakeQuantObserver>(std::move(sim.quantizers), ctx);
+nlohmann::ordered_json plan_options_record(const plan::PlanOptions& o) {
+  return {{"qtype", "int" + std::to_string(o.policy.activation_bits)},
+          {"clip", std::string(quant::clip_method_name(o.policy.clip))},
+          {"semantics", std::string(plan::semantics_name(o.semantics))},
+          {"wgran", std::string(plan::weight_granularity_name(o.weights))},
+          {"wbits", o.policy.weight_bits},
+          {"fc_bits", o.policy.fc_bits},
+          {"placement", std::string(policy::placement_name(o.policy.placement))},
+          {"keep_8bit", o.policy.keep_8bit},
+          {"seed_coefficients", o.policy.seed_coefficients},
+          {"fold_batchnorm", o.fold_batchnorm}};
+}
+
+int run_collect(const CollectCmd& c, const Invocation& inv) {
+  CollectCmd cmd = c;
+  cmd.model.resolve();
+  calib::check_writable(cmd.stats, "--stats");
+  if (!cmd.json.empty()) calib::check_writable(cmd.json, "--json");
+  Context ctx(cmd.model.threads);
+  auto g = cmd.model.load();
+  const std::string model_hash = g.model_hash;
+  std::optional<calib::StatsFile> old;
+  if (cmd.merge && fs::exists(cmd.stats)) {
+    old = calib::StatsFile::load(cmd.stats);
+    old->require_model(g.model_hash, cmd.stats);
+  } else if (cmd.merge) {
+    std::cerr << "note: --merge: " << cmd.stats << " does not exist yet; writing it\n";
   }
-  runtime::Executor exec(std::move(g), ctx, xo);
-  exec.set_observed(observed);
-  data::BatchLoader loader(ds, lo);
-  const auto t0 = std::chrono::steady_clock::now();
-  EvalOutcome out;
-  out.topk = eval::run_dataset(exec, loader, observer.get(), {.progress = progress, .label = label});
-  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return out;
-}
-
-calib::StatsFile collect(graph::Graph g, const std::string& model_path, const runtime::ExecutorOptions& xo, Context& ctx,
-                         const std::shared_ptr<const data::Dataset>& ds, const data::LoaderOptions& lo, bool progress, eval::TopK* fp32) {
-  const auto points = policy::collection_points(g);
-  calib::StatsFile f;
-  f.model_hash = g.model_hash;
-  f.model_path = model_path;
-  runtime::Executor exec(std::move(g), ctx, xo);
-  exec.set_observed(points);
-  eval::CollectObserver observer(points, ctx);
-  data::BatchLoader loader(ds, lo);
-  const auto topk = eval::run_dataset(exec, loader, &observer, {.progress = progress, .label = "collect"});
-  if (fp32) *fp32 = topk;
-  f.data_source = ds->describe() + (lo.limit ? fmt::format(" (first {})", lo.limit) : "");
-  f.samples = topk.samples;
-  f.points = observer.accumulator().points();
-  return f;
-}
-
-int run_eval(const EvalCmd& c) {
-  Context ctx(c.model.threads);
-  std::optional<plan::QuantPlan> quant_plan;
-  std::string label = "fp32";
-  graph::Graph g;
-  if (!c.plan.empty()) {
-    if (c.quant.quantized() || !c.quant.stats.empty())
-      throw Error("--plan: the plan already fixes every quantization option; drop --qtype/--stats");
-    quant_plan = plan::QuantPlan::load(c.plan);
-    if (c.model.no_fold_bn && quant_plan->options.fold_batchnorm)
-      throw Error("--no-fold-bn: " + c.plan + " was made for the BN-folded graph");
-    g = onnx_import::load_model(c.model.model, {.fold_batchnorm = quant_plan->options.fold_batchnorm});
-    quant_plan->require_graph(g, c.plan);
-    label = "plan";
-  } else {
-    g = c.model.load();
-    if (c.quant.quantized()) {
-      const auto options = c.quant.plan_options(!c.model.no_fold_bn);  // option errors before any file is read
-      if (c.quant.stats.empty()) throw Error("--qtype needs --stats FILE (run `aciq collect` first)");
-      const auto stats = calib::StatsFile::load(c.quant.stats);
-      quant_plan = plan::build_plan(g, stats, options, c.quant.stats);
-      label = c.quant.qtype + "/" + c.quant.clip;
-    } else if (!c.quant.stats.empty()) {
-      throw Error("--stats given without --qtype: nothing would use it");
+  auto ds = cmd.data.open("train");
+  const auto [begin, end] = cmd.data.range(*ds);
+  eval::check_data_fits(g, *ds, std::min(cmd.data.batch, end - begin));
+  if (old) {
+    calib::StatsFile chunk;
+    chunk.ranges.push_back({ds->describe(), begin, end});
+    if (const auto o = old->overlap(chunk); !o.empty()) {
+      throw Error("--merge " + cmd.stats + ": " + o +
+                  " are already in it; collect another chunk (--offset/--limit) or another split");
+    }
+    if (old->ranges.empty()) {
+      std::cerr << "note: " << cmd.stats
+                << " records no sample ranges (an older aciq wrote it): overlap not checked\n";
     }
   }
-  auto ds = c.data.open(default_split(c.data.data));
-  const auto r = evaluate(std::move(g), {.backend = c.model.backend_enum()}, ctx, ds, c.data.loader(),
-                          quant_plan ? &*quant_plan : nullptr, label, !c.quiet);
-  std::cout << fmt::format("{} samples, {:.1f} img/s\n", r.topk.samples, r.topk.samples / std::max(r.seconds, 1e-9));
+  if (cmd.model.no_fold_bn)
+    std::cerr << "note: statistics of an unfolded graph only fit evals with --no-fold-bn\n";
+  eval::TopK fp32;
+  auto f =
+      eval::collect_statistics(std::move(g), cmd.model.model, {.backend = cmd.model.backend_enum()}, ctx, ds,
+                               cmd.data.loader(), {.progress = !cmd.quiet, .label = "collect"}, &fp32);
+  if (old) {
+    old->merge(f);
+    f = std::move(*old);
+  }
+  // The result first: if writing fails now, the accuracy is not lost with it.
+  std::cout << prec_line(fp32) << std::endl;
+  f.save(cmd.stats);
+  std::cout << fmt::format("wrote {} ({} points, {} samples)\n", cmd.stats, f.points.size(), f.samples)
+            << std::flush;
+  if (!cmd.json.empty()) {
+    auto j = run_record(*cmd.app, inv);
+    j["model"] = {{"path", cmd.model.model}, {"hash", model_hash}};
+    j["data"] = data_record(*ds, begin, fp32.samples);
+    j["stats"] = file_record(cmd.stats);
+    j["stats_samples"] = f.samples;
+    j["samples"] = fp32.samples;
+    j["top1"] = fp32.top1();
+    j["top5"] = fp32.top5();
+    j["top1_correct"] = fp32.top1_correct;
+    j["top5_correct"] = fp32.top5_correct;
+    write_json(cmd.json, j);
+  }
+  return 0;
+}
+
+int run_eval(const EvalCmd& c, const Invocation& inv) {
+  EvalCmd cmd = c;
+  cmd.model.resolve();
+  auto& q = cmd.quant;
+  const std::string& sm = q.stats_mode;
+  if (sm == "collect") {
+    // The seed's `-sm collect`: a statistics pass, nothing evaluated.
+    if (!cmd.plan.empty()) throw Error("-sm collect: collects statistics; --plan has no effect");
+    if (q.quantized())
+      std::cerr << "note: -sm collect: --qtype has no effect (statistics serve every bit width)\n";
+    CollectCmd cc;
+    cc.model = cmd.model;
+    cc.data = cmd.data;
+    cc.stats = q.stats.empty() ? seed_stats_path(cmd.model.model) : q.stats;
+    if (q.stats.empty()) fs::create_directories(fs::path(cc.stats).parent_path());
+    cc.json = cmd.json;
+    cc.quiet = cmd.quiet;
+    cc.app = cmd.app;
+    return run_collect(cc, inv);
+  }
+  if ((sm == "use" || sm == "no") && !q.quantized())
+    throw Error("-sm " + sm + ": needs --qtype intM, e.g. --qtype int4");
+  if (sm == "use" && q.stats.empty()) {
+    q.stats = seed_stats_path(cmd.model.model);
+    if (!fs::exists(q.stats)) {
+      throw Error("-sm use: no statistics at the seed's default location " + q.stats +
+                  "; collect them first with -sm collect (or give --stats FILE)");
+    }
+  }
+  if (sm == "no") {
+    if (!q.stats.empty())
+      throw Error("--stats: -sm no takes ranges from each batch; drop --stats or use -sm use");
+    if (q.semantics != "seed" || q.wgran != "tensor") {
+      throw Error("-sm no: dynamic ranges run the seed's arithmetic only (--semantics seed --wgran tensor)");
+    }
+  }
+  if (!cmd.json.empty()) calib::check_writable(cmd.json, "--json");
+
+  Context ctx(cmd.model.threads);
+  std::optional<plan::QuantPlan> quant_plan;
+  std::optional<policy::PolicyOptions> dynamic;
+  std::string label = "fp32";
+  graph::Graph g;
+  if (!cmd.plan.empty()) {
+    if (q.quantized()) throw Error("--plan: the plan already fixes every quantization option; drop --qtype");
+    if (const auto name = q.given_without_qtype(); !name.empty()) {
+      throw Error("--plan: the plan already fixes every quantization option; drop " + name);
+    }
+    quant_plan = plan::QuantPlan::load(cmd.plan);
+    if (cmd.model.no_fold_bn && quant_plan->options.fold_batchnorm)
+      throw Error("--no-fold-bn: " + cmd.plan + " was made for the BN-folded graph");
+    g = onnx_import::load_model(cmd.model.model, {.fold_batchnorm = quant_plan->options.fold_batchnorm});
+    quant_plan->require_graph(g, cmd.plan);
+    label = "plan";
+  } else {
+    q.require_effective("eval");
+    g = cmd.model.load();
+    if (q.quantized()) {
+      const auto options = q.plan_options(!cmd.model.no_fold_bn);  // option errors before any file is read
+      label = q.qtype + "/" + q.clip;
+      if (sm == "no") {
+        dynamic = options.policy;
+        (void)policy::quant_points(g, *dynamic);  // --keep-8bit names checked now
+        label += "/dynamic";
+      } else {
+        if (q.stats.empty()) throw Error("--qtype: needs --stats FILE (run `aciq collect` first) or -sm no");
+        const auto stats = calib::StatsFile::load(q.stats);
+        quant_plan = plan::build_plan(g, stats, options, q.stats);
+      }
+    }
+  }
+  auto ds = cmd.data.open(cmd.data.default_split());
+  const auto [begin, end] = cmd.data.range(*ds);
+  eval::check_data_fits(g, *ds, std::min(cmd.data.batch, end - begin));
+  const std::string model_hash = g.model_hash;
+  const auto r =
+      eval::evaluate(std::move(g), {.backend = cmd.model.backend_enum()}, ctx, ds, cmd.data.loader(),
+                     {.plan = quant_plan ? &*quant_plan : nullptr, .dynamic = dynamic},
+                     {.progress = !cmd.quiet, .label = label});
+  std::cout << fmt::format("{} samples, {:.1f} img/s\n", r.topk.samples,
+                           r.topk.samples / std::max(r.seconds, 1e-9));
   std::cout << prec_line(r.topk) << std::endl;
-  if (!c.json.empty()) {
-    nlohmann::ordered_json j;
-    j["model"] = c.model.model;
-    j["data"] = ds->describe();
-    j["samples"] = r.topk.samples;
+  if (!cmd.json.empty()) {
+    auto j = run_record(*cmd.app, inv);
+    j["model"] = {{"path", cmd.model.model}, {"hash", model_hash}};
+    j["data"] = data_record(*ds, begin, r.topk.samples);
+    if (!cmd.plan.empty()) j["plan"] = file_record(cmd.plan);
+    if (quant_plan && !quant_plan->stats_path.empty() && fs::exists(quant_plan->stats_path)) {
+      j["stats"] = file_record(quant_plan->stats_path);
+    }
     if (quant_plan) {
-      const auto& o = quant_plan->options;
-      j["qtype"] = "int" + std::to_string(o.policy.activation_bits);
-      j["clip"] = std::string(quant::clip_method_name(o.policy.clip));
-      j["plan"] = c.plan;
-      j["stats"] = quant_plan->stats_path;
-      j["semantics"] = std::string(plan::semantics_name(o.semantics));
-      j["wgran"] = std::string(plan::weight_granularity_name(o.weights));
-      j["wbits"] = o.policy.weight_bits;
-      j["fc_bits"] = o.policy.fc_bits;
-      j["placement"] = std::string(policy::placement_name(o.policy.placement));
-      j["keep_8bit"] = o.policy.keep_8bit;
-      j["seed_coefficients"] = o.policy.seed_coefficients;
+      j["quantization"] = plan_options_record(quant_plan->options);
+      j["qtype"] = j["quantization"]["qtype"];
+      j["clip"] = j["quantization"]["clip"];
+    } else if (dynamic) {
+      j["quantization"] = plan_options_record(q.plan_options(!cmd.model.no_fold_bn));
+      j["quantization"]["ranges"] = "dynamic (per batch)";
+      j["qtype"] = q.qtype;
+      j["clip"] = j["quantization"]["clip"];
     } else {
       j["qtype"] = "fp32";
       j["clip"] = "no";
     }
+    j["samples"] = r.topk.samples;
     j["top1"] = r.topk.top1();
     j["top5"] = r.topk.top5();
     j["top1_correct"] = r.topk.top1_correct;
     j["top5_correct"] = r.topk.top5_correct;
     j["seconds"] = r.seconds;
-    calib::write_file_atomically(c.json, j.dump(1) + "\n");
+    write_json(cmd.json, j);
   }
   return 0;
 }
 
-int run_collect(const CollectCmd& c) {
-  Context ctx(c.model.threads);
-  auto g = c.model.load();
-  if (c.model.no_fold_bn) std::cerr << "note: statistics of an unfolded graph only fit evals with --no-fold-bn\n";
-  auto ds = c.data.open("train");
-  eval::TopK fp32;
-  auto f = collect(std::move(g), c.model.model, {.backend = c.model.backend_enum()}, ctx, ds, c.data.loader(), !c.quiet, &fp32);
-  if (c.merge && std::filesystem::exists(c.stats)) {
-    auto old = calib::StatsFile::load(c.stats);
-    old.require_model(f.model_hash, c.stats);
-    old.merge(f);
-    f = std::move(old);
+int run_sweep(const SweepCmd& c, const Invocation& inv) {
+  // Everything is checked before the first pass: bit widths, clipping methods, option combinations,
+  // every model, the data and every output.
+  for (const auto& qt : c.qtypes) (void)parse_qtype(qt);
+  for (const auto& cl : c.clips) {
+    try {
+      (void)quant::parse_clip_method(cl);
+    } catch (const Error&) {
+      throw Error("--clips '" + cl + "': expected no, laplace, gaus or mix");
+    }
   }
-  f.save(c.stats);
-  std::cout << fmt::format("wrote {} ({} points, {} samples)\n", c.stats, f.points.size(), f.samples);
-  std::cout << prec_line(fp32) << std::endl;
-  return 0;
-}
+  auto options_for = [&c](const std::string& qt, const std::string& clip,
+                          const std::vector<std::string>& keep) {
+    QuantArgs qa = c.quant;
+    qa.qtype = qt;
+    qa.clip = clip;
+    qa.keep_8bit = keep;
+    return qa.plan_options(true);
+  };
+  for (const auto& qt : c.qtypes) {
+    for (const auto& cl : c.clips) (void)options_for(qt, cl, {});
+  }
+  if (!c.markdown.empty()) calib::check_writable(c.markdown, "--markdown");
+  if (!c.json.empty()) calib::check_writable(c.json, "--json");
+  std::error_code ec;
+  fs::create_directories(c.stats_dir, ec);
+  if (ec || !fs::is_directory(c.stats_dir))
+    throw Error("--stats-dir " + c.stats_dir + ": cannot create directory");
 
-int run_sweep(const SweepCmd& c) {
+  struct Model {
+    std::string path, name, stats_path;
+    graph::Graph graph;
+    std::vector<std::string> keep;
+  };
+  std::vector<Model> models;
+  auto calib_ds = c.data.open_split(c.calib_split);
+  auto eval_ds = c.data.open(c.data.default_split());
+  const auto [begin, end] = c.data.range(*eval_ds);
+  std::vector<std::string> all_names;
+  for (const auto& path : c.models) {
+    Model m;
+    m.path = path;
+    m.name = fs::path(path).stem().string();
+    m.graph = onnx_import::load_model(path);
+    eval::check_data_fits(m.graph, *calib_ds, c.data.batch);
+    eval::check_data_fits(m.graph, *eval_ds, std::min(c.data.batch, end - begin));
+    m.stats_path = (fs::path(c.stats_dir) / (m.name + ".stats.json")).string();
+    calib::check_writable(m.stats_path, "--stats-dir");
+    policy::PolicyOptions none;
+    for (const auto& p : policy::quant_points(m.graph, none)) {
+      for (const auto& name : {p.node, p.value}) {
+        all_names.push_back(name);
+        if (std::find(c.quant.keep_8bit.begin(), c.quant.keep_8bit.end(), name) != c.quant.keep_8bit.end() &&
+            std::find(m.keep.begin(), m.keep.end(), name) == m.keep.end()) {
+          m.keep.push_back(name);
+        }
+      }
+    }
+    models.push_back(std::move(m));
+  }
+  for (const auto& k : c.quant.keep_8bit) {
+    if (std::find(all_names.begin(), all_names.end(), k) != all_names.end()) continue;
+    const auto close = closest_matches(k, all_names);
+    std::string hint;
+    for (const auto& x : close) hint += (hint.empty() ? "" : ", ") + x;
+    throw Error("--keep-8bit '" + k + "': no quantized node or value of any --model has this name" +
+                (hint.empty() ? "" : "; did you mean " + hint + "?"));
+  }
+
   Context ctx(c.threads);
-  std::filesystem::create_directories(c.stats_dir);
+  const runtime::ExecutorOptions xo{.backend = c.backend == "reference" ? runtime::Backend::kReference
+                                                                        : runtime::Backend::kFast};
   std::string md = "| model | activations | clipping | Prec@1 | Prec@5 |\n|---|---|---|---|---|\n";
-  for (const auto& model_path : c.models) {
-    const std::string name = std::filesystem::path(model_path).stem().string();
-    auto g = onnx_import::load_model(model_path);
-    auto calib_ds = c.data.open_split(c.calib_split);
-    auto lo = c.data.loader();
-    auto calib_lo = lo;
-    calib_lo.limit = c.calib_limit;
-    const std::string stats_path = (std::filesystem::path(c.stats_dir) / (name + ".stats.json")).string();
-    auto stats = collect(g, model_path, {}, ctx, calib_ds, calib_lo, !c.quiet, nullptr);
-    stats.save(stats_path);
-    auto eval_ds = c.data.open(c.data.split.empty() ? "test" : c.data.split);
+  auto rows = nlohmann::ordered_json::array();
+  auto lo = c.data.loader();
+  auto calib_lo = lo;
+  calib_lo.offset = 0;
+  calib_lo.limit = c.calib_limit;
+  for (auto& m : models) {
+    auto stats = eval::collect_statistics(m.graph, m.path, xo, ctx, calib_ds, calib_lo,
+                                          {.progress = !c.quiet, .label = "collect"}, nullptr);
+    stats.save(m.stats_path);
     auto row = [&](const std::string& act, const std::string& clip, const eval::TopK& r) {
-      const std::string line = fmt::format("| {} | {} | {} | {:.3f} | {:.3f} |\n", name, act, clip, r.top1(), r.top5());
+      const std::string line =
+          fmt::format("| {} | {} | {} | {:.3f} | {:.3f} |\n", m.name, act, clip, r.top1(), r.top5());
       md += line;
       std::cout << line << std::flush;
+      rows.push_back({{"model", m.path},
+                      {"model_hash", m.graph.model_hash},
+                      {"activations", act},
+                      {"clip", clip},
+                      {"samples", r.samples},
+                      {"top1", r.top1()},
+                      {"top5", r.top5()},
+                      {"top1_correct", r.top1_correct},
+                      {"top5_correct", r.top5_correct}});
     };
-    row("fp32", "-", evaluate(g, {}, ctx, eval_ds, lo, nullptr, "fp32", !c.quiet).topk);
-    for (const auto& q : c.qtypes) {
+    row("fp32", "-",
+        eval::evaluate(m.graph, xo, ctx, eval_ds, lo, {}, {.progress = !c.quiet, .label = "fp32"}).topk);
+    for (const auto& qt : c.qtypes) {
       for (const auto& clip : c.clips) {
-        QuantArgs qa;
-        qa.qtype = q;
-        qa.clip = clip;
-        qa.seed_coefficients = c.seed_coefficients;
-        const auto quant_plan = plan::build_plan(g, stats, qa.plan_options(true), stats_path);
-        row(q, clip, evaluate(g, {}, ctx, eval_ds, lo, &quant_plan, q + "/" + clip, !c.quiet).topk);
+        const auto quant_plan = plan::build_plan(m.graph, stats, options_for(qt, clip, m.keep), m.stats_path);
+        row(qt, clip,
+            eval::evaluate(m.graph, xo, ctx, eval_ds, lo, {.plan = &quant_plan, .dynamic = std::nullopt},
+                           {.progress = !c.quiet, .label = qt + "/" + clip})
+                .topk);
       }
     }
   }
   if (!c.markdown.empty()) calib::write_file_atomically(c.markdown, md);
+  if (!c.json.empty()) {
+    auto j = run_record(*c.app, inv);
+    j["data"] = data_record(*eval_ds, begin, rows.empty() ? 0 : rows[0]["samples"].get<std::int64_t>());
+    j["calibration"] = {{"source", calib_ds->describe()}, {"limit", c.calib_limit}};
+    j["rows"] = rows;
+    write_json(c.json, j);
+  }
   return 0;
 }
 
 }  // namespace
 
-std::string default_split(const std::string& data_spec) {
-  return data_spec.rfind("imagenet", 0) == 0 ? "val" : "test";
-}
-
 void add_eval_commands(CLI::App& app, SetAction set_action) {
   auto e = std::make_shared<EvalCmd>();
-  auto* eval_cmd = app.add_subcommand("eval", "evaluate top-1/top-5, in fp32 or with simulated intM activations");
+  auto* eval_cmd =
+      app.add_subcommand("eval", "evaluate top-1/top-5, in fp32 or with simulated intM activations");
+  eval_cmd->alias("inference-sim");
+  e->app = eval_cmd;
   e->model.add(*eval_cmd);
   e->data.add(*eval_cmd, "default: test, or val for imagenet");
   e->quant.add(*eval_cmd);
-  eval_cmd->add_option("--plan", e->plan, "run this quantization plan (from `aciq calibrate`) instead of --qtype/--stats");
-  eval_cmd->add_option("--json", e->json, "also write the result as JSON");
-  eval_cmd->add_flag("-q,--quiet", e->quiet, "no progress bar");
-  eval_cmd->callback([e, set_action] { set_action([e] { return run_eval(*e); }); });
+  eval_cmd->add_option("--plan", e->plan,
+                       "run this quantization plan (from `aciq calibrate`) instead of --qtype/--stats");
+  eval_cmd->add_option("--json", e->json, "also write the result and the full configuration as JSON");
+  eval_cmd->add_flag("-q,--quiet", e->quiet, "no progress output");
+  eval_cmd->footer(
+      "Examples:\n  aciq eval --model models/resnet20.onnx --qtype int4 --clip laplace --stats "
+      "out/resnet20.stats.json\n"
+      "  aciq inference-sim -a resnet20 -b 512 --qtype int4 -sm use -th laplace   (the seed's spelling)");
+  eval_cmd->callback(
+      [e, set_action] { set_action([e](const Invocation& inv) { return run_eval(*e, inv); }); });
 
   auto c = std::make_shared<CollectCmd>();
   auto* col = app.add_subcommand("collect", "collect per-sample activation statistics into a stats file");
+  c->app = col;
   c->model.add(*col);
   c->data.add(*col, "default: train");
-  col->add_option("--stats", c->stats, "statistics file to write (atomically)")->required();
-  col->add_flag("--merge", c->merge, "add to an existing statistics file of the same model");
-  col->add_flag("-q,--quiet", c->quiet, "no progress bar");
-  col->callback([c, set_action] { set_action([c] { return run_collect(*c); }); });
+  col->add_option("--stats", c->stats, "statistics file to write (atomically; required)")->required();
+  col->add_flag("--merge", c->merge,
+                "add to an existing statistics file of the same model (sample ranges must not overlap)");
+  col->add_option("--json", c->json, "also write the result and the full configuration as JSON");
+  col->add_flag("-q,--quiet", c->quiet, "no progress output");
+  col->footer(
+      "Example:\n  aciq collect --model models/resnet20.onnx --limit 2000 --stats out/resnet20.stats.json\n"
+      "  aciq collect --model models/resnet20.onnx --offset 2000 --limit 2000 --merge --stats "
+      "out/resnet20.stats.json");
+  col->callback([c, set_action] { set_action([c](const Invocation& inv) { return run_collect(*c, inv); }); });
 
   auto s = std::make_shared<SweepCmd>();
-  auto* sw = app.add_subcommand("sweep", "collect statistics, then evaluate fp32 and every bits x clipping configuration");
-  sw->add_option("--model", s->models, "ONNX models")->required();
+  auto* sw = app.add_subcommand(
+      "sweep", "collect statistics, then evaluate fp32 and every bits x clipping configuration");
+  s->app = sw;
+  sw->add_option("--model", s->models, "ONNX models (required)")->required();
+  sw->add_option("--backend", s->backend, "kernels: fast (oneDNN) or reference (scalar oracle)")
+      ->check(CLI::IsMember({"fast", "reference"}))
+      ->capture_default_str();
+  sw->add_option("--threads", s->threads, "compute threads")->check(int_in(1, 256))->capture_default_str();
   s->data.add(*sw, "evaluation split, default: test");
+  s->quant.add(*sw, false);
   sw->add_option("--calib-split", s->calib_split, "split statistics are collected on")->capture_default_str();
-  sw->add_option("--calib-limit", s->calib_limit, "samples statistics are collected on")->capture_default_str();
+  sw->add_option("--calib-limit", s->calib_limit, "samples statistics are collected on (0 = all)")
+      ->check(int_at_least(0))
+      ->capture_default_str();
   sw->add_option("--qtypes", s->qtypes, "activation bit widths")->delimiter(',')->capture_default_str();
   sw->add_option("--clips", s->clips, "clipping methods")->delimiter(',')->capture_default_str();
-  sw->add_option("--stats-dir", s->stats_dir, "where statistics files go")->capture_default_str();
+  sw->add_option("--stats-dir", s->stats_dir, "where statistics files go (created)")->capture_default_str();
   sw->add_option("--markdown", s->markdown, "also write the table as Markdown");
-  sw->add_option("--threads", s->threads, "compute threads")->capture_default_str();
-  sw->add_flag("--seed-coefficients", s->seed_coefficients, "use the seed's 2-decimal alpha tables");
-  sw->add_flag("-q,--quiet", s->quiet, "no progress bars");
-  sw->callback([s, set_action] { set_action([s] { return run_sweep(*s); }); });
+  sw->add_option("--json", s->json, "also write the table and the full configuration as JSON");
+  sw->add_flag("-q,--quiet", s->quiet, "no progress output");
+  sw->footer(
+      "Example:\n  aciq sweep --model models/resnet20.onnx --model models/vgg_bn.onnx --qtypes int4,int3 "
+      "--markdown out/sweep.md");
+  sw->callback([s, set_action] { set_action([s](const Invocation& inv) { return run_sweep(*s, inv); }); });
 }
 
 }  // namespace aciq::cli

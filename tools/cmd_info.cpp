@@ -1,11 +1,11 @@
-// `aciq alpha`, `aciq layers` and `aciq analyze`: clipping tables, quantization points, per-layer MSE analysis.
+// `aciq alpha`, `aciq layers` and `aciq analyze`: clipping tables, quantization points, per-layer MSE
+// analysis.
 #include <fmt/format.h>
 
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "aciq/calib.hpp"
-#include "aciq/onnx.hpp"
 #include "aciq/onnx.hpp"
 #include "aciq/plan.hpp"
 #include "cli_common.hpp"
@@ -17,13 +17,16 @@ namespace {
 
 struct AlphaCmd {
   std::string dist = "laplace";
-  std::string bits = "1-8";
+  std::string bits;  // "" = 1-8, or 2-8 with --seed-coefficients (the seed's tables)
   bool seed = false;
 };
 
 struct LayersCmd {
   ModelOptions model;
+  QuantArgs quant;
   std::string plan;
+  std::string json;
+  CLI::App* app = nullptr;
 };
 
 struct AnalyzeCmd {
@@ -31,13 +34,18 @@ struct AnalyzeCmd {
   DataArgs data;
   QuantArgs quant;
   std::string csv, json;
+  bool quiet = false;
+  CLI::App* app = nullptr;
 };
 
 std::pair<int, int> parse_bit_range(const std::string& s) {
   const auto dash = s.find('-');
   try {
-    const int lo = std::stoi(s.substr(0, dash));
-    const int hi = dash == std::string::npos ? lo : std::stoi(s.substr(dash + 1));
+    std::size_t used = 0;
+    const int lo = std::stoi(s.substr(0, dash), &used);
+    if (used != (dash == std::string::npos ? s.size() : dash)) throw Error("");
+    const int hi = dash == std::string::npos ? lo : std::stoi(s.substr(dash + 1), &used);
+    if (dash != std::string::npos && used != s.size() - dash - 1) throw Error("");
     if (lo < 1 || hi > 16 || lo > hi) throw Error("");
     return {lo, hi};
   } catch (const std::exception&) {
@@ -46,21 +54,44 @@ std::pair<int, int> parse_bit_range(const std::string& s) {
 }
 
 int run_alpha(const AlphaCmd& c) {
-  const auto [lo, hi] = parse_bit_range(c.bits);
+  const auto [lo, hi] = parse_bit_range(c.bits.empty() ? (c.seed ? "2-8" : "1-8") : c.bits);
+  if (c.seed && (lo < 2 || hi > 8)) {
+    throw Error("--bits " + c.bits + ": the seed's tables (--seed-coefficients) cover 2..8 bits");
+  }
   const auto d = c.dist == "laplace" ? quant::Distribution::kLaplace : quant::Distribution::kGauss;
   std::cout << quant::alpha_table(d, lo, hi, c.seed);
   return 0;
 }
 
-int run_layers(const LayersCmd& c) {
-  if (!c.plan.empty()) {
-    const auto p = plan::QuantPlan::load(c.plan);
-    const auto g = onnx_import::load_model(c.model.model, {.fold_batchnorm = p.options.fold_batchnorm});
-    p.require_graph(g, c.plan);
+std::string pad(const std::string& s, std::size_t width) {
+  return s + std::string(width > s.size() ? width - s.size() : 0, ' ');
+}
+
+int run_layers(const LayersCmd& c, const Invocation& inv) {
+  LayersCmd cmd = c;
+  cmd.model.resolve();
+  if (!cmd.json.empty()) calib::check_writable(cmd.json, "--json");
+  if (!cmd.plan.empty()) {
+    if (cmd.quant.quantized() || !cmd.quant.given_without_qtype().empty()) {
+      throw Error("--plan: shows the plan as made; drop the quantization options");
+    }
+    const auto p = plan::QuantPlan::load(cmd.plan);
+    const auto g = onnx_import::load_model(cmd.model.model, {.fold_batchnorm = p.options.fold_batchnorm});
+    p.require_graph(g, cmd.plan);
     std::cout << plan::plan_table(p);
+    if (!cmd.json.empty()) {
+      auto j = run_record(*cmd.app, inv);
+      j["model"] = {{"path", cmd.model.model}, {"hash", g.model_hash}};
+      j["plan"] = file_record(cmd.plan);
+      j["tensors"] = nlohmann::ordered_json::parse(p.to_json())["tensors"];
+      write_json(cmd.json, j);
+    }
     return 0;
   }
-  auto g = c.model.load();
+  cmd.quant.require_effective("layers");
+  const bool quantized = cmd.quant.quantized();
+  const policy::PolicyOptions options = quantized ? cmd.quant.options() : policy::PolicyOptions{};
+  auto g = cmd.model.load();
   Context ctx(1);
   std::vector<Shape> in_shapes;
   for (const auto& in : g.inputs) {
@@ -68,113 +99,252 @@ int run_layers(const LayersCmd& c) {
     for (auto& d : s) d = d < 0 ? 1 : d;
     in_shapes.push_back(s);
   }
-  const auto points = policy::quant_points(g, {});
+  const auto points = policy::quant_points(g, options);
   runtime::Executor exec(g, ctx, {});
   const auto shapes = exec.infer_shapes(in_shapes);
-  std::cout << fmt::format("{:<28} {:<28} {:<8} {:<11} {}\n", "point (value)", "node", "op", "role", "shape (batch 1)");
+  struct Row {
+    std::string value, node, op, role, shape, bits, clip;
+  };
+  std::vector<Row> rows;
   for (const auto& p : points) {
     const graph::Node* n = nullptr;
     for (const auto& node : g.nodes) {
       if (node.name == p.node) n = &node;
     }
-    auto it = shapes.find(p.value);
-    std::cout << fmt::format("{:<28} {:<28} {:<8} {:<11} {}\n", p.value, p.node, n ? n->op_type : "?",
-                             policy::role_name(p.role), it == shapes.end() ? "?" : shape_str(it->second));
+    const auto it = shapes.find(p.value);
+    rows.push_back({p.value, p.node, n ? n->op_type : "?", std::string(policy::role_name(p.role)),
+                    it == shapes.end() ? "?" : shape_str(it->second), std::to_string(p.bits),
+                    std::string(quant::clip_method_name(p.clip))});
   }
-  std::cout << fmt::format("{} quantization points; model hash {}\n", points.size(), g.model_hash);
+  Row head{"point (value)", "node", "op", "role", "shape (batch 1)", "bits", "clip"};
+  std::size_t w[5] = {head.value.size(), head.node.size(), head.op.size(), head.role.size(),
+                      head.shape.size()};
+  for (const auto& r : rows) {
+    w[0] = std::max(w[0], r.value.size());
+    w[1] = std::max(w[1], r.node.size());
+    w[2] = std::max(w[2], r.op.size());
+    w[3] = std::max(w[3], r.role.size());
+    w[4] = std::max(w[4], r.shape.size());
+  }
+  auto line = [&](const Row& r) {
+    std::string s =
+        pad(r.value, w[0]) + "  " + pad(r.node, w[1]) + "  " + pad(r.op, w[2]) + "  " + pad(r.role, w[3]);
+    if (quantized)
+      s += "  " + pad(r.shape, w[4]) + "  " + pad(r.bits, 4) + "  " + r.clip;
+    else
+      s += "  " + r.shape;
+    while (!s.empty() && s.back() == ' ') s.pop_back();
+    return s + "\n";
+  };
+  std::cout << line(head);
+  for (const auto& r : rows) std::cout << line(r);
+  std::cout << fmt::format("{} quantization points ({}); model hash {}\n", points.size(),
+                           quantized
+                               ? cmd.quant.qtype + "/" + cmd.quant.clip + ", placement " + cmd.quant.placement
+                               : "placement outputs; --qtype adds bits and clipping",
+                           g.model_hash);
+  if (!cmd.json.empty()) {
+    auto j = run_record(*cmd.app, inv);
+    j["model"] = {{"path", cmd.model.model}, {"hash", g.model_hash}};
+    auto arr = nlohmann::ordered_json::array();
+    for (const auto& r : rows) {
+      nlohmann::ordered_json jr = {
+          {"value", r.value}, {"node", r.node}, {"op", r.op}, {"role", r.role}, {"shape", r.shape}};
+      if (quantized) {
+        jr["bits"] = std::stoi(r.bits);
+        jr["clip"] = r.clip;
+      }
+      arr.push_back(std::move(jr));
+    }
+    j["points"] = std::move(arr);
+    write_json(cmd.json, j);
+  }
   return 0;
 }
 
-// Captures one batch of every observed value (unmodified) for offline analysis.
-class CaptureObserver : public runtime::Observer {
+constexpr std::size_t kMethods = 4;
+constexpr quant::ClipMethod kMethodList[kMethods] = {quant::ClipMethod::kNone, quant::ClipMethod::kLaplace,
+                                                     quant::ClipMethod::kGauss, quant::ClipMethod::kMix};
+
+// Sums the squared quantization error of every observed value under each method's quantizer, over
+// every batch, leaving the values themselves untouched (the fp32 network runs on). Fixed 64K-element
+// chunks added in order: the sums do not depend on the thread count.
+class MseObserver : public runtime::Observer {
  public:
-  explicit CaptureObserver(std::size_t n) : captured_(n) {}
+  MseObserver(std::vector<std::array<std::optional<quant::PointQuantizer>, kMethods>> quantizers,
+              Context& ctx)
+      : q_(std::move(quantizers)), sums_(q_.size()), counts_(q_.size(), 0), ctx_(ctx) {}
   void observe(std::size_t index, Tensor& value) override {
-    if (captured_[index].empty()) captured_[index] = value.clone();
+    const auto data = value.f32();
+    const std::int64_t n = static_cast<std::int64_t>(data.size());
+    const std::int64_t chunk = 1 << 16, chunks = (n + chunk - 1) / chunk;
+    std::vector<std::array<double, kMethods>> partial(static_cast<std::size_t>(chunks));
+    ctx_.pool->parallel_for(chunks, [&](std::int64_t b, std::int64_t e) {
+      std::vector<float> tmp;
+      for (std::int64_t k = b; k < e; ++k) {
+        const std::int64_t lo = k * chunk, hi = std::min(n, lo + chunk);
+        const auto src = data.subspan(static_cast<std::size_t>(lo), static_cast<std::size_t>(hi - lo));
+        for (std::size_t m = 0; m < kMethods; ++m) {
+          double s = 0.0;
+          if (q_[index][m]) {
+            tmp.assign(src.begin(), src.end());
+            quant::fake_quant(tmp, *q_[index][m]);
+            for (std::size_t i = 0; i < tmp.size(); ++i) {
+              const double d = static_cast<double>(tmp[i]) - src[i];
+              s += d * d;
+            }
+          }
+          partial[static_cast<std::size_t>(k)][m] = s;
+        }
+      }
+    });
+    for (const auto& p : partial) {
+      for (std::size_t m = 0; m < kMethods; ++m) sums_[index][m] += p[m];
+    }
+    counts_[index] += n;
   }
-  std::vector<Tensor> captured_;
+  [[nodiscard]] double mse(std::size_t index, std::size_t m) const {
+    return counts_[index] ? sums_[index][m] / static_cast<double>(counts_[index]) : 0.0;
+  }
+
+ private:
+  std::vector<std::array<std::optional<quant::PointQuantizer>, kMethods>> q_;
+  std::vector<std::array<double, kMethods>> sums_;
+  std::vector<std::int64_t> counts_;
+  Context& ctx_;
 };
 
-double measured_mse(const Tensor& x, const quant::QuantWindow& window, int bits) {
-  Tensor q = x.clone();
-  quant::fake_quant(q.f32(), quant::affine_params(window, bits));
-  double sum = 0.0;
-  for (std::int64_t i = 0; i < x.numel(); ++i) {
-    const double d = static_cast<double>(q.f32()[i]) - x.f32()[i];
-    sum += d * d;
-  }
-  return x.numel() ? sum / static_cast<double>(x.numel()) : 0.0;
+std::string cell(const std::optional<double>& v, const char* f = "{:.3e}") {
+  return v ? fmt::format(fmt::runtime(f), *v) : std::string();
 }
 
-int run_analyze(const AnalyzeCmd& c) {
-  if (c.quant.stats.empty()) throw Error("analyze needs --stats FILE");
-  if (!c.quant.quantized()) throw Error("analyze needs --qtype intM");
-  Context ctx(c.model.threads);
-  auto g = c.model.load();
-  const auto stats = calib::StatsFile::load(c.quant.stats);
-  stats.require_model(g.model_hash, c.quant.stats);
-  auto base = c.quant.options();
-  const auto points = policy::quant_points(g, base);
+int run_analyze(const AnalyzeCmd& c, const Invocation& inv) {
+  AnalyzeCmd cmd = c;
+  cmd.model.resolve();
+  if (cmd.quant.stats.empty())
+    throw Error("--stats: analyze needs a statistics file (run `aciq collect` first)");
+  if (!cmd.quant.quantized())
+    throw Error("--qtype: analyze needs the activation bit width, e.g. --qtype int4");
+  if (cmd.quant.clip != "no" && cmd.quant.clip != "none") {
+    throw Error("--clip: analyze measures every clipping method side by side; drop --clip");
+  }
+  if (!cmd.quant.stats_mode.empty()) throw Error("-sm: analyze reads --stats; drop -sm");
+  if (!cmd.csv.empty()) calib::check_writable(cmd.csv, "--csv");
+  if (!cmd.json.empty()) calib::check_writable(cmd.json, "--json");
+  const auto base_options = cmd.quant.plan_options(!cmd.model.no_fold_bn);
+  Context ctx(cmd.model.threads);
+  auto g = cmd.model.load();
+  const auto stats = calib::StatsFile::load(cmd.quant.stats);
+  stats.require_model(g.model_hash, cmd.quant.stats);
+  const auto points = policy::quant_points(g, base_options.policy);
+  // One plan per clipping method: its activation grids are what eval would run (semantics included).
+  std::vector<plan::QuantPlan> plans;
+  for (const auto m : kMethodList) {
+    auto o = base_options;
+    o.policy.clip = m;
+    plans.push_back(plan::build_plan(g, stats, o, cmd.quant.stats));
+  }
+  std::vector<std::array<std::optional<quant::PointQuantizer>, kMethods>> quantizers(points.size());
+  std::vector<std::array<const plan::TensorQuant*, kMethods>> entries(points.size());
   std::vector<std::string> values;
-  for (const auto& p : points) values.push_back(p.value);
-  runtime::Executor exec(g, ctx, {.backend = c.model.backend_enum()});
-  exec.set_observed(values);
-  auto ds = c.data.open(default_split(c.data.data));
-  auto lo = c.data.loader();
-  lo.limit = lo.limit ? std::min(lo.limit, lo.batch_size) : lo.batch_size;
-  data::BatchLoader loader(ds, lo);
-  CaptureObserver cap(points.size());
-  auto batch = loader.next();
-  if (!batch) throw Error(ds->describe() + ": dataset is empty");
-  exec.run({batch->images}, &cap);
-
-  const quant::ClipMethod methods[] = {quant::ClipMethod::kNone, quant::ClipMethod::kLaplace, quant::ClipMethod::kGauss,
-                                       quant::ClipMethod::kMix};
-  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
-  std::string csv = "point,role,bits,b,std,sigma_est,mean_min,mean_max,alpha_laplace,alpha_gaus,mix_choice,"
-                    "mse_no,mse_laplace,mse_gaus,mse_mix,est_laplace,est_gaus\n";
-  std::cout << fmt::format("{:<24} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} | {:>10} {:>10} {:>10} {:>10} | {:>10} {:>10}\n",
-                           "point", "bits", "b", "std", "min", "max", "a_lap", "a_gaus", "mix", "mse_no", "mse_lap",
-                           "mse_gaus", "mse_mix", "est_lap", "est_gaus");
   for (std::size_t i = 0; i < points.size(); ++i) {
-    auto p = points[i];
+    values.push_back(points[i].value);
+    for (std::size_t m = 0; m < kMethods; ++m) {
+      const auto* t = plans[m].find(points[i].value, plan::TensorKind::kActivation);
+      if (!t) throw Error(cmd.quant.stats + ": no statistics for point '" + points[i].value + "'");
+      entries[i][m] = t;
+      // Points the policy never clips (fully-connected) get no clipped cells.
+      const bool clipped =
+          m == 0 || points[i].role == policy::Role::kConv || points[i].role == policy::Role::kFirstConv;
+      if (clipped) quantizers[i][m] = t->quantizer(base_options.semantics);
+    }
+  }
+  auto ds = cmd.data.open(cmd.data.default_split());
+  const auto [begin, end] = cmd.data.range(*ds);
+  eval::check_data_fits(g, *ds, std::min(cmd.data.batch, end - begin));
+  const std::string model_hash = g.model_hash;
+  runtime::Executor exec(std::move(g), ctx, {.backend = cmd.model.backend_enum()});
+  exec.set_observed(values);
+  MseObserver mse(quantizers, ctx);
+  data::BatchLoader loader(ds, cmd.data.loader());
+  const auto topk = eval::run_dataset(exec, loader, &mse, {.progress = !cmd.quiet, .label = "analyze"});
+
+  std::size_t name_w = 5;
+  for (const auto& p : points) name_w = std::max(name_w, p.value.size());
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+  std::string csv =
+      "point,role,bits,b,std,sigma_est,mean_min,mean_max,alpha_laplace,alpha_gaus,mix_choice,"
+      "mse_no,mse_laplace,mse_gaus,mse_mix,est_laplace,est_gaus\n";
+  std::cout << fmt::format(
+      "{:<{}} {:<11} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} | {:>10} {:>10} {:>10} {:>10} | {:>10} "
+      "{:>10}\n",
+      "point", name_w, "role", "bits", "b", "std", "min", "max", "a_lap", "a_gaus", "mix", "mse_no",
+      "mse_lap", "mse_gaus", "mse_mix", "est_lap", "est_gaus");
+  auto json_or_null = [](const std::optional<double>& v) {
+    return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json();
+  };
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    const auto& p = points[i];
     const auto* s = stats.find(p.value);
-    if (!s) throw Error(c.quant.stats + ": no statistics for point '" + p.value + "'");
     using calib::Stat;
     const double b = s->column("mean", Stat::kB), sd = s->column("mean", Stat::kStd);
     const double mn = s->column("mean", Stat::kMin), mx = s->column("mean", Stat::kMax);
     const double sigma_est = quant::seed_gauss_sigma(mn, mx, s->sample_numel);
-    double mse[4];
-    policy::PointRange ranges[4];
-    for (int m = 0; m < 4; ++m) {
-      // "no" is the policy's own range for the point; fully-connected points are never clipped by the
-      // policy, so their clipped columns show what clipping them like a conv would do.
-      p.clip = methods[m];
-      if (m > 0 && (p.role == policy::Role::kLinear || p.role == policy::Role::kClassifier)) p.role = policy::Role::kConv;
-      ranges[m] = policy::point_range(p, *s, base);
-      mse[m] = measured_mse(cap.captured_[i], ranges[m].window, p.bits);
+    const bool clipped = quantizers[i][1].has_value();
+    std::optional<double> m[kMethods], a_lap, a_gaus, est_l, est_g;
+    for (std::size_t k = 0; k < kMethods; ++k) {
+      if (quantizers[i][k]) m[k] = mse.mse(i, k);
     }
-    const double est_l = quant::laplace_clip_mse(ranges[1].alpha, b, p.bits);
-    const double est_g = quant::gauss_clip_mse(ranges[2].alpha, sd, p.bits);
-    const std::string mix = ranges[3].method == quant::ClipMethod::kLaplace ? "lap" : "gaus";
+    std::string mix;
+    if (clipped) {
+      a_lap = entries[i][1]->alpha;
+      a_gaus = entries[i][2]->alpha;
+      mix = entries[i][3]->method == "laplace" ? "lap" : "gaus";
+      if (b > 0) est_l = quant::laplace_clip_mse(*a_lap, b, p.bits);
+      if (sd > 0) est_g = quant::gauss_clip_mse(*a_gaus, sd, p.bits);
+    }
     std::cout << fmt::format(
-        "{:<24} {:>4} {:>9.4f} {:>9.4f} {:>9.4f} {:>9.4f} {:>9.4f} {:>9.4f} {:>6} | {:>10.3e} {:>10.3e} {:>10.3e} {:>10.3e} | "
-        "{:>10.3e} {:>10.3e}\n",
-        p.value.substr(0, 24), p.bits, b, sd, mn, mx, ranges[1].alpha, ranges[2].alpha, mix, mse[0], mse[1], mse[2],
-        mse[3], est_l, est_g);
-    csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", p.value, policy::role_name(points[i].role),
-                       p.bits, b, sd, sigma_est, mn, mx, ranges[1].alpha, ranges[2].alpha, mix, mse[0], mse[1], mse[2],
-                       mse[3], est_l, est_g);
-    rows.push_back({{"point", p.value}, {"role", policy::role_name(points[i].role)}, {"bits", p.bits}, {"b", b},
-                    {"std", sd}, {"sigma_est", sigma_est}, {"mean_min", mn}, {"mean_max", mx},
-                    {"alpha_laplace", ranges[1].alpha}, {"alpha_gaus", ranges[2].alpha}, {"mix_choice", mix},
-                    {"mse", {{"no", mse[0]}, {"laplace", mse[1]}, {"gaus", mse[2]}, {"mix", mse[3]}}},
-                    {"estimate", {{"laplace", est_l}, {"gaus", est_g}}}});
+        "{:<{}} {:<11} {:>4} {:>9.4f} {:>9.4f} {:>9.4f} {:>9.4f} {:>9} {:>9} {:>6} | {:>10} {:>10} {:>10} "
+        "{:>10} | {:>10} {:>10}\n",
+        p.value, name_w, policy::role_name(p.role), p.bits, b, sd, mn, mx, cell(a_lap, "{:.4f}"),
+        cell(a_gaus, "{:.4f}"), mix, cell(m[0]), cell(m[1]), cell(m[2]), cell(m[3]), cell(est_l),
+        cell(est_g));
+    csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", p.value,
+                       policy::role_name(p.role), p.bits, b, sd, sigma_est, mn, mx, cell(a_lap, "{}"),
+                       cell(a_gaus, "{}"), mix, cell(m[0], "{}"), cell(m[1], "{}"), cell(m[2], "{}"),
+                       cell(m[3], "{}"), cell(est_l, "{}"), cell(est_g, "{}"));
+    rows.push_back({{"point", p.value},
+                    {"node", p.node},
+                    {"role", policy::role_name(p.role)},
+                    {"bits", p.bits},
+                    {"b", b},
+                    {"std", sd},
+                    {"sigma_est", sigma_est},
+                    {"mean_min", mn},
+                    {"mean_max", mx},
+                    {"alpha_laplace", json_or_null(a_lap)},
+                    {"alpha_gaus", json_or_null(a_gaus)},
+                    {"mix_choice", mix.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(mix)},
+                    {"mse",
+                     {{"no", json_or_null(m[0])},
+                      {"laplace", json_or_null(m[1])},
+                      {"gaus", json_or_null(m[2])},
+                      {"mix", json_or_null(m[3])}}},
+                    {"estimate", {{"laplace", json_or_null(est_l)}, {"gaus", json_or_null(est_g)}}}});
   }
-  std::cout << fmt::format("measured on one batch of {} samples; estimates use mean b and mean std\n",
-                           batch->labels.size());
-  if (!c.csv.empty()) calib::write_file_atomically(c.csv, csv);
-  if (!c.json.empty()) calib::write_file_atomically(c.json, rows.dump(1) + "\n");
+  std::cout << fmt::format(
+      "measured over {} samples of {} (fp32 network, {} semantics); estimates use mean b and mean std; "
+      "empty cells: the policy does not clip the point\n",
+      topk.samples, ds->describe(), cmd.quant.semantics);
+  if (!cmd.csv.empty()) calib::write_file_atomically(cmd.csv, csv);
+  if (!cmd.json.empty()) {
+    auto j = run_record(*cmd.app, inv);
+    j["model"] = {{"path", cmd.model.model}, {"hash", model_hash}};
+    j["stats"] = file_record(cmd.quant.stats);
+    j["data"] = {{"source", ds->describe()}, {"offset", begin}, {"count", topk.samples}};
+    j["points"] = std::move(rows);
+    write_json(cmd.json, j);
+  }
   return 0;
 }
 
@@ -183,25 +353,41 @@ int run_analyze(const AnalyzeCmd& c) {
 void add_info_commands(CLI::App& app, SetAction set_action) {
   auto a = std::make_shared<AlphaCmd>();
   auto* alpha = app.add_subcommand("alpha", "print the optimal clipping coefficients alpha/b or alpha/sigma");
-  alpha->add_option("--dist", a->dist, "laplace | gauss")->check(CLI::IsMember({"laplace", "gauss", "gaus"}))->capture_default_str();
-  alpha->add_option("--bits", a->bits, "bit range A-B")->capture_default_str();
+  alpha->add_option("--dist", a->dist, "laplace | gauss")
+      ->check(CLI::IsMember({"laplace", "gauss", "gaus"}))
+      ->capture_default_str();
+  alpha->add_option("--bits", a->bits, "bit range A-B (default 1-8; 2-8 with --seed-coefficients)");
   alpha->add_flag("--seed-coefficients", a->seed, "the seed's 2-decimal tables instead of the exact optima");
-  alpha->callback([a, set_action] { set_action([a] { return run_alpha(*a); }); });
+  alpha->footer("Example:\n  aciq alpha --dist gauss --bits 2-4");
+  alpha->callback([a, set_action] { set_action([a](const Invocation&) { return run_alpha(*a); }); });
 
   auto l = std::make_shared<LayersCmd>();
-  auto* layers = app.add_subcommand("layers", "list the quantization points of a model");
+  auto* layers = app.add_subcommand(
+      "layers", "list the quantization points of a model, with bits and clipping under --qtype");
+  l->app = layers;
   l->model.add(*layers);
+  l->quant.add(*layers);
   layers->add_option("--plan", l->plan, "show this quantization plan as a table instead");
-  layers->callback([l, set_action] { set_action([l] { return run_layers(*l); }); });
+  layers->add_option("--json", l->json, "also write the table and the full configuration as JSON");
+  layers->footer(
+      "Example:\n  aciq layers --model models/resnet20.onnx --qtype int4 --clip laplace --placement deploy");
+  layers->callback(
+      [l, set_action] { set_action([l](const Invocation& inv) { return run_layers(*l, inv); }); });
 
   auto z = std::make_shared<AnalyzeCmd>();
-  auto* an = app.add_subcommand("analyze", "per-layer statistics, alphas, measured vs analytical MSE");
+  auto* an = app.add_subcommand(
+      "analyze", "per-layer statistics, alphas, measured vs analytical MSE of every clipping method");
+  z->app = an;
   z->model.add(*an);
   z->data.add(*an, "default: test");
   z->quant.add(*an);
   an->add_option("--csv", z->csv, "also write CSV");
-  an->add_option("--json", z->json, "also write JSON");
-  an->callback([z, set_action] { set_action([z] { return run_analyze(*z); }); });
+  an->add_option("--json", z->json, "also write the table and the full configuration as JSON");
+  an->add_flag("-q,--quiet", z->quiet, "no progress output");
+  an->footer(
+      "Example:\n  aciq analyze --model models/resnet20.onnx --stats out/resnet20.stats.json --qtype int4 "
+      "--limit 1000");
+  an->callback([z, set_action] { set_action([z](const Invocation& inv) { return run_analyze(*z, inv); }); });
 }
 
 }  // namespace aciq::cli

@@ -27,10 +27,14 @@ struct ExportCmd {
   std::string out;
 };
 
-int run_calibrate(const CalibrateCmd& c) {
+int run_calibrate(const CalibrateCmd& cmd) {
+  CalibrateCmd c = cmd;
+  c.model.resolve();
   if (!c.quant.quantized())
-    throw Error("--qtype is required: the activation bit width of the plan, e.g. int8");
-  if (c.quant.stats.empty()) throw Error("--stats is required (run `aciq collect` first)");
+    throw Error("--qtype: required, the activation bit width of the plan, e.g. --qtype int8");
+  if (!c.quant.stats_mode.empty()) throw Error("-sm: calibrate reads --stats; drop -sm");
+  if (c.quant.stats.empty()) throw Error("--stats: required (run `aciq collect` first)");
+  calib::check_writable(c.plan, "--plan");
   const auto options = c.quant.plan_options(!c.model.no_fold_bn);
   const auto g = c.model.load();
   const auto stats = calib::StatsFile::load(c.quant.stats);
@@ -49,6 +53,7 @@ int run_calibrate(const CalibrateCmd& c) {
 
 int run_export(const ExportCmd& c) {
   const auto& format = exporter::find_format(c.format);
+  calib::check_writable(c.out, "--out");
   const auto p = plan::QuantPlan::load(c.plan);
   const auto g = onnx_import::load_model(c.model, {.fold_batchnorm = p.options.fold_batchnorm});
   p.require_graph(g, c.plan);
@@ -67,7 +72,7 @@ void add_plan_commands(CLI::App& app, SetAction set_action) {
   c->model.add(*cal);
   c->quant.add(*cal);
   cal->add_option("--plan", c->plan, "plan file to write (JSON, atomically)")->required();
-  cal->callback([c, set_action] { set_action([c] { return run_calibrate(*c); }); });
+  cal->callback([c, set_action] { set_action([c](const Invocation&) { return run_calibrate(*c); }); });
 
   auto e = std::make_shared<ExportCmd>();
   std::string names, help;
@@ -82,7 +87,7 @@ void add_plan_commands(CLI::App& app, SetAction set_action) {
   for (const auto& f : exporter::formats()) choices.emplace_back(f.name);
   ex->add_option("--format", e->format, names)->check(CLI::IsMember(choices))->capture_default_str();
   ex->add_option("--out", e->out, "output file (written atomically)")->required();
-  ex->callback([e, set_action] { set_action([e] { return run_export(*e); }); });
+  ex->callback([e, set_action] { set_action([e](const Invocation&) { return run_export(*e); }); });
 }
 
 }  // namespace aciq::cli

@@ -5,15 +5,17 @@
 #include <functional>
 #include <string>
 
+#include "cli_common.hpp"
+
 namespace aciq::cli {
 
-using SetAction = std::function<void(std::function<int()>)>;
+// A command's work, run after parsing succeeded; gets the command line for its result records.
+using Action = std::function<int(const Invocation&)>;
+using SetAction = std::function<void(Action)>;
 
-void add_eval_commands(CLI::App& app, SetAction set_action);   // eval, collect, sweep
-void add_info_commands(CLI::App& app, SetAction set_action);   // alpha, layers, analyze
-void add_bench_command(CLI::App& app, SetAction set_action);   // bench
-void add_plan_commands(CLI::App& app, SetAction set_action);   // calibrate, export
-
-std::string default_split(const std::string& data_spec);
+void add_eval_commands(CLI::App& app, SetAction set_action);  // eval (alias inference-sim), collect, sweep
+void add_info_commands(CLI::App& app, SetAction set_action);  // alpha, layers, analyze
+void add_bench_command(CLI::App& app, SetAction set_action);  // bench
+void add_plan_commands(CLI::App& app, SetAction set_action);  // calibrate, export
 
 }  // namespace aciq::cli

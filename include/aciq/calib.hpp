@@ -32,7 +32,7 @@ struct Summary {
 };
 
 struct PointStats {
-  std::string name;              // the quantization point's stable name (ONNX value name)
+  std::string name;               // the quantization point's stable name (ONNX value name)
   std::int64_t sample_numel = 0;  // elements per sample (C*H*W), the N of the Gaussian estimate
   std::array<Summary, kStatCount> summaries{};
 
@@ -42,17 +42,35 @@ struct PointStats {
   [[nodiscard]] double column(std::string_view which, Stat s) const;
 };
 
+// A contiguous run of dataset samples [begin, end) that went into a statistics file; `data` names the
+// dataset and split (Dataset::describe), so chunks of one split can be told apart from other splits.
+struct SampleRange {
+  std::string data;
+  std::int64_t begin = 0, end = 0;
+  friend bool operator==(const SampleRange&, const SampleRange&) = default;
+};
+
 struct StatsFile {
   static constexpr int kVersion = 1;
   std::string model_hash;  // graph::Graph::model_hash of the model the statistics were collected on
   std::string model_path;
   std::string data_source;  // human-readable dataset description
   std::int64_t samples = 0;
+  // Which samples were collected, sorted by (data, begin) with adjacent runs joined. Files written
+  // before ranges were recorded have none; merging them cannot be checked for overlap.
+  std::vector<SampleRange> ranges;
   std::vector<PointStats> points;
 
   [[nodiscard]] const PointStats* find(const std::string& name) const;
   // Adds another collection over different samples of the same model (counts, sums, extremes).
+  // Throws if a sample range of `other` overlaps one already here (the same samples counted twice).
   void merge(const StatsFile& other);
+  // The first range of `other` that overlaps one here, if any ("" when none), as "DATA [a, b)".
+  [[nodiscard]] std::string overlap(const StatsFile& other) const;
+  // Plausibility of the contents (throws naming `source` and the point): at least one sample, every
+  // summary counted for every sample, min <= mean <= max, non-negative std/b/range/mean_abs,
+  // mean of per-sample minima <= mean of per-sample maxima.
+  void validate(const std::string& source) const;
 
   // JSON text; byte-identical for identical contents.
   [[nodiscard]] std::string to_json() const;
@@ -85,5 +103,10 @@ class Accumulator {
 
 // Atomically writes `contents` to `path` (temp file + fsync + rename).
 void write_file_atomically(const std::string& path, const std::string& contents);
+
+// Throws unless write_file_atomically(path, ...) can succeed now: `path` is not a directory, and its
+// directory exists and accepts a new file (probed by creating and removing a temporary file there).
+// Commands call it for every output before any long work. `what` names the option, e.g. "--json".
+void check_writable(const std::string& path, const std::string& what);
 
 }  // namespace aciq::calib

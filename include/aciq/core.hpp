@@ -23,6 +23,17 @@ class Error : public std::runtime_error {
 // Builds an Error message "ctx: what" so call sites can prepend context when rethrowing.
 [[noreturn]] void fail(const std::string& message);
 
+// 64-bit FNV-1a of `bytes` as 16 hex digits: the model hash statistics and plans are tied to, and
+// the file hashes result files record.
+std::string content_hash(std::string_view bytes);
+// content_hash of a whole file's bytes; throws naming the file when it cannot be read.
+std::string file_hash(const std::string& path);
+
+// Up to `count` of `candidates` closest to `name` by edit distance (ties in candidate order), only
+// those within half of name's length: the "did you mean" of error messages.
+std::vector<std::string> closest_matches(std::string_view name, const std::vector<std::string>& candidates,
+                                         std::size_t count = 3);
+
 enum class DType : std::uint8_t { kFloat32, kInt64, kInt32, kUInt8, kInt8, kBool };
 
 std::size_t dtype_size(DType dtype);

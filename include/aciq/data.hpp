@@ -57,7 +57,8 @@ class Dataset {
 
 struct LoaderOptions {
   std::int64_t batch_size = 64;
-  std::int64_t limit = 0;    // use only the first `limit` samples; 0 = all
+  std::int64_t offset = 0;   // skip the first `offset` samples (disjoint chunks of one dataset)
+  std::int64_t limit = 0;    // then use only `limit` samples; 0 = all the rest
   int workers = 2;           // decoding threads (streaming datasets use one)
   int prefetch_batches = 2;  // batches decoded ahead of the consumer (bounds memory), >= 1
 };
@@ -68,8 +69,8 @@ struct Batch {
   std::int64_t first_index = 0;  // dataset index of images[0]
 };
 
-// Yields the first total() samples in dataset order as batches of batch_size (the last may be short).
-// Worker threads decode ahead of the consumer; every sample lands at a fixed position, so batches are
+// Yields total() samples from index `offset` on, in dataset order, as batches of batch_size (the last may be
+// short). Worker threads decode ahead of the consumer; every sample lands at a fixed position, so batches are
 // identical for any worker count. A worker's error (e.g. a corrupt JPEG, named in the message) is
 // rethrown by next() when the consumer reaches the batch that failed. Destroying the loader
 // mid-stream stops the workers after the sample each is decoding.
@@ -157,6 +158,11 @@ std::shared_ptr<Dataset> open_image_folder(const std::string& root, const std::s
 
 // ---- CLI dataset specs -----------------------------------------------------------------------------
 
+// The seed's `--data PATH`: a bare existing directory becomes "fashion-mnist:PATH" when it holds the
+// Fashion-MNIST IDX files, else "imagenet:PATH" (an ImageNet-style root with train/ and val/); every
+// other spec is returned unchanged.
+std::string resolve_data_spec(const std::string& spec);
+
 struct DataOptions {
   std::vector<float> mean{}, std{};  // empty: the dataset's default normalization
   int resize = 256;                  // ImageFolder only
@@ -165,7 +171,8 @@ struct DataOptions {
 
 // "fashion-mnist[:DIR]" (default /usr/share/datasets/fashion-mnist; split train|test, "" = test),
 // "imagenet:DIR" (ImageFolder; split "" = val) or "idx:IMAGES,LABELS" (split ignored; Fashion-MNIST
-// normalization unless given). Anything else is an error.
+// normalization unless given). A bare directory is resolved by resolve_data_spec first. Anything else is
+// an error.
 std::shared_ptr<Dataset> open_dataset(const std::string& spec, const std::string& split,
                                       const DataOptions& options);
 

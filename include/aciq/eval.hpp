@@ -9,6 +9,7 @@
 
 #include "aciq/calib.hpp"
 #include "aciq/data.hpp"
+#include "aciq/plan.hpp"
 #include "aciq/policy.hpp"
 #include "aciq/runtime.hpp"
 
@@ -18,8 +19,12 @@ struct TopK {
   std::int64_t samples = 0;
   std::int64_t top1_correct = 0;
   std::int64_t top5_correct = 0;
-  [[nodiscard]] double top1() const { return samples ? 100.0 * static_cast<double>(top1_correct) / static_cast<double>(samples) : 0.0; }
-  [[nodiscard]] double top5() const { return samples ? 100.0 * static_cast<double>(top5_correct) / static_cast<double>(samples) : 0.0; }
+  [[nodiscard]] double top1() const {
+    return samples ? 100.0 * static_cast<double>(top1_correct) / static_cast<double>(samples) : 0.0;
+  }
+  [[nodiscard]] double top5() const {
+    return samples ? 100.0 * static_cast<double>(top5_correct) / static_cast<double>(samples) : 0.0;
+  }
   // Adds one batch of logits [N, classes]; ties break toward the lower class index (like torch.topk
   // on CPU for distinct values). NaN logits are an error, never a silent accuracy.
   void add(const Tensor& logits, const std::vector<std::int64_t>& labels);
@@ -31,8 +36,8 @@ class CollectObserver : public runtime::Observer {
   CollectObserver(std::vector<std::string> points, Context& ctx) : acc_(std::move(points)), ctx_(ctx) {}
   void observe(std::size_t index, Tensor& value) override { acc_.add_batch(index, value, ctx_); }
   // Raw statistics, activation and activated statistics per sample while it is in cache.
-  void observe_activation(std::size_t index, Tensor& value, const Activation& act, std::size_t activated_index,
-                          Context& ctx) override;
+  void observe_activation(std::size_t index, Tensor& value, const Activation& act,
+                          std::size_t activated_index, Context& ctx) override;
   [[nodiscard]] const calib::Accumulator& accumulator() const { return acc_; }
 
  private:
@@ -49,12 +54,28 @@ class FakeQuantObserver : public runtime::Observer {
   FakeQuantObserver(const std::vector<quant::AffineQuantParams>& params, Context& ctx);
   void observe(std::size_t index, Tensor& value) override;
   // Relu and Clip fold into the quantizer's pass (quant::PostOp clamp), bit-identical to running them after.
-  void observe_activation(std::size_t index, Tensor& value, const Activation& act, std::size_t activated_index,
-                          Context& ctx) override;
+  void observe_activation(std::size_t index, Tensor& value, const Activation& act,
+                          std::size_t activated_index, Context& ctx) override;
 
  private:
   void quantize(std::size_t index, Tensor& value, const quant::PostOp& post);
   std::vector<quant::PointQuantizer> params_;
+  Context& ctx_;
+};
+
+// The seed's `-sm no`: every point is quantized with the range its policy would compute from
+// statistics, but from the current batch's own statistics (summarized over the batch's samples as a
+// statistics file summarizes a dataset), so no statistics file is needed and results depend on the
+// batch size, as in the seed.
+class DynamicRangeObserver : public runtime::Observer {
+ public:
+  DynamicRangeObserver(std::vector<policy::QuantPoint> points, policy::PolicyOptions options, Context& ctx)
+      : points_(std::move(points)), options_(std::move(options)), ctx_(ctx) {}
+  void observe(std::size_t index, Tensor& value) override;
+
+ private:
+  std::vector<policy::QuantPoint> points_;
+  policy::PolicyOptions options_;
   Context& ctx_;
 };
 
@@ -66,5 +87,35 @@ struct LoopOptions {
 // Runs every batch of the loader through the executor, calling `observer`, and scores top-1/top-5.
 TopK run_dataset(runtime::Executor& exec, data::BatchLoader& loader, runtime::Observer* observer,
                  const LoopOptions& options);
+
+// ---- Workflows: what the commands run, so the CLI only parses flags ------------------------------
+
+// Throws (naming the model, the input and both shapes) unless batches of `ds` fit the model's single
+// input; called before the first image is read.
+void check_data_fits(const graph::Graph& g, const data::Dataset& ds, std::int64_t batch);
+
+struct PassResult {
+  TopK topk;
+  double seconds = 0;
+};
+
+// What a dataset pass simulates.
+struct Simulation {
+  const plan::QuantPlan* plan = nullptr;  // fp32 when null (and not dynamic)
+  // The seed's -sm no: these points, with ranges from each batch (weights quantized per `dynamic`).
+  std::optional<policy::PolicyOptions> dynamic;
+};
+
+// One pass over the loader's samples: fp32, a quantization plan's simulation, or dynamic ranges.
+PassResult evaluate(graph::Graph g, const runtime::ExecutorOptions& xo, Context& ctx,
+                    const std::shared_ptr<const data::Dataset>& ds, const data::LoaderOptions& lo,
+                    const Simulation& sim, const LoopOptions& loop);
+
+// Collects per-sample statistics at every policy::collection_points value over the loader's samples
+// (recording the sample range), and scores the fp32 pass into `fp32` when given.
+calib::StatsFile collect_statistics(graph::Graph g, const std::string& model_path,
+                                    const runtime::ExecutorOptions& xo, Context& ctx,
+                                    const std::shared_ptr<const data::Dataset>& ds,
+                                    const data::LoaderOptions& lo, const LoopOptions& loop, TopK* fp32);
 
 }  // namespace aciq::eval

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -10,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "aciq/calib.hpp"
 
@@ -61,19 +63,87 @@ const PointStats* StatsFile::find(const std::string& name) const {
   return nullptr;
 }
 
+namespace {
+// Sorted by (data, begin), touching runs of the same data joined: one canonical form for any merge order.
+std::vector<SampleRange> normalized(std::vector<SampleRange> r) {
+  std::sort(r.begin(), r.end(), [](const SampleRange& a, const SampleRange& b) {
+    return std::tie(a.data, a.begin, a.end) < std::tie(b.data, b.begin, b.end);
+  });
+  std::vector<SampleRange> out;
+  for (auto& x : r) {
+    if (!out.empty() && out.back().data == x.data && out.back().end == x.begin) {
+      out.back().end = x.end;
+    } else {
+      out.push_back(std::move(x));
+    }
+  }
+  return out;
+}
+}  // namespace
+
+std::string StatsFile::overlap(const StatsFile& other) const {
+  for (const auto& a : other.ranges) {
+    for (const auto& b : ranges) {
+      if (a.data == b.data && a.begin < b.end && b.begin < a.end) {
+        return a.data + " samples [" + std::to_string(std::max(a.begin, b.begin)) + ", " +
+               std::to_string(std::min(a.end, b.end)) + ")";
+      }
+    }
+  }
+  return "";
+}
+
 void StatsFile::merge(const StatsFile& other) {
   if (other.model_hash != model_hash) fail("cannot merge statistics of different models");
+  if (const auto o = overlap(other); !o.empty())
+    fail("cannot merge: " + o + " are already in the statistics");
   for (const auto& op : other.points) {
-    auto it = std::find_if(points.begin(), points.end(), [&](const PointStats& p) { return p.name == op.name; });
+    auto it =
+        std::find_if(points.begin(), points.end(), [&](const PointStats& p) { return p.name == op.name; });
     if (it == points.end()) {
       points.push_back(op);
       continue;
     }
-    if (it->sample_numel != op.sample_numel) fail("cannot merge point '" + op.name + "': sample sizes differ");
+    if (it->sample_numel != op.sample_numel)
+      fail("cannot merge point '" + op.name + "': sample sizes differ");
     for (std::size_t s = 0; s < kStatCount; ++s) it->summaries[s].merge(op.summaries[s]);
   }
   samples += other.samples;
   if (data_source != other.data_source) data_source += " + " + other.data_source;
+  auto all = ranges;
+  all.insert(all.end(), other.ranges.begin(), other.ranges.end());
+  ranges = normalized(std::move(all));
+}
+
+void StatsFile::validate(const std::string& source) const {
+  if (samples <= 0) fail(source + ": the statistics hold no samples (collect on a non-empty dataset)");
+  if (points.empty()) fail(source + ": the statistics hold no points");
+  for (const auto& p : points) {
+    const std::string where = source + ": point '" + p.name + "'";
+    for (std::size_t s = 0; s < kStatCount; ++s) {
+      const Summary& sm = p.summaries[s];
+      const std::string stat(kStatNames[s]);
+      if (sm.count <= 0) fail(where + ": statistic '" + stat + "' has no samples");
+      if (sm.count != p.summaries[0].count)
+        fail(where + ": statistic '" + stat + "' has a different sample count");
+      // The mean is sum / count, rounded: allow it a few ulps outside [min, max].
+      const double mean = sm.mean(), slack = 1e-9 * (std::abs(sm.min) + std::abs(sm.max)) + 1e-300;
+      if (sm.min > sm.max || mean < sm.min - slack || mean > sm.max + slack) {
+        fail(where + ": statistic '" + stat + "' is inconsistent (min " + std::to_string(sm.min) + ", mean " +
+             std::to_string(mean) + ", max " + std::to_string(sm.max) + ")");
+      }
+    }
+    for (const Stat s : {Stat::kStd, Stat::kB, Stat::kRange, Stat::kMeanAbs}) {
+      if (p[s].min < 0) {
+        fail(where + ": statistic '" + std::string(stat_name(s)) + "' is negative (" +
+             std::to_string(p[s].min) + "); it cannot be");
+      }
+    }
+    if (p[Stat::kMin].mean() > p[Stat::kMax].mean()) {
+      fail(where + ": mean of per-sample minima " + std::to_string(p[Stat::kMin].mean()) +
+           " exceeds mean of per-sample maxima " + std::to_string(p[Stat::kMax].mean()));
+    }
+  }
 }
 
 std::string StatsFile::to_json() const {
@@ -84,6 +154,10 @@ std::string StatsFile::to_json() const {
   j["model"] = model_path;
   j["data"] = data_source;
   j["samples"] = samples;
+  if (!ranges.empty()) {
+    auto& jr = j["ranges"] = nlohmann::ordered_json::array();
+    for (const auto& r : ranges) jr.push_back({{"data", r.data}, {"begin", r.begin}, {"end", r.end}});
+  }
   auto& pts = j["points"] = nlohmann::ordered_json::array();
   for (const auto& p : points) {
     nlohmann::ordered_json jp;
@@ -122,13 +196,25 @@ StatsFile StatsFile::from_json(const std::string& text, const std::string& sourc
   try {
     if (!j.is_object() || j.value("format", "") != kFormat) fail(source + ": not an aciq statistics file");
     const std::int64_t version = json_int(j.at("version"), source, "version");
-    if (version != kVersion) fail(source + ": statistics file version " + std::to_string(version) + " is not supported");
+    if (version != kVersion)
+      fail(source + ": statistics file version " + std::to_string(version) + " is not supported");
     StatsFile f;
     f.model_hash = j.at("model_hash").get<std::string>();
     f.model_path = j.value("model", "");
     f.data_source = j.value("data", "");
     f.samples = json_int(j.at("samples"), source, "samples");
     if (f.samples < 0) fail(source + ": negative sample count");
+    if (j.contains("ranges")) {
+      for (const auto& jr : j.at("ranges")) {
+        SampleRange r;
+        r.data = jr.at("data").get<std::string>();
+        r.begin = json_int(jr.at("begin"), source, "begin");
+        r.end = json_int(jr.at("end"), source, "end");
+        if (r.begin < 0 || r.end <= r.begin) fail(source + ": invalid sample range");
+        f.ranges.push_back(std::move(r));
+      }
+      f.ranges = normalized(std::move(f.ranges));
+    }
     for (const auto& jp : j.at("points")) {
       PointStats p;
       p.name = jp.at("name").get<std::string>();
@@ -141,13 +227,16 @@ StatsFile StatsFile::from_json(const std::string& text, const std::string& sourc
         sm.sum = json_double(js.at("sum"), source, "sum");
         sm.min = json_double(js.at("min"), source, "min");
         sm.max = json_double(js.at("max"), source, "max");
-        if (sm.count < 0 || sm.count > f.samples) fail(source + ": point '" + p.name + "' has an invalid count");
+        if (sm.count < 0 || sm.count > f.samples)
+          fail(source + ": point '" + p.name + "' has an invalid count");
         if (!std::isfinite(sm.sum) || !std::isfinite(sm.min) || !std::isfinite(sm.max)) {
-          fail(source + ": point '" + p.name + "' statistic '" + std::string(kStatNames[s]) + "' is not finite");
+          fail(source + ": point '" + p.name + "' statistic '" + std::string(kStatNames[s]) +
+               "' is not finite");
         }
       }
       f.points.push_back(std::move(p));
     }
+    f.validate(source);
     return f;
   } catch (const nlohmann::json::exception& e) {
     fail(source + ": malformed statistics file: " + std::string(e.what()));
@@ -158,7 +247,11 @@ void write_file_atomically(const std::string& path, const std::string& contents)
   namespace fs = std::filesystem;
   const fs::path target(path);
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  std::string tmpl = (dir / ("." + target.filename().string() + ".tmp.XXXXXX")).string();
+  // Built by appending: GCC 12 reports a false -Wrestrict for "." + string here.
+  std::string name(".");
+  name += target.filename().string();
+  name += ".tmp.XXXXXX";
+  std::string tmpl = (dir / name).string();
   const int fd = mkstemp(tmpl.data());
   if (fd < 0) fail(path + ": cannot create temporary file: " + std::strerror(errno));
   std::size_t done = 0;
@@ -193,9 +286,32 @@ void write_file_atomically(const std::string& path, const std::string& contents)
   }
 }
 
+void check_writable(const std::string& path, const std::string& what) {
+  namespace fs = std::filesystem;
+  const std::string where = what + " " + path;
+  if (path.empty()) fail(what + ": empty path");
+  const fs::path target(path);
+  std::error_code ec;
+  if (fs::is_directory(target, ec)) fail(where + ": is a directory; give a file name");
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  if (!fs::exists(dir, ec)) fail(where + ": directory " + dir.string() + " does not exist");
+  if (!fs::is_directory(dir, ec)) fail(where + ": " + dir.string() + " is not a directory");
+  // Built by appending: GCC 12 reports a false -Wrestrict for "." + string here.
+  std::string name(".");
+  name += target.filename().string();
+  name += ".probe.XXXXXX";
+  std::string tmpl = (dir / name).string();
+  const int fd = mkstemp(tmpl.data());
+  if (fd < 0) fail(where + ": cannot create files in " + dir.string() + ": " + std::strerror(errno));
+  ::close(fd);
+  ::unlink(tmpl.c_str());
+}
+
 void StatsFile::save(const std::string& path) const { write_file_atomically(path, to_json()); }
 
 StatsFile StatsFile::load(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) fail(path + ": is a directory, not a statistics file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path + ": cannot open statistics file");
   std::ostringstream ss;

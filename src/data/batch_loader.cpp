@@ -78,7 +78,7 @@ struct BatchLoader::State {
       std::int64_t* labels = it->second.labels.data();  // map nodes and the vector stay put until taken
       lock.unlock();
 
-      const std::int64_t first = b * opt.batch_size;
+      const std::int64_t first = opt.offset + b * opt.batch_size;
       const std::int64_t begin = first + j * chunk, end = std::min(begin + chunk, first + n);
       std::exception_ptr err;
       try {
@@ -145,6 +145,12 @@ BatchLoader::BatchLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions o
   if (options.batch_size < 1)
     fail(name + ": batch size must be at least 1, got " + std::to_string(options.batch_size));
   if (options.limit < 0) fail(name + ": limit must be >= 0, got " + std::to_string(options.limit));
+  if (options.offset < 0 || options.offset >= dataset->size()) {
+    if (options.offset != 0) {
+      fail(name + ": offset " + std::to_string(options.offset) + " is outside the dataset (" +
+           std::to_string(dataset->size()) + " samples)");
+    }
+  }
   if (options.workers < 1)
     fail(name + ": workers must be at least 1, got " + std::to_string(options.workers));
   if (options.prefetch_batches < 1) {
@@ -154,7 +160,8 @@ BatchLoader::BatchLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions o
   s.opt = options;
   s.sample_shape = s.ds->sample_shape();
   s.sample_numel = shape_numel(s.sample_shape);
-  s.total = options.limit > 0 ? std::min(options.limit, s.ds->size()) : s.ds->size();
+  const std::int64_t rest = s.ds->size() - options.offset;
+  s.total = options.limit > 0 ? std::min(options.limit, rest) : rest;
   s.batches = (s.total + options.batch_size - 1) / options.batch_size;
   if (s.batches == 0) return;
   // Refuse a batch tensor past the element limit now rather than in a worker.
@@ -213,7 +220,7 @@ std::optional<Batch> BatchLoader::next() {
   Batch batch;
   batch.images = std::move(it->second.images);
   batch.labels = std::move(it->second.labels);
-  batch.first_index = b * s.opt.batch_size;
+  batch.first_index = s.opt.offset + b * s.opt.batch_size;
   s.slots.erase(it);
   ++s.consumed;
   lock.unlock();

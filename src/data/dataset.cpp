@@ -1,5 +1,6 @@
 // Dataset helpers, normalization tables and the CLI dataset-spec parser.
 #include <cmath>
+#include <filesystem>
 
 #include "aciq/data.hpp"
 #include "data/detail.hpp"
@@ -51,8 +52,20 @@ Normalization pick(const DataOptions& o, Normalization fallback) {
 
 }  // namespace
 
-std::shared_ptr<Dataset> open_dataset(const std::string& spec, const std::string& split,
+std::string resolve_data_spec(const std::string& spec) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (spec.empty() || !fs::is_directory(spec, ec)) return spec;
+  for (const char* f : {"t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte", "train-images-idx3-ubyte.gz",
+                        "train-images-idx3-ubyte"}) {
+    if (fs::exists(fs::path(spec) / f, ec)) return "fashion-mnist:" + spec;
+  }
+  return "imagenet:" + spec;
+}
+
+std::shared_ptr<Dataset> open_dataset(const std::string& spec_in, const std::string& split,
                                       const DataOptions& options) {
+  const std::string spec = resolve_data_spec(spec_in);
   const auto colon = spec.find(':');
   const std::string kind = spec.substr(0, colon);
   const std::string arg = colon == std::string::npos ? "" : spec.substr(colon + 1);
@@ -83,7 +96,8 @@ std::shared_ptr<Dataset> open_dataset(const std::string& spec, const std::string
                     pick(options, fashion_mnist_normalization()));
   }
   fail("--data '" + spec +
-       "': unknown dataset (expected fashion-mnist[:DIR], imagenet:DIR or idx:IMAGES,LABELS)");
+       "': unknown dataset (expected fashion-mnist[:DIR], imagenet:DIR, idx:IMAGES,LABELS or an existing "
+       "directory)");
 }
 
 }  // namespace aciq::data

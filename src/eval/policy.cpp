@@ -1,9 +1,9 @@
 // The seed's quantization policy (docs/seed_policy.md) plus aciq's placement/bit-width options.
+#include "aciq/policy.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <set>
-
-#include "aciq/policy.hpp"
 
 namespace aciq::policy {
 
@@ -28,7 +28,8 @@ std::string deploy_output(const graph::Graph& g, const graph::Node& n) {
   const std::string& out = n.outputs.at(0);
   const auto consumers = g.consumers(out);
   const bool is_output = std::find(g.outputs.begin(), g.outputs.end(), out) != g.outputs.end();
-  if (consumers.size() == 1 && !is_output && (consumers[0]->op_type == "Relu" || consumers[0]->op_type == "Clip") &&
+  if (consumers.size() == 1 && !is_output &&
+      (consumers[0]->op_type == "Relu" || consumers[0]->op_type == "Clip") &&
       !consumers[0]->outputs.empty()) {
     return consumers[0]->outputs[0];
   }
@@ -110,6 +111,26 @@ std::vector<QuantPoint> quant_points(const graph::Graph& g, const PolicyOptions&
       points.push_back(std::move(p));
     }
   }
+  // A --keep-8bit name that matches nothing would silently change nothing.
+  std::vector<std::string> names;
+  for (const auto& p : points) {
+    names.push_back(p.node);
+    names.push_back(p.value);
+  }
+  for (const auto& k : o.keep_8bit) {
+    if (std::find(names.begin(), names.end(), k) != names.end()) continue;
+    auto close = closest_matches(k, names);
+    for (const auto& n : names) {  // exported names are paths: a part of one is a likely typo too
+      if (close.size() < 3 && n.find(k) != std::string::npos &&
+          std::find(close.begin(), close.end(), n) == close.end()) {
+        close.push_back(n);
+      }
+    }
+    std::string hint;
+    for (const auto& c : close) hint += (hint.empty() ? "" : ", ") + c;
+    fail("--keep-8bit '" + k + "': no quantized node or value has this name" +
+         (hint.empty() ? std::string(" (`aciq layers` lists them)") : "; did you mean " + hint + "?"));
+  }
   return points;
 }
 
@@ -127,7 +148,8 @@ PointRange point_range(const QuantPoint& p, const calib::PointStats& s, const Po
   if (p.clip == quant::ClipMethod::kNone) return unclipped(mn, mx);
 
   auto coef = [&](quant::Distribution d) {
-    return o.seed_coefficients ? quant::seed_alpha_coefficient(d, p.bits) : quant::optimal_alpha_coefficient(d, p.bits);
+    return o.seed_coefficients ? quant::seed_alpha_coefficient(d, p.bits)
+                               : quant::optimal_alpha_coefficient(d, p.bits);
   };
   // A constant activation (b = 0, std = 0, min = max) has nothing to clip: alpha = 0 makes the
   // seed's window rule fall back to [min, max], and the quantizer leaves a zero-width range as is.
@@ -135,7 +157,9 @@ PointRange point_range(const QuantPoint& p, const calib::PointStats& s, const Po
   const double sd = s.column("mean", Stat::kStd);
   const double alpha_laplace = coef(quant::Distribution::kLaplace) * b;
   const double alpha_gauss =
-      mx > mn && s.sample_numel >= 2 ? coef(quant::Distribution::kGauss) * quant::seed_gauss_sigma(mn, mx, s.sample_numel) : 0.0;
+      mx > mn && s.sample_numel >= 2
+          ? coef(quant::Distribution::kGauss) * quant::seed_gauss_sigma(mn, mx, s.sample_numel)
+          : 0.0;
   quant::ClipMethod method = p.clip;
   if (method == quant::ClipMethod::kMix) {
     // The seed compares the analytical MSEs with the measured b and std (not the range estimate).
@@ -163,7 +187,8 @@ void quantize_weights(graph::Graph& g, int bits) {
     for (std::size_t i = 1; i < std::min<std::size_t>(n.inputs.size(), 3); ++i) {
       const std::string& name = n.inputs[i];
       auto it = g.initializers.find(name);
-      if (it == g.initializers.end() || it->second.dtype() != DType::kFloat32 || !done.insert(name).second) continue;
+      if (it == g.initializers.end() || it->second.dtype() != DType::kFloat32 || !done.insert(name).second)
+        continue;
       Tensor w = it->second.clone();
       auto span = w.f32();
       if (span.empty()) continue;

@@ -1,11 +1,12 @@
 // ONNX ModelProto / TensorProto import into aciq's graph IR, validating sizes before allocating.
+#include <onnx/onnx_pb.h>
+
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
-
-#include <onnx/onnx_pb.h>
 
 #include "aciq/onnx.hpp"
 
@@ -17,6 +18,8 @@ namespace {
 constexpr std::size_t kMaxModelBytes = std::size_t{1} << 31;
 
 std::string read_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) fail(path + ": is a directory, not an ONNX model file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path + ": cannot open file");
   in.seekg(0, std::ios::end);
@@ -28,17 +31,6 @@ std::string read_file(const std::string& path) {
   in.read(bytes.data(), size);
   if (!in) fail(path + ": read error");
   return bytes;
-}
-
-std::string fnv1a_hex(const std::string& bytes) {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : bytes) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
 }
 
 DType map_dtype(int onnx_type, const std::string& what) {
@@ -59,11 +51,13 @@ void copy_field(const Field& field, Dst* out, std::int64_t n, const std::string&
   if (field.size() != n) {
     fail(what + ": has " + std::to_string(field.size()) + " values but its shape needs " + std::to_string(n));
   }
-  for (std::int64_t i = 0; i < n; ++i) out[i] = static_cast<Dst>(static_cast<Src>(field.Get(static_cast<int>(i))));
+  for (std::int64_t i = 0; i < n; ++i)
+    out[i] = static_cast<Dst>(static_cast<Src>(field.Get(static_cast<int>(i))));
 }
 
 Tensor convert_tensor(const onnx::TensorProto& tp, const std::string& what) {
-  if (tp.data_location() == onnx::TensorProto::EXTERNAL) fail(what + ": external tensor data is not supported");
+  if (tp.data_location() == onnx::TensorProto::EXTERNAL)
+    fail(what + ": external tensor data is not supported");
   Shape shape(tp.dims().begin(), tp.dims().end());
   const DType dtype = map_dtype(tp.data_type(), what);
   const std::int64_t n = [&] {
@@ -109,9 +103,15 @@ Tensor convert_tensor(const onnx::TensorProto& tp, const std::string& what) {
   switch (tp.data_type()) {
     case onnx::TensorProto::FLOAT: copy_field<float>(tp.float_data(), t.data<float>(), n, what); break;
     case onnx::TensorProto::DOUBLE: copy_field<double>(tp.double_data(), t.data<float>(), n, what); break;
-    case onnx::TensorProto::INT64: copy_field<std::int64_t>(tp.int64_data(), t.data<std::int64_t>(), n, what); break;
-    case onnx::TensorProto::INT32: copy_field<std::int32_t>(tp.int32_data(), t.data<std::int32_t>(), n, what); break;
-    case onnx::TensorProto::INT8: copy_field<std::int32_t>(tp.int32_data(), t.data<std::int8_t>(), n, what); break;
+    case onnx::TensorProto::INT64:
+      copy_field<std::int64_t>(tp.int64_data(), t.data<std::int64_t>(), n, what);
+      break;
+    case onnx::TensorProto::INT32:
+      copy_field<std::int32_t>(tp.int32_data(), t.data<std::int32_t>(), n, what);
+      break;
+    case onnx::TensorProto::INT8:
+      copy_field<std::int32_t>(tp.int32_data(), t.data<std::int8_t>(), n, what);
+      break;
     default: copy_field<std::int32_t>(tp.int32_data(), t.data<std::uint8_t>(), n, what); break;
   }
   return t;
@@ -121,15 +121,30 @@ graph::Attribute convert_attribute(const onnx::AttributeProto& ap, const std::st
   graph::Attribute a;
   using K = graph::Attribute::Kind;
   switch (ap.type()) {
-    case onnx::AttributeProto::INT: a.kind = K::kInt; a.i = ap.i(); break;
-    case onnx::AttributeProto::FLOAT: a.kind = K::kFloat; a.f = ap.f(); break;
-    case onnx::AttributeProto::STRING: a.kind = K::kString; a.s = ap.s(); break;
-    case onnx::AttributeProto::INTS: a.kind = K::kInts; a.ints.assign(ap.ints().begin(), ap.ints().end()); break;
+    case onnx::AttributeProto::INT:
+      a.kind = K::kInt;
+      a.i = ap.i();
+      break;
+    case onnx::AttributeProto::FLOAT:
+      a.kind = K::kFloat;
+      a.f = ap.f();
+      break;
+    case onnx::AttributeProto::STRING:
+      a.kind = K::kString;
+      a.s = ap.s();
+      break;
+    case onnx::AttributeProto::INTS:
+      a.kind = K::kInts;
+      a.ints.assign(ap.ints().begin(), ap.ints().end());
+      break;
     case onnx::AttributeProto::FLOATS:
       a.kind = K::kFloats;
       a.floats.assign(ap.floats().begin(), ap.floats().end());
       break;
-    case onnx::AttributeProto::TENSOR: a.kind = K::kTensor; a.t = convert_tensor(ap.t(), what); break;
+    case onnx::AttributeProto::TENSOR:
+      a.kind = K::kTensor;
+      a.t = convert_tensor(ap.t(), what);
+      break;
     default: a.kind = K::kOther; break;
   }
   return a;
@@ -160,11 +175,12 @@ graph::Graph load_model_from_bytes(const std::string& bytes, const std::string& 
                                    const ImportOptions& options) {
   if (bytes.empty()) fail(source + ": file is empty, not an ONNX model");
   onnx::ModelProto model;
-  if (!model.ParseFromString(bytes)) fail(source + ": not a valid ONNX model (protobuf parse failed; truncated or corrupt?)");
+  if (!model.ParseFromString(bytes))
+    fail(source + ": not a valid ONNX model (protobuf parse failed; truncated or corrupt?)");
   if (!model.has_graph()) fail(source + ": ONNX model has no graph");
   graph::Graph g;
   g.source = source;
-  g.model_hash = fnv1a_hex(bytes);
+  g.model_hash = content_hash(bytes);
   g.opset = 0;
   for (const auto& op : model.opset_import()) {
     if (op.domain().empty() || op.domain() == "ai.onnx") g.opset = op.version();
@@ -197,7 +213,8 @@ graph::Graph load_model_from_bytes(const std::string& bytes, const std::string& 
     n.inputs.assign(np.input().begin(), np.input().end());
     n.outputs.assign(np.output().begin(), np.output().end());
     for (const auto& ap : np.attribute()) {
-      n.attrs[ap.name()] = convert_attribute(ap, source + ": " + n.describe() + " attribute '" + ap.name() + "'");
+      n.attrs[ap.name()] =
+          convert_attribute(ap, source + ": " + n.describe() + " attribute '" + ap.name() + "'");
     }
     g.nodes.push_back(std::move(n));
   }

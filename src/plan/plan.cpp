@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -380,6 +381,8 @@ QuantPlan QuantPlan::from_json(const std::string& text, const std::string& sourc
 void QuantPlan::save(const std::string& path) const { calib::write_file_atomically(path, to_json()); }
 
 QuantPlan QuantPlan::load(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) fail(path + ": is a directory, not a plan file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path + ": cannot open plan file");
   std::ostringstream ss;

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -23,18 +24,32 @@ StatsFile sample_file(double shift) {
   PointStats p;
   p.name = "conv1_out";
   p.sample_numel = 64;
+  // Three plausible samples (validate() refuses min > max or a negative std/b/range/mean_abs).
   for (double v : {1.0 + shift, 2.5 + shift, -0.5 + shift}) {
-    for (std::size_t s = 0; s < kStatCount; ++s) p.summaries[s].add(v * static_cast<double>(s + 1));
+    p[Stat::kMax].add(v);
+    p[Stat::kMin].add(v - 1.0);
+    p[Stat::kMean].add(v - 0.5);
+    p[Stat::kStd].add(1.0 + std::abs(v));
+    p[Stat::kRange].add(1.0);
+    p[Stat::kKurtosis].add(v);
+    p[Stat::kMeanAbs].add(std::abs(v - 0.5));
+    p[Stat::kB].add(0.5 + 0.1 * std::abs(v));
   }
   f.points.push_back(p);
   return f;
 }
 
-fs::path temp_dir() {
-  fs::path d = fs::temp_directory_path() / ("aciq_stats_test_" + std::to_string(::getpid()));
-  fs::create_directories(d);
-  return d;
-}
+// A fresh directory removed at scope exit, also when an assertion ends the test early.
+struct ScratchDir {
+  fs::path path = fs::temp_directory_path() / ("aciq_stats_test_" + std::to_string(::getpid()));
+  ScratchDir() { fs::create_directories(path); }
+  ~ScratchDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+};
 
 TEST(Summary, MergeEqualsAddingAll) {
   Summary a, b, all;
@@ -86,7 +101,8 @@ TEST(StatsFile, RefusesAnotherModel) {
     f.require_model("deadbeef", "s.json");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("s.json: statistics were collected for a different model"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("s.json: statistics were collected for a different model"),
+              std::string::npos);
   }
 }
 
@@ -108,19 +124,20 @@ TEST(StatsFile, RefusesTruncatedAndForeignFiles) {
 }
 
 TEST(StatsFile, SaveLoadAndNoTemporaryLeftBehind) {
-  const fs::path dir = temp_dir();
+  const ScratchDir scratch;
+  const fs::path& dir = scratch.path;
   const fs::path path = dir / "s.json";
   sample_file(1.0).save(path.string());
   EXPECT_EQ(StatsFile::load(path.string()).to_json(), sample_file(1.0).to_json());
   int files = 0;
   for (const auto& e : fs::directory_iterator(dir)) files += e.is_regular_file();
   EXPECT_EQ(files, 1);
-  fs::remove_all(dir);
 }
 
 // A writer killed with SIGKILL at any moment leaves the previous file intact and readable.
 TEST(StatsFile, KilledWriterLeavesPreviousFileIntact) {
-  const fs::path dir = temp_dir();
+  const ScratchDir scratch;
+  const fs::path& dir = scratch.path;
   const fs::path path = dir / "s.json";
   const StatsFile old = sample_file(2.0);
   old.save(path.string());
@@ -143,7 +160,6 @@ TEST(StatsFile, KilledWriterLeavesPreviousFileIntact) {
     const StatsFile now = StatsFile::load(path.string());  // must parse: old or new, never torn
     EXPECT_TRUE(now.to_json() == old.to_json() || now.points.size() == big.points.size());
   }
-  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -11,94 +11,10 @@
 #include <regex>
 #include <sstream>
 
-#include "../onnx/model_builder.hpp"
+#include "cli_util.hpp"
 
 namespace aciq::testing {
 namespace {
-
-namespace fs = std::filesystem;
-
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
-fs::path scratch() {
-  static const fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / ("aciq_cli_test_" + std::to_string(::getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
-  return dir;
-}
-
-CliRun aciq(const std::string& args) {
-  const fs::path err = scratch() / "stderr.txt";
-  const std::string cmd = std::string(ACIQ_CLI) + " " + args + " 2>" + err.string();
-  CliRun r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf{};
-  while (std::fgets(buf.data(), buf.size(), p)) r.out += buf.data();
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream in(err);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  r.err = ss.str();
-  return r;
-}
-
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream(p, std::ios::binary) << bytes;
-}
-
-// The error contract: exit code 1, and stderr's last line is "aciq: error: ..." containing `needle`.
-void expect_one_line_error(const CliRun& r, const std::string& needle) {
-  EXPECT_EQ(r.code, 1) << r.err;
-  std::string last = r.err;
-  while (!last.empty() && last.back() == '\n') last.pop_back();
-  last = last.substr(last.rfind('\n') == std::string::npos ? 0 : last.rfind('\n') + 1);
-  EXPECT_EQ(last.rfind("aciq: error: ", 0), 0u) << r.err;
-  EXPECT_NE(last.find(needle), std::string::npos) << "missing '" << needle << "' in: " << last;
-}
-
-// A tiny CNN on 1x28x28 input with random weights (enough for end-to-end plumbing).
-std::string tiny_mnist_model(unsigned seed = 1) {
-  auto m = make_model();
-  add_input(m, "input", {-1, 1, 28, 28});
-  auto* g = m.mutable_graph();
-  *g->add_initializer() = make_tensor("w1", {8, 1, 3, 3}, random_values(72, seed));
-  *g->add_initializer() = make_tensor("b1", {8}, random_values(8, seed + 1));
-  *g->add_initializer() = make_tensor("w2", {16, 8, 3, 3}, random_values(1152, seed + 2, -0.3f, 0.3f));
-  *g->add_initializer() = make_tensor("fc", {10, 16}, random_values(160, seed + 3));
-  *g->add_initializer() = make_tensor("fcb", {10}, random_values(10, seed + 4));
-  auto* c1 = add_node(m, "Conv", {"input", "w1", "b1"}, {"c1"}, "conv1");
-  set_ints(c1, "strides", {2, 2});
-  add_node(m, "Relu", {"c1"}, {"r1"}, "relu1");
-  auto* c2 = add_node(m, "Conv", {"r1", "w2"}, {"c2"}, "conv2");
-  set_ints(c2, "pads", {1, 1, 1, 1});
-  add_node(m, "Relu", {"c2"}, {"r2"}, "relu2");
-  add_node(m, "GlobalAveragePool", {"r2"}, {"gap"}, "gap");
-  add_node(m, "Flatten", {"gap"}, {"flat"}, "flatten");
-  set_int(add_node(m, "Gemm", {"flat", "fc", "fcb"}, {"logits"}, "fc"), "transB", 1);
-  add_output(m, "logits");
-  std::string s;
-  m.SerializeToString(&s);
-  return s;
-}
-
-fs::path tiny_model_file(unsigned seed = 1) {
-  const fs::path p = scratch() / ("tiny" + std::to_string(seed) + ".onnx");
-  if (!fs::exists(p)) write_bytes(p, tiny_mnist_model(seed));
-  return p;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 TEST(CliErrors, MissingModel) {
   expect_one_line_error(aciq("eval --model /nonexistent/m.onnx -q"), "/nonexistent/m.onnx: cannot open");
@@ -123,7 +39,8 @@ TEST(CliErrors, UnsupportedOperator) {
   m.SerializeToString(&s);
   const fs::path p = scratch() / "lstm.onnx";
   write_bytes(p, s);
-  expect_one_line_error(aciq("eval -q --model " + p.string()), p.string() + ": unsupported operator LSTM in node 'rnn'");
+  expect_one_line_error(aciq("eval -q --model " + p.string()),
+                        p.string() + ": unsupported operator LSTM in node 'rnn'");
 }
 
 TEST(CliErrors, DataDoesNotFitTheModel) {
@@ -143,23 +60,35 @@ TEST(CliErrors, CorruptGzipAndIdxHeader) {
   const std::string images = slurp("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz");
   const fs::path gz = scratch() / "cut-images.gz";
   write_bytes(gz, images.substr(0, images.size() / 3));
-  expect_one_line_error(aciq("eval -q --model " + model.string() + " --data idx:" + gz.string() + "," + labels), gz.string());
+  expect_one_line_error(
+      aciq("eval -q --model " + model.string() + " --data idx:" + gz.string() + "," + labels), gz.string());
   const fs::path hdr = scratch() / "lying-images.idx";
-  std::string header("\x00\x00\x08\x03\x00\x00\x27\x10\x00\x00\x00\x1c\x00\x00\x00\x1c", 16);  // 10000x28x28, no data
+  std::string header("\x00\x00\x08\x03\x00\x00\x27\x10\x00\x00\x00\x1c\x00\x00\x00\x1c",
+                     16);  // 10000x28x28, no data
   write_bytes(hdr, header + std::string(100, '\0'));
-  expect_one_line_error(aciq("eval -q --model " + model.string() + " --data idx:" + hdr.string() + "," + labels), hdr.string());
+  expect_one_line_error(
+      aciq("eval -q --model " + model.string() + " --data idx:" + hdr.string() + "," + labels), hdr.string());
 }
 
 TEST(CliErrors, ImageFolderProblems) {
-  const fs::path model = tiny_model_file();
+  // An RGB model whose input the 8x8 crops fit, so the pass gets as far as reading the images.
+  const fs::path model = scratch() / "rgb-imgs.onnx";
+  write_bytes(model, [] {
+    std::string s;
+    conv_bn_model().SerializeToString(&s);
+    return s;
+  }());
   const fs::path root = scratch() / "imgs";
   fs::create_directories(root / "val" / "a");
   fs::create_directories(root / "val" / "b");
   write_bytes(root / "val" / "a" / "x.JPEG", "\xff\xd8\xff\xe0 truncated jpeg");
-  expect_one_line_error(aciq("eval -q --model " + model.string() + " --data imagenet:" + root.string()),
-                        (root / "val" / "b").string());
+  const std::string crop = " --resize 8 --crop 8";
+  expect_one_line_error(
+      aciq("eval -q --model " + model.string() + crop + " --data imagenet:" + root.string()),
+      (root / "val" / "b").string());
   write_bytes(root / "val" / "b" / "y.JPEG", "\xff\xd8\xff\xe0 truncated jpeg");
-  expect_one_line_error(aciq("eval -q --model " + model.string() + " --data imagenet:" + root.string()), "x.JPEG");
+  expect_one_line_error(
+      aciq("eval -q --model " + model.string() + crop + " --data imagenet:" + root.string()), "x.JPEG");
 }
 
 TEST(CliErrors, BadOptions) {
@@ -195,8 +124,9 @@ TEST(CliRoundTrip, CollectEvalReproducibleAndRefusesOtherModels) {
   const fs::path cut = scratch() / "cut.json";
   const std::string text = slurp(s1);
   write_bytes(cut, text.substr(0, text.size() / 2));
-  expect_one_line_error(aciq("eval -q --model " + model.string() + " --limit 10 --qtype int4 --stats " + cut.string()),
-                        cut.string() + ": not a valid statistics file");
+  expect_one_line_error(
+      aciq("eval -q --model " + model.string() + " --limit 10 --qtype int4 --stats " + cut.string()),
+      cut.string() + ": not a valid statistics file");
 
   // --merge adds samples.
   const CliRun m = aciq("collect " + base + " --split test --merge --stats " + s2.string());
@@ -208,20 +138,23 @@ TEST(CliRoundTrip, CollectEvalReproducibleAndRefusesOtherModels) {
 TEST(CliRoundTrip, SweepCalibratesOnItsOwnSplit) {
   const fs::path model = tiny_model_file();
   const fs::path dir = scratch() / "sweep";
-  const CliRun r = aciq("sweep -q --model " + model.string() + " --calib-split train --calib-limit 200 --split test --limit 300 "
-                        "--qtypes int4 --clips laplace --stats-dir " + dir.string());
+  const CliRun r = aciq("sweep -q --model " + model.string() +
+                        " --calib-split train --calib-limit 200 --split test --limit 300 "
+                        "--qtypes int4 --clips laplace --stats-dir " +
+                        dir.string());
   ASSERT_EQ(r.code, 0) << r.err;
   const fs::path stats = dir / "tiny1.stats.json";
   const auto j = nlohmann::json::parse(slurp(stats));
   EXPECT_NE(j["data"].get<std::string>().find("train"), std::string::npos) << j["data"];
   EXPECT_EQ(j["samples"].get<int>(), 200);
-  const CliRun e = aciq("eval -q --model " + model.string() + " --split test --limit 300 --qtype int4 --clip laplace --stats " +
-                        stats.string());
+  const CliRun e = aciq("eval -q --model " + model.string() +
+                        " --split test --limit 300 --qtype int4 --clip laplace --stats " + stats.string());
   ASSERT_EQ(e.code, 0) << e.err;
   const std::regex row(R"(\| tiny1 \| int4 \| laplace \| ([0-9.]+) \| ([0-9.]+) \|)");
   std::smatch m;
   ASSERT_TRUE(std::regex_search(r.out, m, row)) << r.out;
-  EXPECT_NE(e.out.find(" * Prec@1 " + m[1].str() + " Prec@5 " + m[2].str()), std::string::npos) << e.out << r.out;
+  EXPECT_NE(e.out.find(" * Prec@1 " + m[1].str() + " Prec@5 " + m[2].str()), std::string::npos)
+      << e.out << r.out;
 }
 
 // fp32 top-1 of each bundled reference model equals PyTorch's count of correct predictions
@@ -234,7 +167,8 @@ TEST(ReferenceModels, Fp32AccuracyEqualsPyTorch) {
   for (const auto& [name, entry] : j["models"].items()) {
     const fs::path model = fs::path(ACIQ_SOURCE_DIR) / "models" / entry["file"].get<std::string>();
     const fs::path out = scratch() / (name + ".json");
-    const CliRun r = aciq("eval -q --model " + model.string() + " --data fashion-mnist --split test --json " + out.string());
+    const CliRun r = aciq("eval -q --model " + model.string() + " --data fashion-mnist --split test --json " +
+                          out.string());
     ASSERT_EQ(r.code, 0) << r.err;
     const auto res = nlohmann::json::parse(slurp(out));
     EXPECT_EQ(res["samples"].get<int>(), entry["test_samples"].get<int>()) << name;

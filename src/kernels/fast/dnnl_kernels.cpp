@@ -1,9 +1,11 @@
 // oneDNN primitives for convolution, pooling and GEMM, with fused activations as post-ops.
 #include "kernels/fast/dnnl_kernels.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <unordered_map>
+#include <vector>
 
 #include "aciq/core.hpp"
 
@@ -215,6 +217,27 @@ void global_avg_pool_blocked(std::int64_t n, std::int64_t c, std::int64_t hw, in
 
 void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
            const float* a, const float* b, float beta, float* c) {
+  if (trans_a && m > 0 && k > 0) {
+    // Made row-major once: the small-m path below needs rows, and both paths must agree.
+    std::vector<float> at(static_cast<std::size_t>(m * k));
+    for (std::int64_t i = 0; i < m; ++i) {
+      for (std::int64_t j = 0; j < k; ++j) at[i * k + j] = a[j * m + i];
+    }
+    return sgemm(false, trans_b, m, n, k, alpha, at.data(), b, beta, c);
+  }
+  const std::int64_t rows = trans_b ? kSgemmMinRowsTransB : kSgemmMinRows;
+  if (m > 0 && m < rows) {
+    // Rows of A and C copied into a zero-padded block of `rows`.
+    std::vector<float> pa(static_cast<std::size_t>(rows * k), 0.0f),
+        pc(static_cast<std::size_t>(rows * n), 0.0f);
+    for (std::int64_t i = 0; i < m; ++i) {
+      for (std::int64_t j = 0; j < k; ++j) pa[i * k + j] = a[i * k + j];
+    }
+    if (beta != 0.0f) std::copy(c, c + m * n, pc.begin());
+    sgemm(false, trans_b, rows, n, k, alpha, pa.data(), b, beta, pc.data());
+    std::copy(pc.begin(), pc.begin() + m * n, c);
+    return;
+  }
   const dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a,
                                       trans_a ? m : k, b, trans_b ? k : n, beta, c, n);
   if (st != dnnl_success) fail("oneDNN sgemm failed with status " + std::to_string(static_cast<int>(st)));

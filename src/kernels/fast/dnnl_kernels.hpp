@@ -56,7 +56,14 @@ class Pool2d {
 void global_avg_pool_blocked(std::int64_t n, std::int64_t c, std::int64_t hw, int block, const float* x,
                              float* y, bool y_blocked);
 
-// Row-major C[m,n] = alpha * op(A) op(B) + beta * C via oneDNN's sgemm.
+// Row-major C[m,n] = alpha * op(A) op(B) + beta * C via oneDNN's sgemm. Each row of C is the same
+// bits whatever m is: oneDNN picks other kernels (other summation orders) for small m, so fewer rows
+// than it needs for its regular kernel (kSgemmMinRows, or kSgemmMinRowsTransB with a transposed B;
+// measured, and held by tests/kernels/sgemm_test.cpp) are computed inside a zero-padded block of that
+// many (docs/determinism.md). Without this, a last short batch (or batch 1) would score and collect
+// differently from the same samples inside a full batch.
+inline constexpr std::int64_t kSgemmMinRows = 2;
+inline constexpr std::int64_t kSgemmMinRowsTransB = 16;
 void sgemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
            const float* a, const float* b, float beta, float* c);
 

@@ -1,0 +1,75 @@
+// Dataset passes as the commands run them: evaluation (fp32, plan simulation, dynamic ranges) and
+// statistics collection.
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "aciq/eval.hpp"
+
+namespace aciq::eval {
+
+void check_data_fits(const graph::Graph& g, const data::Dataset& ds, std::int64_t batch) {
+  if (g.inputs.size() != 1) {
+    fail(fmt::format("{}: the model has {} inputs; dataset passes feed exactly one", g.source,
+                     g.inputs.size()));
+  }
+  const auto& vi = g.inputs[0];
+  Shape s = ds.sample_shape();
+  s.insert(s.begin(), std::min(batch, std::max<std::int64_t>(ds.size(), 1)));
+  bool fits = vi.dtype == DType::kFloat32 && (vi.shape.empty() || vi.shape.size() == s.size());
+  for (std::size_t d = 0; fits && d < vi.shape.size(); ++d) fits = vi.shape[d] < 0 || vi.shape[d] == s[d];
+  if (!fits) {
+    fail(g.source + ": input '" + vi.name + "' expects shape " + shape_str(vi.shape) + " (" +
+         std::string(dtype_name(vi.dtype)) + "), data has " + shape_str(s) + " (float32)");
+  }
+}
+
+PassResult evaluate(graph::Graph g, const runtime::ExecutorOptions& xo, Context& ctx,
+                    const std::shared_ptr<const data::Dataset>& ds, const data::LoaderOptions& lo,
+                    const Simulation& sim, const LoopOptions& loop) {
+  std::unique_ptr<runtime::Observer> observer;
+  std::vector<std::string> observed;
+  if (sim.plan) {
+    auto applied = plan::apply_plan(g, *sim.plan);
+    observed = std::move(applied.points);
+    observer = std::make_unique<FakeQuantObserver>(std::move(applied.quantizers), ctx);
+  } else if (sim.dynamic) {
+    auto points = policy::quant_points(g, *sim.dynamic);
+    if (sim.dynamic->weight_bits > 0) policy::quantize_weights(g, sim.dynamic->weight_bits);
+    for (const auto& p : points) observed.push_back(p.value);
+    observer = std::make_unique<DynamicRangeObserver>(std::move(points), *sim.dynamic, ctx);
+  }
+  runtime::Executor exec(std::move(g), ctx, xo);
+  exec.set_observed(observed);
+  data::BatchLoader loader(ds, lo);
+  const auto t0 = std::chrono::steady_clock::now();
+  PassResult out;
+  out.topk = run_dataset(exec, loader, observer.get(), loop);
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return out;
+}
+
+calib::StatsFile collect_statistics(graph::Graph g, const std::string& model_path,
+                                    const runtime::ExecutorOptions& xo, Context& ctx,
+                                    const std::shared_ptr<const data::Dataset>& ds,
+                                    const data::LoaderOptions& lo, const LoopOptions& loop, TopK* fp32) {
+  const auto points = policy::collection_points(g);
+  calib::StatsFile f;
+  f.model_hash = g.model_hash;
+  f.model_path = model_path;
+  runtime::Executor exec(std::move(g), ctx, xo);
+  exec.set_observed(points);
+  CollectObserver observer(points, ctx);
+  data::BatchLoader loader(ds, lo);
+  const auto topk = run_dataset(exec, loader, &observer, loop);
+  if (fp32) *fp32 = topk;
+  f.data_source = ds->describe();
+  if (lo.offset || lo.limit)
+    f.data_source += fmt::format(" (samples {}..{})", lo.offset, lo.offset + topk.samples - 1);
+  f.samples = topk.samples;
+  if (topk.samples > 0) f.ranges.push_back({ds->describe(), lo.offset, lo.offset + topk.samples});
+  f.points = observer.accumulator().points();
+  return f;
+}
+
+}  // namespace aciq::eval
