@@ -18,17 +18,44 @@ enum class Stat : std::uint8_t { kMax, kMin, kMean, kStd, kRange, kKurtosis, kMe
 inline constexpr std::size_t kStatCount = 8;
 std::string_view stat_name(Stat s);  // "max", "min", "mean", "std", "range", "kurtosis", "mean_abs", "b"
 
-// min / mean / max over samples of one per-sample statistic, stored as count/sum/min/max so two
+// The exact sum of finite doubles: a fixed-point accumulator wide enough for every double (2^-1074 to
+// 2^1024), so adding in any order, or merging partial sums, gives the same value bit for bit. This is
+// what makes statistics identical whatever the thread count, the chunking of a dataset into merged
+// collections or the number of MPI ranks (docs/determinism.md).
+class ExactSum {
+ public:
+  void add(double v);  // v must be finite
+  void merge(const ExactSum& other);
+  // The sum rounded to double, a function of the exact value alone.
+  [[nodiscard]] double value() const;
+  // Canonical text: "0", or "+" / "-", the index of the lowest non-zero 32-bit digit, ':' and the
+  // digits in hex from the highest down. Equal sums give equal text.
+  [[nodiscard]] std::string to_string() const;
+  // Throws aciq::Error on malformed text.
+  static ExactSum from_string(const std::string& text);
+  friend bool operator==(const ExactSum& a, const ExactSum& b) { return a.to_string() == b.to_string(); }
+
+  static constexpr int kDigits = 70;  // 32-bit digits; digit i weighs 2^(32 i - kBias)
+  static constexpr int kBias = 1152;  // below 2^-1074, the smallest subnormal's bit
+
+ private:
+  void normalize() const;  // carries so that every digit but the top is in [0, 2^32)
+  mutable std::array<std::int64_t, kDigits> digit_{};
+  mutable int pending_ = 0;  // adds since the last normalize (each adds < 2^32 to a digit)
+};
+
+// min / mean / max over samples of one per-sample statistic, stored as count/exact sum/min/max so
 // partial collections merge exactly.
 struct Summary {
   std::int64_t count = 0;
-  double sum = 0.0;
+  ExactSum total;
   double min = 0.0;
   double max = 0.0;
 
   void add(double v);
   void merge(const Summary& other);
-  [[nodiscard]] double mean() const { return count ? sum / static_cast<double>(count) : 0.0; }
+  [[nodiscard]] double sum() const { return total.value(); }
+  [[nodiscard]] double mean() const { return count ? sum() / static_cast<double>(count) : 0.0; }
 };
 
 struct PointStats {

@@ -32,7 +32,7 @@ void Summary::add(double v) {
     min = std::min(min, v);
     max = std::max(max, v);
   }
-  sum += v;
+  total.add(v);
   ++count;
 }
 
@@ -44,7 +44,7 @@ void Summary::merge(const Summary& o) {
   }
   min = std::min(min, o.min);
   max = std::max(max, o.max);
-  sum += o.sum;
+  total.merge(o.total);
   count += o.count;
 }
 
@@ -166,8 +166,9 @@ std::string StatsFile::to_json() const {
     for (std::size_t s = 0; s < kStatCount; ++s) {
       const Summary& sm = p.summaries[s];
       // min/mean/max are what people read (the seed's summary columns); count/sum make merging exact.
-      jp["stats"][std::string(kStatNames[s])] = {
-          {"min", sm.min}, {"mean", sm.mean()}, {"max", sm.max}, {"count", sm.count}, {"sum", sm.sum}};
+      jp["stats"][std::string(kStatNames[s])] = {{"min", sm.min},   {"mean", sm.mean()},
+                                                 {"max", sm.max},   {"count", sm.count},
+                                                 {"sum", sm.sum()}, {"sum_exact", sm.total.to_string()}};
     }
     pts.push_back(std::move(jp));
   }
@@ -224,12 +225,29 @@ StatsFile StatsFile::from_json(const std::string& text, const std::string& sourc
         const auto& js = jp.at("stats").at(std::string(kStatNames[s]));
         Summary& sm = p.summaries[s];
         sm.count = json_int(js.at("count"), source, "count");
-        sm.sum = json_double(js.at("sum"), source, "sum");
+        const double sum = json_double(js.at("sum"), source, "sum");
+        if (!std::isfinite(sum))
+          fail(source + ": point '" + p.name + "' statistic '" + std::string(kStatNames[s]) +
+               "' is not finite");
+        if (js.contains("sum_exact")) {
+          if (!js.at("sum_exact").is_string()) fail(source + ": 'sum_exact' must be a string");
+          try {
+            sm.total = ExactSum::from_string(js.at("sum_exact").get<std::string>());
+          } catch (const Error& e) {
+            fail(source + ": point '" + p.name + "': " + e.what());
+          }
+          if (sm.total.value() != sum) {
+            fail(source + ": point '" + p.name + "' statistic '" + std::string(kStatNames[s]) +
+                 "': sum and sum_exact disagree (edited by hand?)");
+          }
+        } else {
+          sm.total.add(sum);  // a file from before exact sums: its rounded sum is all there is
+        }
         sm.min = json_double(js.at("min"), source, "min");
         sm.max = json_double(js.at("max"), source, "max");
         if (sm.count < 0 || sm.count > f.samples)
           fail(source + ": point '" + p.name + "' has an invalid count");
-        if (!std::isfinite(sm.sum) || !std::isfinite(sm.min) || !std::isfinite(sm.max)) {
+        if (!std::isfinite(sm.min) || !std::isfinite(sm.max)) {
           fail(source + ": point '" + p.name + "' statistic '" + std::string(kStatNames[s]) +
                "' is not finite");
         }

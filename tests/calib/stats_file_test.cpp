@@ -63,7 +63,8 @@ TEST(Summary, MergeEqualsAddingAll) {
   }
   a.merge(b);
   EXPECT_EQ(a.count, all.count);
-  EXPECT_DOUBLE_EQ(a.sum, all.sum);
+  EXPECT_EQ(a.sum(), all.sum());
+  EXPECT_EQ(a.total, all.total);
   EXPECT_EQ(a.min, -1.0);
   EXPECT_EQ(a.max, 9.0);
   EXPECT_DOUBLE_EQ(a.mean(), (3.0 - 1.0 + 7.5 + 0.25 + 9.0) / 5.0);

@@ -22,7 +22,7 @@ std::vector<float> random_matrix(std::int64_t rows, std::int64_t cols, unsigned 
 
 TEST(Sgemm, RowsDoNotDependOnTheRowCount) {
   // Shapes of small and ImageNet classifiers, and an odd one.
-  for (const auto [k, n] :
+  for (const auto& [k, n] :
        {std::pair<std::int64_t, std::int64_t>{517, 13}, {2048, 1000}, {64, 10}, {1280, 1000}}) {
     const std::int64_t full = 250;
     const auto a = random_matrix(full, k, 1);
