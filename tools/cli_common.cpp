@@ -202,8 +202,8 @@ void QuantArgs::add(CLI::App& app, bool with_activation_options) {
                         ->capture_default_str());
     track("--stats", app.add_option("--stats", stats, "statistics file from `aciq collect`"));
     app.add_option("--stats-mode", stats_mode,
-                   "the seed's -sm: collect (run `collect`), use (--stats, default " +
-                       seed_stats_path("MODEL") + "), no (ranges from each batch itself)")
+                   "the seed's -sm: collect (run `collect`), use (--stats, default "
+                   "$HOME/asiq_data/statistics/MODEL.stats.json), no (ranges from each batch itself)")
         ->check(CLI::IsMember({"collect", "use", "no"}));
   }
   track("--wbits",
