@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "aciq/data.hpp"
+#include "aciq/dist.hpp"
 #include "aciq/eval.hpp"
 #include "aciq/graph.hpp"
 #include "aciq/plan.hpp"
@@ -18,9 +19,11 @@
 
 namespace aciq::cli {
 
-// What main() hands every command: the command line as typed, for result records.
+// What main() hands every command: the command line as typed (for result records) and the process
+// group it runs in.
 struct Invocation {
   std::vector<std::string> argv;                   // argv[0] is the program
+  dist::Group* group = nullptr;                    // one process, or the ranks of an MPI job
   [[nodiscard]] std::string command_line() const;  // shell-quoted
 };
 

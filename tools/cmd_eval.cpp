@@ -73,6 +73,64 @@ nlohmann::ordered_json plan_options_record(const plan::PlanOptions& o) {
           {"fold_batchnorm", o.fold_batchnorm}};
 }
 
+// ---- Sharding over the ranks of an MPI job (a single process is one rank) ----------------------
+
+// This rank's part of the selected samples [begin, end) as loader options.
+data::LoaderOptions shard_loader(data::LoaderOptions lo, const dist::Group& group, std::int64_t begin,
+                                 std::int64_t end) {
+  const auto [b, e] = group.shard(begin, end);
+  lo.offset = b;
+  lo.limit = e - b;
+  return lo;
+}
+
+eval::LoopOptions loop_options(const dist::Group& group, bool quiet, const std::string& label) {
+  eval::LoopOptions o;
+  o.progress = !quiet && group.leader();
+  o.label =
+      group.size() > 1 ? label + fmt::format(" (rank 0 of {}, whole job estimated)", group.size()) : label;
+  o.progress_scale = group.size();
+  if (group.size() > 1) o.between_batches = [&group] { const_cast<dist::Group&>(group).poll(); };
+  return o;
+}
+
+// Sum of every rank's counts.
+eval::TopK combine(dist::Group& group, const eval::TopK& mine) {
+  if (group.size() == 1) return mine;
+  eval::TopK all;
+  for (const auto& part :
+       group.all_gather(nlohmann::json{mine.samples, mine.top1_correct, mine.top5_correct}.dump())) {
+    const auto j = nlohmann::json::parse(part);
+    all.samples += j[0].get<std::int64_t>();
+    all.top1_correct += j[1].get<std::int64_t>();
+    all.top5_correct += j[2].get<std::int64_t>();
+  }
+  return all;
+}
+
+// Every rank's statistics merged in rank order (exact, so the same as one process over all samples),
+// with the data description one process would have written.
+calib::StatsFile combine(dist::Group& group, const calib::StatsFile* mine, const data::Dataset& ds,
+                         std::int64_t offset, std::int64_t limit) {
+  std::optional<calib::StatsFile> all;
+  if (group.size() == 1) {
+    if (mine) all = *mine;
+  } else {
+    for (const auto& part : group.all_gather(mine ? mine->to_json() : std::string())) {
+      if (part.empty()) continue;
+      auto f = calib::StatsFile::from_json(part, "statistics of another rank");
+      if (all) {
+        all->merge(f);
+      } else {
+        all = std::move(f);
+      }
+    }
+  }
+  if (!all) throw Error("--data " + ds.describe() + ": no samples selected");
+  all->data_source = eval::describe_selection(ds, offset, limit, all->samples);
+  return std::move(*all);
+}
+
 int run_collect(const CollectCmd& c, const Invocation& inv) {
   CollectCmd cmd = c;
   cmd.model.resolve();
@@ -105,10 +163,17 @@ int run_collect(const CollectCmd& c, const Invocation& inv) {
   }
   if (cmd.model.no_fold_bn)
     std::cerr << "note: statistics of an unfolded graph only fit evals with --no-fold-bn\n";
+  auto& group = *inv.group;
+  const auto lo = shard_loader(cmd.data.loader(), group, begin, end);
   eval::TopK fp32;
-  auto f =
-      eval::collect_statistics(std::move(g), cmd.model.model, {.backend = cmd.model.backend_enum()}, ctx, ds,
-                               cmd.data.loader(), {.progress = !cmd.quiet, .label = "collect"}, &fp32);
+  std::optional<calib::StatsFile> part;
+  if (lo.limit > 0) {
+    part = eval::collect_statistics(std::move(g), cmd.model.model, {.backend = cmd.model.backend_enum()}, ctx,
+                                    ds, lo, loop_options(group, cmd.quiet, "collect"), &fp32);
+  }
+  fp32 = combine(group, fp32);
+  auto f = combine(group, part ? &*part : nullptr, *ds, cmd.data.offset, cmd.data.limit);
+  if (!group.leader()) return 0;
   if (old) {
     old->merge(f);
     f = std::move(*old);
@@ -209,10 +274,14 @@ int run_eval(const EvalCmd& c, const Invocation& inv) {
   const auto [begin, end] = cmd.data.range(*ds);
   eval::check_data_fits(g, *ds, std::min(cmd.data.batch, end - begin));
   const std::string model_hash = g.model_hash;
-  const auto r =
-      eval::evaluate(std::move(g), {.backend = cmd.model.backend_enum()}, ctx, ds, cmd.data.loader(),
-                     {.plan = quant_plan ? &*quant_plan : nullptr, .dynamic = dynamic},
-                     {.progress = !cmd.quiet, .label = label});
+  auto& group = *inv.group;
+  const auto lo = shard_loader(cmd.data.loader(), group, begin, end);
+  auto r = lo.limit == 0 ? eval::PassResult{}
+                         : eval::evaluate(std::move(g), {.backend = cmd.model.backend_enum()}, ctx, ds, lo,
+                                          {.plan = quant_plan ? &*quant_plan : nullptr, .dynamic = dynamic},
+                                          loop_options(group, cmd.quiet, label));
+  r.topk = combine(group, r.topk);
+  if (!group.leader()) return 0;
   std::cout << fmt::format("{} samples, {:.1f} img/s\n", r.topk.samples,
                            r.topk.samples / std::max(r.seconds, 1e-9));
   std::cout << prec_line(r.topk) << std::endl;
@@ -322,19 +391,37 @@ int run_sweep(const SweepCmd& c, const Invocation& inv) {
                                                                         : runtime::Backend::kFast};
   std::string md = "| model | activations | clipping | Prec@1 | Prec@5 |\n|---|---|---|---|---|\n";
   auto rows = nlohmann::ordered_json::array();
-  auto lo = c.data.loader();
-  auto calib_lo = lo;
+  auto& group = *inv.group;
+  const auto lo = shard_loader(c.data.loader(), group, begin, end);
+  auto calib_lo = c.data.loader();
   calib_lo.offset = 0;
   calib_lo.limit = c.calib_limit;
+  const std::int64_t calib_end =
+      c.calib_limit > 0 ? std::min(c.calib_limit, calib_ds->size()) : calib_ds->size();
+  calib_lo = shard_loader(calib_lo, group, 0, calib_end);
+  // One dataset pass on this rank's shard, counts summed over the ranks.
+  auto evaluate = [&](const graph::Graph& g, const plan::QuantPlan* p, const std::string& label) {
+    eval::TopK mine;
+    if (lo.limit > 0) {
+      mine = eval::evaluate(g, xo, ctx, eval_ds, lo, {.plan = p, .dynamic = std::nullopt},
+                            loop_options(group, c.quiet, label))
+                 .topk;
+    }
+    return combine(group, mine);
+  };
   for (auto& m : models) {
-    auto stats = eval::collect_statistics(m.graph, m.path, xo, ctx, calib_ds, calib_lo,
-                                          {.progress = !c.quiet, .label = "collect"}, nullptr);
-    stats.save(m.stats_path);
+    std::optional<calib::StatsFile> part;
+    if (calib_lo.limit > 0) {
+      part = eval::collect_statistics(m.graph, m.path, xo, ctx, calib_ds, calib_lo,
+                                      loop_options(group, c.quiet, "collect"), nullptr);
+    }
+    const auto stats = combine(group, part ? &*part : nullptr, *calib_ds, 0, c.calib_limit);
+    if (group.leader()) stats.save(m.stats_path);
     auto row = [&](const std::string& act, const std::string& clip, const eval::TopK& r) {
       const std::string line =
           fmt::format("| {} | {} | {} | {:.3f} | {:.3f} |\n", m.name, act, clip, r.top1(), r.top5());
       md += line;
-      std::cout << line << std::flush;
+      if (group.leader()) std::cout << line << std::flush;
       rows.push_back({{"model", m.path},
                       {"model_hash", m.graph.model_hash},
                       {"activations", act},
@@ -345,18 +432,15 @@ int run_sweep(const SweepCmd& c, const Invocation& inv) {
                       {"top1_correct", r.top1_correct},
                       {"top5_correct", r.top5_correct}});
     };
-    row("fp32", "-",
-        eval::evaluate(m.graph, xo, ctx, eval_ds, lo, {}, {.progress = !c.quiet, .label = "fp32"}).topk);
+    row("fp32", "-", evaluate(m.graph, nullptr, "fp32"));
     for (const auto& qt : c.qtypes) {
       for (const auto& clip : c.clips) {
         const auto quant_plan = plan::build_plan(m.graph, stats, options_for(qt, clip, m.keep), m.stats_path);
-        row(qt, clip,
-            eval::evaluate(m.graph, xo, ctx, eval_ds, lo, {.plan = &quant_plan, .dynamic = std::nullopt},
-                           {.progress = !c.quiet, .label = qt + "/" + clip})
-                .topk);
+        row(qt, clip, evaluate(m.graph, &quant_plan, qt + "/" + clip));
       }
     }
   }
+  if (!group.leader()) return 0;
   if (!c.markdown.empty()) calib::write_file_atomically(c.markdown, md);
   if (!c.json.empty()) {
     auto j = run_record(*c.app, inv);

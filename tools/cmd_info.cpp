@@ -267,7 +267,10 @@ int run_analyze(const AnalyzeCmd& c, const Invocation& inv) {
   exec.set_observed(values);
   MseObserver mse(quantizers, ctx);
   data::BatchLoader loader(ds, cmd.data.loader());
-  const auto topk = eval::run_dataset(exec, loader, &mse, {.progress = !cmd.quiet, .label = "analyze"});
+  eval::LoopOptions loop;
+  loop.progress = !cmd.quiet;
+  loop.label = "analyze";
+  const auto topk = eval::run_dataset(exec, loader, &mse, loop);
 
   std::size_t name_w = 5;
   for (const auto& p : points) name_w = std::max(name_w, p.value.size());

@@ -73,7 +73,8 @@ void add_plan_commands(CLI::App& app, SetAction set_action) {
   c->quant.add(*cal);
   cal->add_option("--plan", c->plan, "plan file to write (JSON, atomically; required)")->required();
   cal->footer(
-      "Example:\n  aciq calibrate --model models/resnet20.onnx --stats r20.json --qtype int8 --semantics onnx --wgran "
+      "Example:\n  aciq calibrate --model models/resnet20.onnx --stats r20.json --qtype int8 --semantics "
+      "onnx --wgran "
       "channel --placement deploy --plan r20.plan.json");
   cal->callback([c, set_action] { set_action([c](const Invocation&) { return run_calibrate(*c); }); });
 
@@ -90,7 +91,9 @@ void add_plan_commands(CLI::App& app, SetAction set_action) {
   for (const auto& f : exporter::formats()) choices.emplace_back(f.name);
   ex->add_option("--format", e->format, names)->check(CLI::IsMember(choices))->capture_default_str();
   ex->add_option("--out", e->out, "output file (written atomically)")->required();
-  ex->footer("Example:\n  aciq export --model models/resnet20.onnx --plan r20.plan.json --format qdq --out r20.qdq.onnx");
+  ex->footer(
+      "Example:\n  aciq export --model models/resnet20.onnx --plan r20.plan.json --format qdq --out "
+      "r20.qdq.onnx");
   ex->callback([e, set_action] { set_action([e](const Invocation&) { return run_export(*e); }); });
 }
 

@@ -77,9 +77,15 @@ std::string parse_error_line(const CLI::ParseError& e, CLI::App& app, const std:
   return msg;
 }
 
-}  // namespace
+// Runs the command line on this process; errors become the message returned (empty on success).
+struct RunResult {
+  int code = 0;
+  bool ok = true;
+  bool peer = false;  // only another rank's failure
+  std::string message;
+};
 
-int main(int argc, char** argv) {
+RunResult run(int argc, char** argv, aciq::dist::Group& group) {
   CLI::App app{"aciq: post-training integer quantization with analytical clipping (ACIQ)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "aciq 0.1.0");
@@ -92,29 +98,56 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args = seed_spellings({argv + 1, argv + argc});
   aciq::cli::Invocation inv;
   inv.argv.assign(argv, argv + argc);
+  inv.group = &group;
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 consumes from the back
     app.parse(reversed);
   } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
+    return {group.leader() ? app.exit(e) : 0, true, false, {}};
   } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
+    return {group.leader() ? app.exit(e) : 0, true, false, {}};
   } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
+    return {group.leader() ? app.exit(e) : 0, true, false, {}};
   } catch (const CLI::ParseError& e) {
-    std::cerr << "aciq: error: " << parse_error_line(e, app, args) << std::endl;
-    return 1;
+    return {1, false, false, parse_error_line(e, app, args)};
   }
   try {
-    return action ? action(inv) : 0;
+    if (group.size() > 1) {
+      // Only the dataset passes are sharded; anything else would run N times over.
+      const std::string name = app.get_subcommands().empty() ? "" : app.get_subcommands().front()->get_name();
+      if (name != "eval" && name != "collect" && name != "sweep") {
+        throw aciq::Error(name +
+                          ": runs in one process; under mpirun only eval, collect and sweep are sharded");
+      }
+    }
+    return {action ? action(inv) : 0, true, false, {}};
+  } catch (const aciq::dist::PeerFailed& e) {
+    return {1, false, true, e.what()};
   } catch (const aciq::Error& e) {
-    std::cerr << "aciq: error: " << e.what() << std::endl;
-    return 1;
+    group.report_failure();
+    return {1, false, false, e.what()};
   } catch (const std::bad_alloc&) {
-    std::cerr << "aciq: error: out of memory" << std::endl;
-    return 1;
+    group.report_failure();
+    return {1, false, false, "out of memory"};
+  } catch (const std::exception& e) {
+    group.report_failure();
+    return {1, false, false, e.what()};
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::unique_ptr<aciq::dist::Group> group;
+  try {
+    group = aciq::dist::make_group(&argc, &argv);
   } catch (const std::exception& e) {
     std::cerr << "aciq: error: " << e.what() << std::endl;
     return 1;
   }
+  const RunResult r = run(argc, argv, *group);
+  // Every rank concludes; only rank 0 prints, one line for the whole job.
+  const auto outcome = group->conclude(r.ok, r.peer, r.message);
+  if (!outcome.message.empty()) std::cerr << "aciq: error: " << outcome.message << std::endl;
+  return r.ok ? r.code : outcome.exit_code;
 }

@@ -82,6 +82,10 @@ class DynamicRangeObserver : public runtime::Observer {
 struct LoopOptions {
   bool progress = true;  // a progress bar on stderr
   std::string label;     // shown before the bar
+  // Called after every batch (e.g. dist::Group::poll, which throws when another rank failed).
+  std::function<void()> between_batches;
+  // Progress counts are multiplied by this: a rank's share shown as the whole job's estimate.
+  std::int64_t progress_scale = 1;
 };
 
 // Runs every batch of the loader through the executor, calling `observer`, and scores top-1/top-5.
@@ -110,6 +114,11 @@ struct Simulation {
 PassResult evaluate(graph::Graph g, const runtime::ExecutorOptions& xo, Context& ctx,
                     const std::shared_ptr<const data::Dataset>& ds, const data::LoaderOptions& lo,
                     const Simulation& sim, const LoopOptions& loop);
+
+// "fashion-mnist train (...)" plus " (samples a..b)" when offset or limit select part of it: the
+// data description a statistics file records.
+std::string describe_selection(const data::Dataset& ds, std::int64_t offset, std::int64_t limit,
+                               std::int64_t samples);
 
 // Collects per-sample statistics at every policy::collection_points value over the loader's samples
 // (recording the sample range), and scores the fp32 pass into `fp32` when given.

@@ -20,7 +20,7 @@ constexpr int kCarryEvery = 1 << 30;
 
 void ExactSum::add(double v) {
   if (v == 0.0) return;
-  if (!std::isfinite(v)) fail("ExactSum: non-finite value");
+  if (!std::isfinite(v)) fail("statistics: a non-finite value cannot be summed");
   int exp = 0;
   const double frac = std::frexp(v, &exp);                            // v = frac * 2^exp, 0.5 <= |frac| < 1
   const auto mant = static_cast<std::int64_t>(std::ldexp(frac, 53));  // exact: v = mant * 2^(exp - 53)

@@ -181,11 +181,12 @@ class Progress {
 TopK run_dataset(runtime::Executor& exec, data::BatchLoader& loader, runtime::Observer* observer,
                  const LoopOptions& options) {
   TopK topk;
-  Progress progress(options, loader.total());
+  Progress progress(options, loader.total() * options.progress_scale);
   while (auto batch = loader.next()) {
     auto outputs = exec.run({batch->images}, observer);
     topk.add(outputs.at(0), batch->labels);
-    progress.update(topk.samples);
+    progress.update(topk.samples * options.progress_scale);
+    if (options.between_batches) options.between_batches();
   }
   return topk;
 }

@@ -24,6 +24,13 @@ void check_data_fits(const graph::Graph& g, const data::Dataset& ds, std::int64_
   }
 }
 
+std::string describe_selection(const data::Dataset& ds, std::int64_t offset, std::int64_t limit,
+                               std::int64_t samples) {
+  std::string d = ds.describe();
+  if (offset || limit) d += fmt::format(" (samples {}..{})", offset, offset + samples - 1);
+  return d;
+}
+
 PassResult evaluate(graph::Graph g, const runtime::ExecutorOptions& xo, Context& ctx,
                     const std::shared_ptr<const data::Dataset>& ds, const data::LoaderOptions& lo,
                     const Simulation& sim, const LoopOptions& loop) {
@@ -63,9 +70,7 @@ calib::StatsFile collect_statistics(graph::Graph g, const std::string& model_pat
   data::BatchLoader loader(ds, lo);
   const auto topk = run_dataset(exec, loader, &observer, loop);
   if (fp32) *fp32 = topk;
-  f.data_source = ds->describe();
-  if (lo.offset || lo.limit)
-    f.data_source += fmt::format(" (samples {}..{})", lo.offset, lo.offset + topk.samples - 1);
+  f.data_source = describe_selection(*ds, lo.offset, lo.limit, topk.samples);
   f.samples = topk.samples;
   if (topk.samples > 0) f.ranges.push_back({ds->describe(), lo.offset, lo.offset + topk.samples});
   f.points = observer.accumulator().points();
