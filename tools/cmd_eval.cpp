@@ -75,15 +75,6 @@ nlohmann::ordered_json plan_options_record(const plan::PlanOptions& o) {
 
 // ---- Sharding over the ranks of an MPI job (a single process is one rank) ----------------------
 
-// This rank's part of the selected samples [begin, end) as loader options.
-data::LoaderOptions shard_loader(data::LoaderOptions lo, const dist::Group& group, std::int64_t begin,
-                                 std::int64_t end) {
-  const auto [b, e] = group.shard(begin, end);
-  lo.offset = b;
-  lo.limit = e - b;
-  return lo;
-}
-
 eval::LoopOptions loop_options(const dist::Group& group, bool quiet, const std::string& label) {
   eval::LoopOptions o;
   o.progress = !quiet && group.leader();
@@ -92,43 +83,6 @@ eval::LoopOptions loop_options(const dist::Group& group, bool quiet, const std::
   o.progress_scale = group.size();
   if (group.size() > 1) o.between_batches = [&group] { const_cast<dist::Group&>(group).poll(); };
   return o;
-}
-
-// Sum of every rank's counts.
-eval::TopK combine(dist::Group& group, const eval::TopK& mine) {
-  if (group.size() == 1) return mine;
-  eval::TopK all;
-  for (const auto& part :
-       group.all_gather(nlohmann::json{mine.samples, mine.top1_correct, mine.top5_correct}.dump())) {
-    const auto j = nlohmann::json::parse(part);
-    all.samples += j[0].get<std::int64_t>();
-    all.top1_correct += j[1].get<std::int64_t>();
-    all.top5_correct += j[2].get<std::int64_t>();
-  }
-  return all;
-}
-
-// Every rank's statistics merged in rank order (exact, so the same as one process over all samples),
-// with the data description one process would have written.
-calib::StatsFile combine(dist::Group& group, const calib::StatsFile* mine, const data::Dataset& ds,
-                         std::int64_t offset, std::int64_t limit) {
-  std::optional<calib::StatsFile> all;
-  if (group.size() == 1) {
-    if (mine) all = *mine;
-  } else {
-    for (const auto& part : group.all_gather(mine ? mine->to_json() : std::string())) {
-      if (part.empty()) continue;
-      auto f = calib::StatsFile::from_json(part, "statistics of another rank");
-      if (all) {
-        all->merge(f);
-      } else {
-        all = std::move(f);
-      }
-    }
-  }
-  if (!all) throw Error("--data " + ds.describe() + ": no samples selected");
-  all->data_source = eval::describe_selection(ds, offset, limit, all->samples);
-  return std::move(*all);
 }
 
 int run_collect(const CollectCmd& c, const Invocation& inv) {
@@ -164,15 +118,15 @@ int run_collect(const CollectCmd& c, const Invocation& inv) {
   if (cmd.model.no_fold_bn)
     std::cerr << "note: statistics of an unfolded graph only fit evals with --no-fold-bn\n";
   auto& group = *inv.group;
-  const auto lo = shard_loader(cmd.data.loader(), group, begin, end);
+  const auto lo = eval::shard_loader(cmd.data.loader(), group, begin, end);
   eval::TopK fp32;
   std::optional<calib::StatsFile> part;
   if (lo.limit > 0) {
     part = eval::collect_statistics(std::move(g), cmd.model.model, {.backend = cmd.model.backend_enum()}, ctx,
                                     ds, lo, loop_options(group, cmd.quiet, "collect"), &fp32);
   }
-  fp32 = combine(group, fp32);
-  auto f = combine(group, part ? &*part : nullptr, *ds, cmd.data.offset, cmd.data.limit);
+  fp32 = eval::combine(group, fp32);
+  auto f = eval::combine(group, part ? &*part : nullptr, *ds, cmd.data.offset, cmd.data.limit);
   if (!group.leader()) return 0;
   if (old) {
     old->merge(f);
@@ -275,12 +229,12 @@ int run_eval(const EvalCmd& c, const Invocation& inv) {
   eval::check_data_fits(g, *ds, std::min(cmd.data.batch, end - begin));
   const std::string model_hash = g.model_hash;
   auto& group = *inv.group;
-  const auto lo = shard_loader(cmd.data.loader(), group, begin, end);
+  const auto lo = eval::shard_loader(cmd.data.loader(), group, begin, end);
   auto r = lo.limit == 0 ? eval::PassResult{}
                          : eval::evaluate(std::move(g), {.backend = cmd.model.backend_enum()}, ctx, ds, lo,
                                           {.plan = quant_plan ? &*quant_plan : nullptr, .dynamic = dynamic},
                                           loop_options(group, cmd.quiet, label));
-  r.topk = combine(group, r.topk);
+  r.topk = eval::combine(group, r.topk);
   if (!group.leader()) return 0;
   std::cout << fmt::format("{} samples, {:.1f} img/s\n", r.topk.samples,
                            r.topk.samples / std::max(r.seconds, 1e-9));
@@ -377,14 +331,8 @@ int run_sweep(const SweepCmd& c, const Invocation& inv) {
     }
     models.push_back(std::move(m));
   }
-  for (const auto& k : c.quant.keep_8bit) {
-    if (std::find(all_names.begin(), all_names.end(), k) != all_names.end()) continue;
-    const auto close = closest_matches(k, all_names);
-    std::string hint;
-    for (const auto& x : close) hint += (hint.empty() ? "" : ", ") + x;
-    throw Error("--keep-8bit '" + k + "': no quantized node or value of any --model has this name" +
-                (hint.empty() ? "" : "; did you mean " + hint + "?"));
-  }
+  policy::require_known_names(c.quant.keep_8bit, all_names, "--keep-8bit",
+                              "no quantized node or value of any --model has this name");
 
   Context ctx(c.threads);
   const runtime::ExecutorOptions xo{.backend = c.backend == "reference" ? runtime::Backend::kReference
@@ -392,13 +340,13 @@ int run_sweep(const SweepCmd& c, const Invocation& inv) {
   std::string md = "| model | activations | clipping | Prec@1 | Prec@5 |\n|---|---|---|---|---|\n";
   auto rows = nlohmann::ordered_json::array();
   auto& group = *inv.group;
-  const auto lo = shard_loader(c.data.loader(), group, begin, end);
+  const auto lo = eval::shard_loader(c.data.loader(), group, begin, end);
   auto calib_lo = c.data.loader();
   calib_lo.offset = 0;
   calib_lo.limit = c.calib_limit;
   const std::int64_t calib_end =
       c.calib_limit > 0 ? std::min(c.calib_limit, calib_ds->size()) : calib_ds->size();
-  calib_lo = shard_loader(calib_lo, group, 0, calib_end);
+  calib_lo = eval::shard_loader(calib_lo, group, 0, calib_end);
   // One dataset pass on this rank's shard, counts summed over the ranks.
   auto evaluate = [&](const graph::Graph& g, const plan::QuantPlan* p, const std::string& label) {
     eval::TopK mine;
@@ -407,7 +355,7 @@ int run_sweep(const SweepCmd& c, const Invocation& inv) {
                             loop_options(group, c.quiet, label))
                  .topk;
     }
-    return combine(group, mine);
+    return eval::combine(group, mine);
   };
   for (auto& m : models) {
     std::optional<calib::StatsFile> part;
@@ -415,7 +363,7 @@ int run_sweep(const SweepCmd& c, const Invocation& inv) {
       part = eval::collect_statistics(m.graph, m.path, xo, ctx, calib_ds, calib_lo,
                                       loop_options(group, c.quiet, "collect"), nullptr);
     }
-    const auto stats = combine(group, part ? &*part : nullptr, *calib_ds, 0, c.calib_limit);
+    const auto stats = eval::combine(group, part ? &*part : nullptr, *calib_ds, 0, c.calib_limit);
     if (group.leader()) stats.save(m.stats_path);
     auto row = [&](const std::string& act, const std::string& clip, const eval::TopK& r) {
       const std::string line =

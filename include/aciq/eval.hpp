@@ -9,6 +9,7 @@
 
 #include "aciq/calib.hpp"
 #include "aciq/data.hpp"
+#include "aciq/dist.hpp"
 #include "aciq/plan.hpp"
 #include "aciq/policy.hpp"
 #include "aciq/runtime.hpp"
@@ -126,5 +127,17 @@ calib::StatsFile collect_statistics(graph::Graph g, const std::string& model_pat
                                     const runtime::ExecutorOptions& xo, Context& ctx,
                                     const std::shared_ptr<const data::Dataset>& ds,
                                     const data::LoaderOptions& lo, const LoopOptions& loop, TopK* fp32);
+
+// ---- Data-parallel passes: a dist::Group's rank runs its shard, the results are combined ----------
+
+// This rank's contiguous part of the selected samples [begin, end) as loader options.
+data::LoaderOptions shard_loader(data::LoaderOptions lo, const dist::Group& group, std::int64_t begin,
+                                 std::int64_t end);
+// The sum of every rank's counts (collective).
+TopK combine(dist::Group& group, const TopK& mine);
+// Every rank's statistics (null: an empty shard) merged in rank order — exact, so the bytes of one
+// process over all samples — with the data description one process would have written (collective).
+calib::StatsFile combine(dist::Group& group, const calib::StatsFile* mine, const data::Dataset& ds,
+                         std::int64_t offset, std::int64_t limit);
 
 }  // namespace aciq::eval

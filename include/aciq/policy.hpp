@@ -52,14 +52,21 @@ struct PolicyOptions {
 // file serves every placement.
 std::vector<std::string> collection_points(const graph::Graph& g);
 
-// The quantization points of a (BN-folded) graph under `options`.
+// Throws "<option> '<name>': <problem>; did you mean ...?" for the first of `given` not in `names`
+// (close matches by edit distance, then names containing it). --keep-8bit uses it: a name that
+// matches nothing would silently change nothing.
+void require_known_names(const std::vector<std::string>& given, const std::vector<std::string>& names,
+                         const std::string& option, const std::string& problem);
+
+// The quantization points of a (BN-folded) graph under `options`; throws when a keep_8bit name
+// matches no quantized node or value.
 std::vector<QuantPoint> quant_points(const graph::Graph& g, const PolicyOptions& options);
 
 // The range [lo, hi] a point is quantized to, computed from collected statistics, and how it was chosen.
 struct PointRange {
   quant::QuantWindow window;  // what the quantizer is given: [offset, offset + delta]
   double lo = 0.0, hi = 0.0;  // the same window as a range, for reports
-  double alpha = 0.0;  // clipping value (0 when not clipped)
+  double alpha = 0.0;         // clipping value (0 when not clipped)
   quant::ClipMethod method = quant::ClipMethod::kNone;  // for mix: the method actually chosen
 };
 PointRange point_range(const QuantPoint& point, const calib::PointStats& stats, const PolicyOptions& options);

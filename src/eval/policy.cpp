@@ -72,6 +72,24 @@ std::vector<std::string> collection_points(const graph::Graph& g) {
   return out;
 }
 
+void require_known_names(const std::vector<std::string>& given, const std::vector<std::string>& names,
+                         const std::string& option, const std::string& problem) {
+  for (const auto& k : given) {
+    if (std::find(names.begin(), names.end(), k) != names.end()) continue;
+    auto close = closest_matches(k, names);
+    for (const auto& n : names) {  // exported names are paths: a part of one is a likely typo too
+      if (close.size() < 3 && n.find(k) != std::string::npos &&
+          std::find(close.begin(), close.end(), n) == close.end()) {
+        close.push_back(n);
+      }
+    }
+    std::string hint;
+    for (const auto& c : close) hint += (hint.empty() ? "" : ", ") + c;
+    fail(option + " '" + k + "': " + problem +
+         (hint.empty() ? std::string(" (`aciq layers` lists them)") : "; did you mean " + hint + "?"));
+  }
+}
+
 std::vector<QuantPoint> quant_points(const graph::Graph& g, const PolicyOptions& o) {
   const graph::Node* first_conv = nullptr;
   const graph::Node* classifier = nullptr;
@@ -117,20 +135,7 @@ std::vector<QuantPoint> quant_points(const graph::Graph& g, const PolicyOptions&
     names.push_back(p.node);
     names.push_back(p.value);
   }
-  for (const auto& k : o.keep_8bit) {
-    if (std::find(names.begin(), names.end(), k) != names.end()) continue;
-    auto close = closest_matches(k, names);
-    for (const auto& n : names) {  // exported names are paths: a part of one is a likely typo too
-      if (close.size() < 3 && n.find(k) != std::string::npos &&
-          std::find(close.begin(), close.end(), n) == close.end()) {
-        close.push_back(n);
-      }
-    }
-    std::string hint;
-    for (const auto& c : close) hint += (hint.empty() ? "" : ", ") + c;
-    fail("--keep-8bit '" + k + "': no quantized node or value has this name" +
-         (hint.empty() ? std::string(" (`aciq layers` lists them)") : "; did you mean " + hint + "?"));
-  }
+  require_known_names(o.keep_8bit, names, "--keep-8bit", "no quantized node or value has this name");
   return points;
 }
 

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <nlohmann/json.hpp>
+#include <optional>
 
 #include "aciq/eval.hpp"
 
@@ -75,6 +77,54 @@ calib::StatsFile collect_statistics(graph::Graph g, const std::string& model_pat
   if (topk.samples > 0) f.ranges.push_back({ds->describe(), lo.offset, lo.offset + topk.samples});
   f.points = observer.accumulator().points();
   return f;
+}
+
+// ---- Data-parallel passes ----
+
+// This rank's part of the selected samples [begin, end) as loader options.
+data::LoaderOptions shard_loader(data::LoaderOptions lo, const dist::Group& group, std::int64_t begin,
+                                 std::int64_t end) {
+  const auto [b, e] = group.shard(begin, end);
+  lo.offset = b;
+  lo.limit = e - b;
+  return lo;
+}
+
+// Sum of every rank's counts.
+TopK combine(dist::Group& group, const TopK& mine) {
+  if (group.size() == 1) return mine;
+  TopK all;
+  for (const auto& part :
+       group.all_gather(nlohmann::json{mine.samples, mine.top1_correct, mine.top5_correct}.dump())) {
+    const auto j = nlohmann::json::parse(part);
+    all.samples += j[0].get<std::int64_t>();
+    all.top1_correct += j[1].get<std::int64_t>();
+    all.top5_correct += j[2].get<std::int64_t>();
+  }
+  return all;
+}
+
+// Every rank's statistics merged in rank order (exact, so the same as one process over all samples),
+// with the data description one process would have written.
+calib::StatsFile combine(dist::Group& group, const calib::StatsFile* mine, const data::Dataset& ds,
+                         std::int64_t offset, std::int64_t limit) {
+  std::optional<calib::StatsFile> all;
+  if (group.size() == 1) {
+    if (mine) all = *mine;
+  } else {
+    for (const auto& part : group.all_gather(mine ? mine->to_json() : std::string())) {
+      if (part.empty()) continue;
+      auto f = calib::StatsFile::from_json(part, "statistics of another rank");
+      if (all) {
+        all->merge(f);
+      } else {
+        all = std::move(f);
+      }
+    }
+  }
+  if (!all) throw Error("--data " + ds.describe() + ": no samples selected");
+  all->data_source = describe_selection(ds, offset, limit, all->samples);
+  return std::move(*all);
 }
 
 }  // namespace aciq::eval
