@@ -185,7 +185,7 @@ std::pair<std::int64_t, std::int64_t> DataArgs::range(const data::Dataset& ds) c
   if (offset >= size) {
     throw Error(fmt::format("--offset {}: past the end of {} ({} samples)", offset, ds.describe(), size));
   }
-  const std::int64_t end = limit > 0 ? std::min(size, offset + limit) : size;
+  const std::int64_t end = limit > 0 && limit < size - offset ? offset + limit : size;  // no overflow
   return {offset, end};
 }
 

@@ -110,7 +110,7 @@ int run_collect(const CollectCmd& c, const Invocation& inv) {
       throw Error("--merge " + cmd.stats + ": " + o +
                   " are already in it; collect another chunk (--offset/--limit) or another split");
     }
-    if (old->ranges.empty()) {
+    if (!old->ranges_complete()) {
       std::cerr << "note: " << cmd.stats
                 << " records no sample ranges (an older aciq wrote it): overlap not checked\n";
     }

@@ -149,5 +149,6 @@ int main(int argc, char** argv) {
   // Every rank concludes; only rank 0 prints, one line for the whole job.
   const auto outcome = group->conclude(r.ok, r.peer, r.message);
   if (!outcome.message.empty()) std::cerr << "aciq: error: " << outcome.message << std::endl;
-  return r.ok ? r.code : outcome.exit_code;
+  // A rank can fail after the last collective while this one succeeded: the job still fails.
+  return std::max(r.ok ? r.code : 1, outcome.exit_code);
 }

@@ -90,8 +90,11 @@ struct StatsFile {
 
   [[nodiscard]] const PointStats* find(const std::string& name) const;
   // Adds another collection over different samples of the same model (counts, sums, extremes).
-  // Throws if a sample range of `other` overlaps one already here (the same samples counted twice).
+  // Throws if a sample range of `other` overlaps one already here (the same samples counted twice),
+  // or if the files hold different points.
   void merge(const StatsFile& other);
+  // Whether `ranges` accounts for every sample (false for files from before ranges were recorded).
+  [[nodiscard]] bool ranges_complete() const;
   // The first range of `other` that overlaps one here, if any ("" when none), as "DATA [a, b)".
   [[nodiscard]] std::string overlap(const StatsFile& other) const;
   // Plausibility of the contents (throws naming `source` and the point): at least one sample, every

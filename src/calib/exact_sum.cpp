@@ -5,6 +5,7 @@
 // starting at digit p / 32. Each add puts less than 2^32 into each limb it touches, so limbs stay far
 // from overflow for 2^30 adds between carry propagations. Carrying is exact integer arithmetic, so
 // the represented value is the exact sum, and any order of adds or merges gives the same value.
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -73,12 +74,23 @@ double ExactSum::value() const {
   normalize();
   bool negative = false;
   const auto d = magnitude(digit_, negative);
-  // From the top digit down: exact until the 53-bit mantissa fills, then only rounding. A function of
-  // the digits, so of the exact value alone.
-  double v = 0.0;
-  for (int i = kDigits - 1; i >= 0; --i) {
-    if (d[i] != 0) v += std::ldexp(static_cast<double>(d[i]), 32 * i - kBias);
+  int hi = kDigits - 1;
+  while (hi >= 0 && d[hi] == 0) --hi;
+  if (hi < 0) return 0.0;
+  // Round once: the top three digits (at least 65 significant bits, since d[hi] >= 1 sits above two
+  // full digits) in a 128-bit integer, with every lower non-zero digit folded into its lowest bit as
+  // a sticky bit far below the 53-bit rounding position; the integer-to-double conversion rounds to
+  // nearest even. Exact for results in the normal range (ldexp below 2^-1022 may round again).
+  const int lo = std::max(hi - 2, 0);
+  unsigned __int128 top = 0;
+  for (int i = hi; i >= lo; --i) top = (top << 32) | static_cast<unsigned __int128>(d[i]);
+  for (int i = lo - 1; i >= 0; --i) {
+    if (d[i] != 0) {
+      top |= 1;
+      break;
+    }
   }
+  const double v = std::ldexp(static_cast<double>(top), 32 * lo - kBias);
   return negative ? -v : v;
 }
 

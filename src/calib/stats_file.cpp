@@ -93,26 +93,38 @@ std::string StatsFile::overlap(const StatsFile& other) const {
   return "";
 }
 
+bool StatsFile::ranges_complete() const {
+  std::int64_t covered = 0;
+  for (const auto& r : ranges) covered += r.end - r.begin;
+  return covered == samples;
+}
+
 void StatsFile::merge(const StatsFile& other) {
   if (other.model_hash != model_hash) fail("cannot merge statistics of different models");
   if (const auto o = overlap(other); !o.empty())
     fail("cannot merge: " + o + " are already in the statistics");
+  // Both files hold the same points (the model's collection points): a point missing from one would
+  // leave it counted for fewer samples than the file claims.
+  if (other.points.size() != points.size()) {
+    fail("cannot merge: the files hold " + std::to_string(points.size()) + " and " +
+         std::to_string(other.points.size()) + " points (collected by different aciq versions?)");
+  }
   for (const auto& op : other.points) {
     auto it =
         std::find_if(points.begin(), points.end(), [&](const PointStats& p) { return p.name == op.name; });
-    if (it == points.end()) {
-      points.push_back(op);
-      continue;
-    }
+    if (it == points.end()) fail("cannot merge: point '" + op.name + "' is in only one of the files");
     if (it->sample_numel != op.sample_numel)
       fail("cannot merge point '" + op.name + "': sample sizes differ");
     for (std::size_t s = 0; s < kStatCount; ++s) it->summaries[s].merge(op.summaries[s]);
   }
+  // Ranges stay only while both sides account for all their samples; a file from before ranges were
+  // recorded makes the merged ranges unknown rather than falsely complete.
+  const bool complete = ranges_complete() && other.ranges_complete();
   samples += other.samples;
   if (data_source != other.data_source) data_source += " + " + other.data_source;
   auto all = ranges;
   all.insert(all.end(), other.ranges.begin(), other.ranges.end());
-  ranges = normalized(std::move(all));
+  ranges = complete ? normalized(std::move(all)) : std::vector<SampleRange>{};
 }
 
 void StatsFile::validate(const std::string& source) const {
@@ -124,6 +136,10 @@ void StatsFile::validate(const std::string& source) const {
       const Summary& sm = p.summaries[s];
       const std::string stat(kStatNames[s]);
       if (sm.count <= 0) fail(where + ": statistic '" + stat + "' has no samples");
+      if (sm.count != samples) {
+        fail(where + ": statistic '" + stat + "' counts " + std::to_string(sm.count) + " samples, the file " +
+             std::to_string(samples));
+      }
       if (sm.count != p.summaries[0].count)
         fail(where + ": statistic '" + stat + "' has a different sample count");
       // The mean is sum / count, rounded: allow it a few ulps outside [min, max].
@@ -215,6 +231,11 @@ StatsFile StatsFile::from_json(const std::string& text, const std::string& sourc
         f.ranges.push_back(std::move(r));
       }
       f.ranges = normalized(std::move(f.ranges));
+      for (std::size_t i = 1; i < f.ranges.size(); ++i) {
+        if (f.ranges[i].data == f.ranges[i - 1].data && f.ranges[i].begin < f.ranges[i - 1].end) {
+          fail(source + ": sample ranges overlap");
+        }
+      }
     }
     for (const auto& jp : j.at("points")) {
       PointStats p;
@@ -255,6 +276,8 @@ StatsFile StatsFile::from_json(const std::string& text, const std::string& sourc
       f.points.push_back(std::move(p));
     }
     f.validate(source);
+    if (!f.ranges.empty() && !f.ranges_complete())
+      fail(source + ": the sample ranges do not add up to 'samples'");
     return f;
   } catch (const nlohmann::json::exception& e) {
     fail(source + ": malformed statistics file: " + std::string(e.what()));

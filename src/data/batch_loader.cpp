@@ -161,7 +161,7 @@ BatchLoader::BatchLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions o
   s.sample_shape = s.ds->sample_shape();
   s.sample_numel = shape_numel(s.sample_shape);
   const std::int64_t rest = s.ds->size() - options.offset;
-  s.total = options.limit > 0 ? std::min(options.limit, rest) : rest;
+  s.total = options.limit > 0 ? std::min(options.limit, rest) : rest;  // no offset + limit: it may overflow
   s.batches = (s.total + options.batch_size - 1) / options.batch_size;
   if (s.batches == 0) return;
   // Refuse a batch tensor past the element limit now rather than in a worker.

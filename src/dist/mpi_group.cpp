@@ -110,14 +110,16 @@ class MpiGroup : public Group {
     MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     return all == 1;
   }
-  // Receives failure notices nobody polled for, so none is left pending at MPI_Finalize.
+  // Receives every failure notice sent to this rank (poll() only probes), so none is left pending at
+  // MPI_Finalize: which ranks reported is exchanged first, then each notice is received blocking.
   void drain() {
-    for (;;) {
-      int flag = 0, value = 0;
-      MPI_Status status;
-      MPI_Iprobe(MPI_ANY_SOURCE, kFailTag, MPI_COMM_WORLD, &flag, &status);
-      if (!flag) return;
-      MPI_Recv(&value, 1, MPI_INT, status.MPI_SOURCE, kFailTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    const int mine = reported_ ? 1 : 0;
+    std::vector<int> reported(static_cast<std::size_t>(size_));
+    MPI_Allgather(&mine, 1, MPI_INT, reported.data(), 1, MPI_INT, MPI_COMM_WORLD);
+    for (int r = 0; r < size_; ++r) {
+      if (r == rank_ || !reported[r]) continue;
+      int value = 0;
+      MPI_Recv(&value, 1, MPI_INT, r, kFailTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     }
   }
 

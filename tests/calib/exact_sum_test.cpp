@@ -58,6 +58,24 @@ TEST(ExactSum, CancellationIsExact) {
   EXPECT_EQ(u.value(), 0.0);
 }
 
+// One rounding of the exact value: 1 + 2^-53 + 2^-80 is just above the midpoint of 1 and 1 + 2^-52.
+TEST(ExactSum, RoundsTheExactValueOnce) {
+  ExactSum s;
+  s.add(1.0);
+  s.add(std::ldexp(1.0, -53));
+  s.add(std::ldexp(1.0, -80));
+  EXPECT_EQ(s.value(), 1.0 + std::ldexp(1.0, -52));
+  ExactSum t;  // exactly the midpoint: ties to even
+  t.add(1.0);
+  t.add(std::ldexp(1.0, -53));
+  EXPECT_EQ(t.value(), 1.0);
+  ExactSum u;  // negative, same magnitude
+  u.add(-1.0);
+  u.add(-std::ldexp(1.0, -53));
+  u.add(-std::ldexp(1.0, -80));
+  EXPECT_EQ(u.value(), -(1.0 + std::ldexp(1.0, -52)));
+}
+
 // Where a long double sum is exact (multiples of 2^-20 below 2^30, 5000 of them), they agree.
 TEST(ExactSum, AgreesWithAnExactReference) {
   std::mt19937_64 rng(3);

@@ -95,6 +95,29 @@ TEST(StatsFile, MergeCombinesSamples) {
   EXPECT_THROW(a.merge(other), Error);
 }
 
+// Ranges survive merges only while they account for every sample; a file without them makes the
+// merged ranges unknown (so a later overlapping chunk cannot pass as new).
+TEST(StatsFile, RangesStayOnlyWhileComplete) {
+  StatsFile a = sample_file(0.0), b = sample_file(1.0), c = sample_file(2.0);
+  a.ranges = {{"d", 0, 3}};
+  b.ranges = {{"d", 3, 6}};
+  a.merge(b);
+  ASSERT_EQ(a.ranges.size(), 1u);
+  EXPECT_EQ(a.ranges[0], (SampleRange{"d", 0, 6}));
+  EXPECT_THROW(a.merge(b), Error);  // [3, 6) again
+  a.merge(c);                       // c records no ranges
+  EXPECT_TRUE(a.ranges.empty());
+  EXPECT_FALSE(a.ranges_complete());
+  StatsFile d = sample_file(0.0);
+  d.points.push_back(d.points[0]);
+  d.points.back().name = "another";
+  EXPECT_THROW(a.merge(d), Error);  // different point sets
+  // On load: overlapping or incomplete ranges are refused.
+  StatsFile e = sample_file(0.0);
+  e.ranges = {{"d", 0, 2}};
+  EXPECT_THROW(StatsFile::from_json(e.to_json(), "e.json"), Error);
+}
+
 TEST(StatsFile, RefusesAnotherModel) {
   const StatsFile f = sample_file(0.0);
   EXPECT_NO_THROW(f.require_model("00112233aabbccdd", "s.json"));
