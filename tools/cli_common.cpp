@@ -278,9 +278,9 @@ policy::PolicyOptions QuantArgs::options() const {
   o.seed_coefficients = seed_coefficients;
   if (seed_coefficients) {
     // The seed's tables cover 2..8 bits; say so now rather than at the first point of another width.
-    for (const int b : {o.activation_bits}) {
-      if (b < 2 || b > 8)
-        throw Error(fmt::format("--seed-coefficients: the seed's tables cover 2..8 bits, not {}", b));
+    if (o.activation_bits < 2 || o.activation_bits > 8) {
+      throw Error(
+          fmt::format("--seed-coefficients: the seed's tables cover 2..8 bits, not {}", o.activation_bits));
     }
   }
   return o;

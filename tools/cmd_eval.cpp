@@ -75,13 +75,13 @@ nlohmann::ordered_json plan_options_record(const plan::PlanOptions& o) {
 
 // ---- Sharding over the ranks of an MPI job (a single process is one rank) ----------------------
 
-eval::LoopOptions loop_options(const dist::Group& group, bool quiet, const std::string& label) {
+eval::LoopOptions loop_options(dist::Group& group, bool quiet, const std::string& label) {
   eval::LoopOptions o;
   o.progress = !quiet && group.leader();
   o.label =
       group.size() > 1 ? label + fmt::format(" (rank 0 of {}, whole job estimated)", group.size()) : label;
   o.progress_scale = group.size();
-  if (group.size() > 1) o.between_batches = [&group] { const_cast<dist::Group&>(group).poll(); };
+  if (group.size() > 1) o.between_batches = [&group] { group.poll(); };
   return o;
 }
 

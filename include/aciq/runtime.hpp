@@ -81,6 +81,12 @@ class Executor {
   std::map<std::string, std::unique_ptr<Plan>> plans_;
 };
 
+// Throws "<source>: input 'x' expects shape [...] (float32), data has [...] (dtype)" unless a tensor of
+// `dtype` and `shape` fits graph input `in` (dims < 0 match anything). The executor checks every run's
+// inputs with it; dataset passes check the data's batch shape with it before loading anything.
+void require_input_fits(const graph::ValueInfo& in, DType dtype, const Shape& shape,
+                        const std::string& source);
+
 // The op types the executor implements (for `aciq layers` and error messages).
 const std::vector<std::string>& supported_ops();
 

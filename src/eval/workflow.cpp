@@ -15,15 +15,9 @@ void check_data_fits(const graph::Graph& g, const data::Dataset& ds, std::int64_
     fail(fmt::format("{}: the model has {} inputs; dataset passes feed exactly one", g.source,
                      g.inputs.size()));
   }
-  const auto& vi = g.inputs[0];
   Shape s = ds.sample_shape();
   s.insert(s.begin(), std::min(batch, std::max<std::int64_t>(ds.size(), 1)));
-  bool fits = vi.dtype == DType::kFloat32 && (vi.shape.empty() || vi.shape.size() == s.size());
-  for (std::size_t d = 0; fits && d < vi.shape.size(); ++d) fits = vi.shape[d] < 0 || vi.shape[d] == s[d];
-  if (!fits) {
-    fail(g.source + ": input '" + vi.name + "' expects shape " + shape_str(vi.shape) + " (" +
-         std::string(dtype_name(vi.dtype)) + "), data has " + shape_str(s) + " (float32)");
-  }
+  runtime::require_input_fits(g.inputs[0], DType::kFloat32, s, g.source);
 }
 
 std::string describe_selection(const data::Dataset& ds, std::int64_t offset, std::int64_t limit,

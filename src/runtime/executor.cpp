@@ -20,6 +20,17 @@ std::unique_ptr<Op> make_op(const graph::Node& node, std::int64_t opset, Backend
 
 void Op::error(const std::string& what) const { op_error(*this, what); }
 
+void require_input_fits(const graph::ValueInfo& in, DType dtype, const Shape& shape,
+                        const std::string& source) {
+  bool fits = dtype == in.dtype && (in.shape.empty() || in.shape.size() == shape.size());
+  for (std::size_t d = 0; fits && d < in.shape.size(); ++d) fits = in.shape[d] < 0 || in.shape[d] == shape[d];
+  if (!fits) {
+    fail(source + ": input '" + in.name + "' expects shape " + shape_str(in.shape) + " (" +
+         std::string(dtype_name(in.dtype)) + "), data has " + shape_str(shape) + " (" +
+         std::string(dtype_name(dtype)) + ")");
+  }
+}
+
 const std::vector<std::string>& supported_ops() {
   static const std::vector<std::string> ops{"Add",
                                             "AveragePool",
@@ -202,13 +213,7 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const auto& vi = g.inputs[i];
     const Shape& s = inputs[i].shape();
-    bool fits = inputs[i].dtype() == vi.dtype && (vi.shape.empty() || vi.shape.size() == s.size());
-    for (std::size_t d = 0; fits && d < vi.shape.size(); ++d) fits = vi.shape[d] < 0 || vi.shape[d] == s[d];
-    if (!fits) {
-      fail(g.source + ": input '" + vi.name + "' expects shape " + shape_str(vi.shape) + " (" +
-           std::string(dtype_name(vi.dtype)) + "), data has " + shape_str(s) + " (" +
-           std::string(dtype_name(inputs[i].dtype())) + ")");
-    }
+    require_input_fits(vi, inputs[i].dtype(), s, g.source);
     const bool shape_like = inputs[i].dtype() != DType::kFloat32;
     p.input_slots.push_back(
         new_slot(vi.name, {inputs[i].dtype(), s, nullptr}, shape_like ? inputs[i].clone() : Tensor()));

@@ -16,17 +16,6 @@ using plan::Semantics;
 using plan::WeightGranularity;
 using policy::Placement;
 
-struct Resnet20 : ::testing::Test {
-  Context ctx{2};
-  graph::Graph g = onnx_import::load_model(resnet20_path());
-  calib::StatsFile stats = collect_stats(g, synthetic_batch(8, 7), ctx);
-  plan::QuantPlan make(int bits, WeightGranularity wg, Placement placement = Placement::kDeploy,
-                       Semantics sem = Semantics::kOnnx) const {
-    return plan::build_plan(g, stats, plan_options(bits, quant::ClipMethod::kLaplace, sem, wg, placement),
-                            "s.json");
-  }
-};
-
 void expect_bit_equal(const Tensor& a, const Tensor& b) {
   ASSERT_EQ(a.shape(), b.shape());
   const auto x = a.f32(), y = b.f32();

@@ -1,6 +1,8 @@
 // Shared fixture of the plan and export tests: the bundled ResNet-20 and statistics of a synthetic batch.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <string>
 
 #include "../onnx/model_builder.hpp"
@@ -53,5 +55,18 @@ inline Tensor simulate(graph::Graph g, const plan::QuantPlan& p, const Tensor& b
   eval::FakeQuantObserver fq(sim.quantizers, ctx);
   return exec.run({batch}, &fq).at(0);
 }
+
+// The bundled ResNet-20 with statistics of a synthetic batch, and plans built from them.
+struct Resnet20 : ::testing::Test {
+  Context ctx{2};
+  graph::Graph g = onnx_import::load_model(resnet20_path());
+  calib::StatsFile stats = collect_stats(g, synthetic_batch(8, 7), ctx);
+  plan::QuantPlan make(int bits, plan::WeightGranularity wg,
+                       policy::Placement placement = policy::Placement::kDeploy,
+                       plan::Semantics sem = plan::Semantics::kOnnx) const {
+    return plan::build_plan(g, stats, plan_options(bits, quant::ClipMethod::kLaplace, sem, wg, placement),
+                            "s.json");
+  }
+};
 
 }  // namespace aciq::testing

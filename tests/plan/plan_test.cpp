@@ -14,12 +14,6 @@ using plan::Semantics;
 using plan::WeightGranularity;
 using policy::Placement;
 
-struct Resnet20 : ::testing::Test {
-  Context ctx{2};
-  graph::Graph g = onnx_import::load_model(resnet20_path());
-  calib::StatsFile stats = collect_stats(g, synthetic_batch(8, 7), ctx);
-};
-
 TEST_F(Resnet20, SeedPlanEqualsThePolicyPathBitForBit) {
   for (auto clip : {quant::ClipMethod::kNone, quant::ClipMethod::kLaplace, quant::ClipMethod::kMix}) {
     const auto o = plan_options(4, clip, Semantics::kSeed, WeightGranularity::kTensor, Placement::kOutputs);
