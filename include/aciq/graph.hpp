@@ -11,6 +11,10 @@
 
 namespace aciq::graph {
 
+// The ai.onnx opsets the importer accepts; operators implement the forms of every opset in this range.
+inline constexpr std::int64_t kMinOpset = 7;
+inline constexpr std::int64_t kMaxOpset = 18;
+
 struct Attribute {
   enum class Kind : std::uint8_t { kInt, kFloat, kString, kInts, kFloats, kTensor, kOther };
   Kind kind = Kind::kOther;
@@ -23,9 +27,9 @@ struct Attribute {
 };
 
 struct Node {
-  std::string name;     // unique; generated as "<op_type>_<index>" when the model has none
-  std::string op_type;  // ONNX op type, e.g. "Conv"
-  std::vector<std::string> inputs;   // "" marks an omitted optional input
+  std::string name;                 // unique; generated as "<op_type>_<index>" when the model has none
+  std::string op_type;              // ONNX op type, e.g. "Conv"
+  std::vector<std::string> inputs;  // "" marks an omitted optional input
   std::vector<std::string> outputs;
   std::map<std::string, Attribute> attrs;
 

@@ -5,6 +5,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "aciq/core.hpp"
@@ -87,7 +88,18 @@ class Executor {
 void require_input_fits(const graph::ValueInfo& in, DType dtype, const Shape& shape,
                         const std::string& source);
 
-// The op types the executor implements (for `aciq layers` and error messages).
+// One operator of the registry (src/runtime/ops/registry.hpp), as `aciq ops` and the docs show it.
+struct OperatorInfo {
+  std::string_view type;         // ONNX op type, default domain
+  std::string_view family;       // the implementing file, src/runtime/ops/<family>.cpp
+  std::string_view dtypes;       // element types of the main input, comma-separated
+  std::string_view fast_kernel;  // what the fast backend runs; "" = the reference kernel on both
+  std::int64_t since_opset = graph::kMinOpset;
+};
+
+// Every registered operator, sorted by type.
+const std::vector<OperatorInfo>& operator_table();
+// The op types the executor implements (for `aciq layers` and error messages), sorted.
 const std::vector<std::string>& supported_ops();
 
 }  // namespace aciq::runtime

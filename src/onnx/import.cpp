@@ -186,8 +186,9 @@ graph::Graph load_model_from_bytes(const std::string& bytes, const std::string& 
     if (op.domain().empty() || op.domain() == "ai.onnx") g.opset = op.version();
   }
   if (g.opset == 0) fail(source + ": model imports no ai.onnx opset");
-  if (g.opset < 7 || g.opset > 18) {
-    fail(source + ": opset " + std::to_string(g.opset) + " is outside the supported range 7-18");
+  if (g.opset < graph::kMinOpset || g.opset > graph::kMaxOpset) {
+    fail(source + ": opset " + std::to_string(g.opset) + " is outside the supported range " +
+         std::to_string(graph::kMinOpset) + "-" + std::to_string(graph::kMaxOpset));
   }
   const auto& gp = model.graph();
   for (const auto& init : gp.initializer()) {

@@ -7,16 +7,10 @@
 
 #include "aciq/runtime.hpp"
 #include "kernels/activation.hpp"
-#include "runtime/ops_common.hpp"
+#include "runtime/ops/common.hpp"
+#include "runtime/ops/registry.hpp"
 
 namespace aciq::runtime {
-
-std::unique_ptr<Op> make_op(const graph::Node& node, std::int64_t opset, Backend backend) {
-  if (auto op = make_shape_op(node, opset)) return op;
-  if (auto op = make_compute_op(node, opset, backend)) return op;
-  if (auto op = make_quant_op(node, opset, backend)) return op;
-  return nullptr;
-}
 
 void Op::error(const std::string& what) const { op_error(*this, what); }
 
@@ -29,44 +23,6 @@ void require_input_fits(const graph::ValueInfo& in, DType dtype, const Shape& sh
          std::string(dtype_name(in.dtype)) + "), data has " + shape_str(shape) + " (" +
          std::string(dtype_name(dtype)) + ")");
   }
-}
-
-const std::vector<std::string>& supported_ops() {
-  static const std::vector<std::string> ops{"Add",
-                                            "AveragePool",
-                                            "BatchNormalization",
-                                            "Cast",
-                                            "Clip",
-                                            "Concat",
-                                            "Constant",
-                                            "Conv",
-                                            "DequantizeLinear",
-                                            "Div",
-                                            "Dropout",
-                                            "Flatten",
-                                            "Gather",
-                                            "Gemm",
-                                            "GlobalAveragePool",
-                                            "GlobalMaxPool",
-                                            "HardSigmoid",
-                                            "HardSwish",
-                                            "Identity",
-                                            "LeakyRelu",
-                                            "MatMul",
-                                            "MaxPool",
-                                            "Mul",
-                                            "Pad",
-                                            "QuantizeLinear",
-                                            "Relu",
-                                            "Reshape",
-                                            "Shape",
-                                            "Sigmoid",
-                                            "Softmax",
-                                            "Squeeze",
-                                            "Sub",
-                                            "Transpose",
-                                            "Unsqueeze"};
-  return ops;
 }
 
 struct Executor::Plan {
@@ -94,11 +50,29 @@ struct Executor::Plan {
 
 Executor::Executor(graph::Graph g, Context& ctx, ExecutorOptions options)
     : graph_(std::move(g)), ctx_(ctx), options_(options) {
+  // Every node is checked before any planning, so a model is refused at load, naming all it lacks.
+  std::set<std::string> missing;
+  const graph::Node* first = nullptr;
   for (const auto& n : graph_.nodes) {
-    const auto& ops = supported_ops();
-    if (std::find(ops.begin(), ops.end(), n.op_type) == ops.end()) {
-      fail(graph_.source + ": unsupported operator " + n.op_type + " in " + n.describe());
+    const OpEntry* e = find_op(n.op_type);
+    if (!e) {
+      if (missing.insert(n.op_type).second && !first) first = &n;
+    } else if (graph_.opset < e->info.since_opset) {
+      fail(graph_.source + ": " + n.describe() + " needs opset " + std::to_string(e->info.since_opset) +
+           " or later, the model imports opset " + std::to_string(graph_.opset));
     }
+  }
+  if (first) {
+    std::string names;
+    for (const auto& m : missing) names += (names.empty() ? "" : ", ") + m;
+    std::string hint;
+    if (missing.size() == 1) {
+      const auto close = closest_matches(first->op_type, supported_ops(), 1);
+      if (!close.empty()) hint = "; did you mean " + close[0] + "?";
+    }
+    fail(graph_.source + ": unsupported operator" + (missing.size() > 1 ? "s " : " ") + names + " in " +
+         first->describe() + (missing.size() > 1 ? " and others" : "") + hint + " (`aciq ops` lists the " +
+         std::to_string(supported_ops().size()) + " supported)");
   }
   // oneDNN's OpenMP runtime sizes its team from this; aciq's own pool is sized by the Context.
   omp_set_num_threads(ctx.threads());

@@ -1,9 +1,11 @@
-// Shape-manipulating and data-movement operators (Reshape, Concat, Gather, Shape, ...): same on every backend.
+// Shape-manipulating and data-movement operators (Reshape, Concat, Gather, Shape, ...): same on every
+// backend.
 #include <algorithm>
 #include <cstring>
 
 #include "kernels/reference/reference.hpp"
-#include "runtime/ops_common.hpp"
+#include "runtime/ops/common.hpp"
+#include "runtime/ops/registry.hpp"
 
 namespace aciq::runtime {
 
@@ -12,7 +14,8 @@ namespace {
 std::int64_t normalize_axis(std::int64_t axis, std::int64_t rank, const Op& op, const std::string& what) {
   const std::int64_t a = axis < 0 ? axis + rank : axis;
   if (a < 0 || a >= rank) {
-    op_error(op, what + " axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
+    op_error(op,
+             what + " axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
   }
   return a;
 }
@@ -77,7 +80,8 @@ class ShapeOp : public ValueOp {
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     const Shape& s = in[0].shape;
     auto [b, e] = range(static_cast<std::int64_t>(s.size()));
-    value_ = Tensor::from_i64({e - b}, std::span<const std::int64_t>(s.data() + b, static_cast<std::size_t>(e - b)));
+    value_ = Tensor::from_i64({e - b},
+                              std::span<const std::int64_t>(s.data() + b, static_cast<std::size_t>(e - b)));
     return {ValueMeta{DType::kInt64, value_.shape(), &value_}};
   }
   DType out_dtype(const std::vector<ValueMeta>&) override { return DType::kInt64; }
@@ -89,7 +93,8 @@ class ShapeOp : public ValueOp {
   Tensor compute(const std::vector<const Tensor*>& in) override {
     const Shape& s = in[0]->shape();
     auto [b, e] = range(static_cast<std::int64_t>(s.size()));
-    return Tensor::from_i64({e - b}, std::span<const std::int64_t>(s.data() + b, static_cast<std::size_t>(e - b)));
+    return Tensor::from_i64({e - b},
+                            std::span<const std::int64_t>(s.data() + b, static_cast<std::size_t>(e - b)));
   }
 
  private:
@@ -135,7 +140,8 @@ class ReshapeOp : public ValueOp {
       if (known == 0 || total % known != 0) error("Reshape cannot infer -1 for " + shape_str(src));
       dims[infer_at] = total / known;
     }
-    if (shape_numel(dims) != total) error("Reshape cannot turn " + shape_str(src) + " into " + shape_str(dims));
+    if (shape_numel(dims) != total)
+      error("Reshape cannot turn " + shape_str(src) + " into " + shape_str(dims));
     return dims;
   }
 };
@@ -144,7 +150,9 @@ class FlattenOp : public ValueOp {
  public:
   using ValueOp::ValueOp;
   Shape out_shape(const std::vector<ValueMeta>& in) override { return target(in[0].shape); }
-  Tensor compute(const std::vector<const Tensor*>& in) override { return in[0]->reshaped(target(in[0]->shape())); }
+  Tensor compute(const std::vector<const Tensor*>& in) override {
+    return in[0]->reshaped(target(in[0]->shape()));
+  }
 
  private:
   Shape target(const Shape& s) const {
@@ -159,7 +167,8 @@ class FlattenOp : public ValueOp {
 };
 
 // Squeeze/Unsqueeze read their axes from an attribute before opset 13 and from input 1 after.
-std::vector<std::int64_t> axes_of(const Op& op, std::int64_t opset, const std::vector<ValueMeta>& in, bool& given) {
+std::vector<std::int64_t> axes_of(const Op& op, std::int64_t opset, const std::vector<ValueMeta>& in,
+                                  bool& given) {
   given = false;
   if (opset >= 13) {
     if (op.node().has_input(1)) {
@@ -263,7 +272,8 @@ class ConcatOp : public ValueOp {
   Shape out_shape(const std::vector<ValueMeta>& in) override {
     if (in.empty()) error("Concat has no inputs");
     Shape out = in[0].shape;
-    const std::int64_t axis = normalize_axis(node_.get_int("axis", 0), static_cast<std::int64_t>(out.size()), *this, "Concat");
+    const std::int64_t axis =
+        normalize_axis(node_.get_int("axis", 0), static_cast<std::int64_t>(out.size()), *this, "Concat");
     out[axis] = 0;
     for (const auto& m : in) {
       if (m.shape.size() != out.size()) error("Concat inputs differ in rank");
@@ -281,7 +291,8 @@ class GatherOp : public ValueOp {
   using ValueOp::ValueOp;
   Shape out_shape(const std::vector<ValueMeta>& in) override {
     const Shape& d = in.at(0).shape;
-    const std::int64_t axis = normalize_axis(node_.get_int("axis", 0), static_cast<std::int64_t>(d.size()), *this, "Gather");
+    const std::int64_t axis =
+        normalize_axis(node_.get_int("axis", 0), static_cast<std::int64_t>(d.size()), *this, "Gather");
     Shape out(d.begin(), d.begin() + axis);
     out.insert(out.end(), in.at(1).shape.begin(), in.at(1).shape.end());
     out.insert(out.end(), d.begin() + axis + 1, d.end());
@@ -311,16 +322,21 @@ class CastOp : public ValueOp {
     if (in[0]->dtype() == DType::kFloat32) {
       const float* src = in[0]->data<float>();
       for (std::int64_t i = 0; i < out.numel(); ++i) {
-        if (to == DType::kInt64) out.data<std::int64_t>()[i] = static_cast<std::int64_t>(src[i]);
-        else out.data<std::int32_t>()[i] = static_cast<std::int32_t>(src[i]);
+        if (to == DType::kInt64)
+          out.data<std::int64_t>()[i] = static_cast<std::int64_t>(src[i]);
+        else
+          out.data<std::int32_t>()[i] = static_cast<std::int32_t>(src[i]);
       }
       return out;
     }
     const auto v = in[0]->to_i64_vector();
     for (std::int64_t i = 0; i < out.numel(); ++i) {
-      if (to == DType::kFloat32) out.data<float>()[i] = static_cast<float>(v[i]);
-      else if (to == DType::kInt64) out.data<std::int64_t>()[i] = v[i];
-      else out.data<std::int32_t>()[i] = static_cast<std::int32_t>(v[i]);
+      if (to == DType::kFloat32)
+        out.data<float>()[i] = static_cast<float>(v[i]);
+      else if (to == DType::kInt64)
+        out.data<std::int64_t>()[i] = v[i];
+      else
+        out.data<std::int32_t>()[i] = static_cast<std::int32_t>(v[i]);
     }
     return out;
   }
@@ -339,14 +355,19 @@ class PadOp : public ValueOp {
   }
   Tensor compute(const std::vector<const Tensor*>& in) override {
     std::vector<ValueMeta> metas;
-    for (const Tensor* t : in) metas.push_back({t ? t->dtype() : DType::kFloat32, t ? t->shape() : Shape{}, t});
+    for (const Tensor* t : in)
+      metas.push_back({t ? t->dtype() : DType::kFloat32, t ? t->shape() : Shape{}, t});
     const std::string mode = node_.get_string("mode", "constant");
     kernels::ref::PadMode m = kernels::ref::PadMode::kConstant;
-    if (mode == "reflect") m = kernels::ref::PadMode::kReflect;
-    else if (mode == "edge") m = kernels::ref::PadMode::kEdge;
-    else if (mode != "constant") error("Pad mode '" + mode + "' is not supported");
+    if (mode == "reflect")
+      m = kernels::ref::PadMode::kReflect;
+    else if (mode == "edge")
+      m = kernels::ref::PadMode::kEdge;
+    else if (mode != "constant")
+      error("Pad mode '" + mode + "' is not supported");
     float value = node_.get_float("value", 0.0f);
-    if (opset_ >= 11 && in.size() > 2 && in[2] && in[2]->numel() > 0) value = in[2]->to_f32().data<float>()[0];
+    if (opset_ >= 11 && in.size() > 2 && in[2] && in[2]->numel() > 0)
+      value = in[2]->to_f32().data<float>()[0];
     return kernels::ref::pad(*in[0], pads(metas), m, value);
   }
 
@@ -367,35 +388,39 @@ class IdentityOp : public Op {
   }
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     std::vector<ValueMeta> out{{in[0].dtype, in[0].shape, nullptr}};
-    if (node_.outputs.size() > 1 && !node_.outputs[1].empty()) out.push_back({DType::kBool, in[0].shape, nullptr});
+    if (node_.outputs.size() > 1 && !node_.outputs[1].empty())
+      out.push_back({DType::kBool, in[0].shape, nullptr});
     return out;
   }
   void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
-    if (node_.op_type == "Dropout" && opset_ >= 12 && in.size() > 2 && in[2] && in[2]->to_i64_vector().at(0) != 0) {
+    if (node_.op_type == "Dropout" && opset_ >= 12 && in.size() > 2 && in[2] &&
+        in[2]->to_i64_vector().at(0) != 0) {
       error("Dropout in training mode is not supported (aciq runs inference only)");
     }
     copy_into(*out[0], *in[0], *this);
-    if (out.size() > 1 && out[1]) std::memset(out[1]->raw(), 1, out[1]->nbytes());  // mask: every element kept
+    if (out.size() > 1 && out[1])
+      std::memset(out[1]->raw(), 1, out[1]->nbytes());  // mask: every element kept
   }
 };
 
 }  // namespace
 
-std::unique_ptr<Op> make_shape_op(const graph::Node& n, std::int64_t opset) {
-  const std::string& t = n.op_type;
-  if (t == "Constant") return std::make_unique<ConstantOp>(n, opset);
-  if (t == "Shape") return std::make_unique<ShapeOp>(n, opset);
-  if (t == "Reshape") return std::make_unique<ReshapeOp>(n, opset);
-  if (t == "Flatten") return std::make_unique<FlattenOp>(n, opset);
-  if (t == "Squeeze") return std::make_unique<SqueezeOp>(n, opset);
-  if (t == "Unsqueeze") return std::make_unique<UnsqueezeOp>(n, opset);
-  if (t == "Transpose") return std::make_unique<TransposeOp>(n, opset);
-  if (t == "Concat") return std::make_unique<ConcatOp>(n, opset);
-  if (t == "Gather") return std::make_unique<GatherOp>(n, opset);
-  if (t == "Cast") return std::make_unique<CastOp>(n, opset);
-  if (t == "Pad") return std::make_unique<PadOp>(n, opset);
-  if (t == "Identity" || t == "Dropout") return std::make_unique<IdentityOp>(n, opset);
-  return nullptr;
+std::vector<OpEntry> shape_ops() {
+  return {
+      op_entry<ConstantOp>("Constant", "any", ""),
+      op_entry<ShapeOp>("Shape", "any", ""),
+      op_entry<ReshapeOp>("Reshape", "any", ""),
+      op_entry<FlattenOp>("Flatten", "any", ""),
+      op_entry<SqueezeOp>("Squeeze", "any", ""),
+      op_entry<UnsqueezeOp>("Unsqueeze", "any", ""),
+      op_entry<TransposeOp>("Transpose", "any", ""),
+      op_entry<ConcatOp>("Concat", "any", ""),
+      op_entry<GatherOp>("Gather", "any", ""),
+      op_entry<CastOp>("Cast", "float32,int64,int32,uint8,int8,bool", ""),
+      op_entry<PadOp>("Pad", "float32", ""),
+      op_entry<IdentityOp>("Identity", "any", ""),
+      op_entry<IdentityOp>("Dropout", "float32", ""),
+  };
 }
 
 }  // namespace aciq::runtime

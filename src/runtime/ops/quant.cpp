@@ -2,7 +2,8 @@
 #include <algorithm>
 
 #include "kernels/reference/quantize.hpp"
-#include "runtime/ops_common.hpp"
+#include "runtime/ops/common.hpp"
+#include "runtime/ops/registry.hpp"
 
 namespace aciq::runtime {
 
@@ -160,10 +161,11 @@ class DequantizeLinearOp : public QdqOp {
 
 }  // namespace
 
-std::unique_ptr<Op> make_quant_op(const graph::Node& n, std::int64_t opset, Backend backend) {
-  if (n.op_type == "QuantizeLinear") return std::make_unique<QuantizeLinearOp>(n, opset, backend);
-  if (n.op_type == "DequantizeLinear") return std::make_unique<DequantizeLinearOp>(n, opset, backend);
-  return nullptr;
+std::vector<OpEntry> quant_ops() {
+  return {
+      op_entry<QuantizeLinearOp>("QuantizeLinear", "float32", "", 10),
+      op_entry<DequantizeLinearOp>("DequantizeLinear", "uint8,int8,int32", "", 10),
+  };
 }
 
 }  // namespace aciq::runtime

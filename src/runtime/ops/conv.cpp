@@ -1,0 +1,272 @@
+// Convolution and pooling operators (Conv, MaxPool, AveragePool, global pools): oneDNN and reference.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels/fast/dnnl_kernels.hpp"
+#include "kernels/reference/reference.hpp"
+#include "runtime/ops/common.hpp"
+#include "runtime/ops/registry.hpp"
+
+namespace aciq::runtime {
+
+namespace {
+
+namespace ref = kernels::ref;
+namespace fast = kernels::fast;
+
+// Spatial geometry of a Conv/Pool node on a 1-D (N,C,W) or 2-D (N,C,H,W) input.
+struct Geometry {
+  ref::Window2d win;
+  std::int64_t n = 0, c = 0, h = 1, w = 1, oh = 1, ow = 1;
+  bool ceil_overhang = false;  // ceil_mode produced windows that start inside but end past the padding
+};
+
+Geometry window_geometry(const Op& op, const Shape& in, std::vector<std::int64_t> kernel, bool ceil_mode) {
+  const auto& node = op.node();
+  if (in.size() != 3 && in.size() != 4) {
+    op_error(op, "only 1-D and 2-D spatial inputs are supported, got shape " + shape_str(in));
+  }
+  const std::size_t sd = in.size() - 2;
+  if (kernel.size() != sd)
+    op_error(op, "kernel_shape has " + std::to_string(kernel.size()) + " dims for input " + shape_str(in));
+  auto strides = node.get_ints("strides", std::vector<std::int64_t>(sd, 1));
+  auto dil = node.get_ints("dilations", std::vector<std::int64_t>(sd, 1));
+  auto pads = node.get_ints("pads", std::vector<std::int64_t>(2 * sd, 0));
+  if (strides.size() != sd || dil.size() != sd || pads.size() != 2 * sd)
+    op_error(op, "strides/dilations/pads do not match the input rank");
+  const std::string auto_pad = node.get_string("auto_pad", "NOTSET");
+  std::vector<std::int64_t> spatial(in.begin() + 2, in.end()), out(sd);
+  bool overhang = false;
+  for (std::size_t i = 0; i < sd; ++i) {
+    if (kernel[i] <= 0 || strides[i] <= 0 || dil[i] <= 0)
+      op_error(op, "kernel, strides and dilations must be positive");
+    const std::int64_t ext = (kernel[i] - 1) * dil[i] + 1;
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      out[i] = (spatial[i] + strides[i] - 1) / strides[i];
+      const std::int64_t total = std::max<std::int64_t>(0, (out[i] - 1) * strides[i] + ext - spatial[i]);
+      const std::int64_t small = total / 2;
+      pads[i] = auto_pad == "SAME_UPPER" ? small : total - small;
+      pads[i + sd] = total - pads[i];
+    } else if (auto_pad == "VALID") {
+      pads[i] = pads[i + sd] = 0;
+      out[i] = (spatial[i] - ext) / strides[i] + 1;
+    } else if (auto_pad == "NOTSET") {
+      const std::int64_t span = spatial[i] + pads[i] + pads[i + sd] - ext;
+      if (span < 0) op_error(op, "kernel is larger than the padded input " + shape_str(in));
+      out[i] = (ceil_mode ? (span + strides[i] - 1) / strides[i] : span / strides[i]) + 1;
+      // A window must start inside the input or its left padding (PyTorch/ONNX ceil rule).
+      if (ceil_mode && (out[i] - 1) * strides[i] >= spatial[i] + pads[i]) --out[i];
+      if ((out[i] - 1) * strides[i] + ext > spatial[i] + pads[i] + pads[i + sd]) overhang = true;
+    } else {
+      op_error(op, "unknown auto_pad '" + auto_pad + "'");
+    }
+    if (out[i] <= 0) op_error(op, "output would be empty for input " + shape_str(in));
+  }
+  Geometry g;
+  g.n = in[0];
+  g.c = in[1];
+  g.ceil_overhang = overhang;
+  if (sd == 2) {
+    g.h = spatial[0], g.w = spatial[1], g.oh = out[0], g.ow = out[1];
+    g.win = {kernel[0], kernel[1], strides[0], strides[1], dil[0],
+             dil[1],    pads[0],   pads[1],    pads[2],    pads[3]};
+  } else {
+    g.h = 1, g.w = spatial[0], g.oh = 1, g.ow = out[0];
+    g.win = {1, kernel[0], 1, strides[0], 1, dil[0], 0, pads[0], 0, pads[1]};
+  }
+  return g;
+}
+
+Shape out_shape_of(const Geometry& g, std::int64_t channels, std::size_t rank) {
+  return rank == 4 ? Shape{g.n, channels, g.oh, g.ow} : Shape{g.n, channels, g.ow};
+}
+
+class ConvOp : public Op {
+ public:
+  ConvOp(const graph::Node& n, std::int64_t opset, Backend b) : Op(n, opset), backend_(b) {}
+
+  std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
+    if (in.size() < 2) error("Conv needs X and W");
+    require_f32(*this, in, 3);
+    const Shape& x = in[0].shape;
+    const Shape& w = in[1].shape;
+    if (x.size() != 3 && x.size() != 4)
+      error("only 1-D and 2-D convolutions are supported, input " + shape_str(x));
+    if (w.size() != x.size()) error("weight shape " + shape_str(w) + " does not match input " + shape_str(x));
+    const std::int64_t group = node_.get_int("group", 1);
+    if (group <= 0 || x[1] % group != 0 || w[0] % group != 0 || w[1] * group != x[1]) {
+      error("input " + shape_str(x) + " does not fit weight " + shape_str(w) + " with group " +
+            std::to_string(group));
+    }
+    if (in.size() > 2 && node_.has_input(2) && (in[2].shape.size() != 1 || in[2].shape[0] != w[0])) {
+      error("bias shape " + shape_str(in[2].shape) + " does not match " + std::to_string(w[0]) +
+            " output channels");
+    }
+    const std::vector<std::int64_t> kernel = node_.get_ints("kernel_shape", Shape(w.begin() + 2, w.end()));
+    if (kernel != Shape(w.begin() + 2, w.end())) {
+      error("kernel_shape " + shape_str(kernel) + " does not match weight " + shape_str(w));
+    }
+    geo_ = window_geometry(*this, x, kernel, false);
+    shape_ = {geo_.n, geo_.c, geo_.h, geo_.w, w[0], geo_.oh, geo_.ow, group};
+    dnnl_ready_ = can_use_dnnl(in);
+    return {ValueMeta{DType::kFloat32, out_shape_of(geo_, w[0], x.size()), nullptr}};
+  }
+
+  LayoutRule layout_rule(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&) const override {
+    return can_use_dnnl(in) ? LayoutRule::kFree : LayoutRule::kPlainOnly;
+  }
+
+  void prepare(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&, DnnlEnv* env) override {
+    if (!env || !can_use_dnnl(in)) return;
+    conv_ = std::make_unique<fast::Conv2d>(*env, shape_, geo_.win, in[1].value->data<float>(),
+                                           node_.has_input(2) ? in[2].value->data<float>() : nullptr, act_,
+                                           in_blocked(0) ? block_ : 0, out_blocked(0) ? block_ : 0, sum_);
+  }
+
+  bool fuse_activation(const Activation& act) override {
+    if (act_.kind != Activation::Kind::kNone) return false;
+    act_ = act;
+    return true;
+  }
+
+  // Only with a oneDNN primitive (constant weights), and only before an activation is fused:
+  // act(conv) + s is not act(conv + s).
+  bool fuse_sum() override {
+    if (!dnnl_ready_ || sum_ || act_.kind != Activation::Kind::kNone) return false;
+    sum_ = true;
+    return true;
+  }
+
+  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    if (conv_) {
+      conv_->run(in[0]->data<float>(), out[0]->data<float>());
+      return;
+    }
+    const float* bias = node_.has_input(2) ? in[2]->data<float>() : nullptr;
+    ref::conv2d(shape_, geo_.win, in[0]->data<float>(), in[1]->data<float>(), bias, out[0]->data<float>());
+    kernels::apply_activation_ref(act_, out[0]->data<float>(), out[0]->numel());
+  }
+
+ private:
+  // oneDNN primitives are built once per plan for constant weights (the case of every real model).
+  bool can_use_dnnl(const std::vector<ValueMeta>& in) const {
+    return backend_ == Backend::kFast && in[1].value && (!node_.has_input(2) || in[2].value);
+  }
+  Backend backend_;
+  Geometry geo_;
+  ref::ConvShape shape_{};
+  Activation act_;
+  bool dnnl_ready_ = false;  // infer() saw constant weights on the fast backend: prepare() builds conv_
+  bool sum_ = false;         // the output buffer holds a summand to add (fuse_sum); implies dnnl_ready_
+  std::unique_ptr<fast::Conv2d> conv_;
+};
+
+class PoolOp : public Op {
+ public:
+  PoolOp(const graph::Node& n, std::int64_t opset, Backend b) : Op(n, opset), backend_(b) {}
+
+  std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
+    require_f32(*this, in, 1);
+    if (node_.outputs.size() > 1 && !node_.outputs[1].empty())
+      error("the Indices output of MaxPool is not supported");
+    if (!node_.has("kernel_shape")) error("kernel_shape is required");
+    geo_ = window_geometry(*this, in.at(0).shape, node_.get_ints("kernel_shape"),
+                           node_.get_int("ceil_mode", 0) != 0);
+    return {ValueMeta{DType::kFloat32, out_shape_of(geo_, geo_.c, in[0].shape.size()), nullptr}};
+  }
+
+  LayoutRule layout_rule(const std::vector<ValueMeta>&, const std::vector<ValueMeta>&) const override {
+    return dnnl_ok() ? LayoutRule::kSame : LayoutRule::kPlainOnly;
+  }
+
+  void prepare(const std::vector<ValueMeta>&, const std::vector<ValueMeta>&, DnnlEnv* env) override {
+    if (!env || !dnnl_ok()) return;
+    ref::Window2d win = geo_.win;
+    fast::Pool2d::Kind kind = fast::Pool2d::Kind::kMax;
+    if (is_avg())
+      kind = include_pad() ? fast::Pool2d::Kind::kAvgIncludePad : fast::Pool2d::Kind::kAvgExcludePad;
+    // oneDNN derives the output size by floor division, so widen the trailing padding for ceil_mode.
+    win.pad_bottom = std::max(
+        win.pad_bottom, (geo_.oh - 1) * win.stride_h + (win.kh - 1) * win.dil_h + 1 - geo_.h - win.pad_top);
+    win.pad_right = std::max(
+        win.pad_right, (geo_.ow - 1) * win.stride_w + (win.kw - 1) * win.dil_w + 1 - geo_.w - win.pad_left);
+    pool_ =
+        std::make_unique<fast::Pool2d>(*env, ref::PoolShape{geo_.n, geo_.c, geo_.h, geo_.w, geo_.oh, geo_.ow},
+                                       win, kind, in_blocked(0) ? block_ : 0);
+  }
+
+  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    if (pool_) {
+      pool_->run(in[0]->data<float>(), out[0]->data<float>());
+      return;
+    }
+    const ref::PoolShape s{geo_.n, geo_.c, geo_.h, geo_.w, geo_.oh, geo_.ow};
+    if (is_avg()) {
+      ref::avg_pool2d(s, geo_.win, include_pad(), in[0]->data<float>(), out[0]->data<float>());
+    } else {
+      ref::max_pool2d(s, geo_.win, in[0]->data<float>(), out[0]->data<float>());
+    }
+  }
+
+ private:
+  // oneDNN would count the ceil_mode overhang as padding for count_include_pad; the reference
+  // kernel handles that case.
+  bool dnnl_ok() const {
+    return backend_ == Backend::kFast && !(is_avg() && include_pad() && geo_.ceil_overhang);
+  }
+  bool is_avg() const { return node_.op_type == "AveragePool"; }
+  bool include_pad() const { return node_.get_int("count_include_pad", 0) != 0; }
+  Backend backend_;
+  Geometry geo_;
+  std::unique_ptr<fast::Pool2d> pool_;
+};
+
+class GlobalPoolOp : public Op {
+ public:
+  GlobalPoolOp(const graph::Node& n, std::int64_t opset, Backend b) : Op(n, opset), backend_(b) {}
+  LayoutRule layout_rule(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&) const override {
+    return backend_ == Backend::kFast && node_.op_type == "GlobalAveragePool" && in[0].shape.size() == 4
+               ? LayoutRule::kFree
+               : LayoutRule::kPlainOnly;
+  }
+  std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
+    require_f32(*this, in, 1);
+    const Shape& x = in.at(0).shape;
+    if (x.size() < 3) error("input must have spatial dims, got " + shape_str(x));
+    Shape out = x;
+    for (std::size_t i = 2; i < out.size(); ++i) out[i] = 1;
+    return {ValueMeta{DType::kFloat32, out, nullptr}};
+  }
+  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    const Shape& x = in[0]->shape();
+    const std::int64_t nc = x[0] * x[1];
+    const std::int64_t hw = in[0]->numel() / std::max<std::int64_t>(nc, 1);
+    if (in_blocked(0)) {
+      fast::global_avg_pool_blocked(x[0], x[1], hw, block_, in[0]->data<float>(), out[0]->data<float>(),
+                                    out_blocked(0));
+    } else if (node_.op_type == "GlobalAveragePool") {
+      ref::global_avg_pool(nc, hw, in[0]->data<float>(), out[0]->data<float>());
+    } else {
+      ref::global_max_pool(nc, hw, in[0]->data<float>(), out[0]->data<float>());
+    }
+  }
+
+ private:
+  Backend backend_;
+};
+
+}  // namespace
+
+std::vector<OpEntry> conv_ops() {
+  return {
+      op_entry<ConvOp>("Conv", "float32", "oneDNN convolution (constant weights)"),
+      op_entry<PoolOp>("MaxPool", "float32", "oneDNN pooling"),
+      op_entry<PoolOp>("AveragePool", "float32", "oneDNN pooling"),
+      op_entry<GlobalPoolOp>("GlobalAveragePool", "float32", "oneDNN pooling"),
+      op_entry<GlobalPoolOp>("GlobalMaxPool", "float32", "oneDNN pooling"),
+  };
+}
+
+}  // namespace aciq::runtime

@@ -1,0 +1,250 @@
+// Elementwise activations (Relu, Clip, Sigmoid, ...) and arithmetic (Add, Sub, Mul, Div) with broadcasting.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels/fast/dnnl_kernels.hpp"
+#include "kernels/reference/quantize.hpp"
+#include "kernels/reference/reference.hpp"
+#include "runtime/ops/common.hpp"
+#include "runtime/ops/registry.hpp"
+
+namespace aciq::runtime {
+
+namespace {
+
+namespace ref = kernels::ref;
+namespace fast = kernels::fast;
+
+class UnaryOp : public Op {
+ public:
+  UnaryOp(const graph::Node& n, std::int64_t opset, Backend b) : Op(n, opset), backend_(b) {}
+  LayoutRule layout_rule(const std::vector<ValueMeta>&, const std::vector<ValueMeta>&) const override {
+    return LayoutRule::kSame;  // elementwise: any memory order works
+  }
+  std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
+    if (node_.op_type == "Clip" && !in.empty() && is_clip_int(in[0].dtype)) return infer_int_clip(in);
+    require_f32(*this, in, 1);
+    return {ValueMeta{DType::kFloat32, in.at(0).shape, nullptr}};
+  }
+  void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    const std::string& t = node_.op_type;
+    if (in[0]->dtype() != DType::kFloat32) {
+      run_int_clip(in, out);
+      return;
+    }
+    if (backend_ == Backend::kFast && (t == "Relu" || t == "Clip" || t == "LeakyRelu")) {
+      // Activations the producer could not absorb: one threaded pass (same bits as ref::unary).
+      Activation act;
+      if (t == "Relu") {
+        act.kind = Activation::Kind::kRelu;
+      } else if (t == "LeakyRelu") {
+        act.kind = Activation::Kind::kLeakyRelu;
+        act.alpha = node_.get_float("alpha", 0.01f);
+      } else {
+        act.kind = Activation::Kind::kClip;
+        std::tie(act.lo, act.hi) =
+            clip_bounds(node_, opset_, in.size() > 1 ? in[1] : nullptr, in.size() > 2 ? in[2] : nullptr);
+      }
+      kernels::apply_activation(act, in[0]->data<float>(), out[0]->data<float>(), in[0]->numel(), ctx);
+      return;
+    }
+    ref::UnaryParams p;
+    ref::UnaryOp op = ref::UnaryOp::kRelu;
+    if (t == "Relu") {
+      op = ref::UnaryOp::kRelu;
+    } else if (t == "Sigmoid") {
+      op = ref::UnaryOp::kSigmoid;
+    } else if (t == "HardSigmoid") {
+      op = ref::UnaryOp::kHardSigmoid;
+      p.alpha = node_.get_float("alpha", 0.2f);
+      p.beta = node_.get_float("beta", 0.5f);
+    } else if (t == "HardSwish") {
+      op = ref::UnaryOp::kHardSwish;
+    } else if (t == "LeakyRelu") {
+      op = ref::UnaryOp::kLeakyRelu;
+      p.alpha = node_.get_float("alpha", 0.01f);
+    } else {  // Clip
+      op = ref::UnaryOp::kClip;
+      auto bounds =
+          clip_bounds(node_, opset_, in.size() > 1 ? in[1] : nullptr, in.size() > 2 ? in[2] : nullptr);
+      p.lo = bounds.first;
+      p.hi = bounds.second;
+    }
+    ref::unary(op, p, in[0]->data<float>(), out[0]->data<float>(), in[0]->numel());
+  }
+
+  static std::pair<float, float> clip_bounds(const graph::Node& n, std::int64_t opset, const Tensor* lo,
+                                             const Tensor* hi) {
+    const float inf = std::numeric_limits<float>::infinity();
+    if (opset < 11) return {n.get_float("min", -inf), n.get_float("max", inf)};
+    auto scalar = [](const Tensor* t, float fallback) {
+      return t && t->numel() > 0 ? t->to_f32().data<float>()[0] : fallback;
+    };
+    return {scalar(n.has_input(1) ? lo : nullptr, -inf), scalar(n.has_input(2) ? hi : nullptr, inf)};
+  }
+
+  static bool is_clip_int(DType d) {
+    return d == DType::kUInt8 || d == DType::kInt8 || d == DType::kInt32 || d == DType::kInt64;
+  }
+
+ private:
+  // Integer Clip (opset 12+): min/max are optional scalar inputs of the input's type; the same kernel
+  // on both backends (integer values are never blocked, never fused into a float producer).
+  std::vector<ValueMeta> infer_int_clip(const std::vector<ValueMeta>& in) {
+    const DType d = in[0].dtype;
+    if (opset_ < 12) {
+      error("Clip on " + std::string(dtype_name(d)) + " needs opset 12 or later, model has " +
+            std::to_string(opset_));
+    }
+    for (std::size_t i = 1; i < std::min<std::size_t>(in.size(), 3); ++i) {
+      if (!node_.has_input(i)) continue;
+      if (in[i].dtype != d) {
+        error(std::string(i == 1 ? "min" : "max") + " is " + std::string(dtype_name(in[i].dtype)) +
+              ", input is " + std::string(dtype_name(d)));
+      }
+      if (shape_numel(in[i].shape) != 1) error(std::string(i == 1 ? "min" : "max") + " must be a scalar");
+    }
+    return {ValueMeta{d, in[0].shape, nullptr}};
+  }
+
+  template <typename T>
+  void clip_as(const std::vector<const Tensor*>& in, Tensor& out) {
+    auto bound = [&](std::size_t i, T fallback) {
+      return node_.has_input(i) && in.size() > i && in[i] ? in[i]->data<T>()[0] : fallback;
+    };
+    ref::clip(in[0]->data<T>(), bound(1, std::numeric_limits<T>::lowest()),
+              bound(2, std::numeric_limits<T>::max()), out.data<T>(), in[0]->numel());
+  }
+
+  void run_int_clip(const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) {
+    switch (in[0]->dtype()) {
+      case DType::kUInt8: clip_as<std::uint8_t>(in, *out[0]); break;
+      case DType::kInt8: clip_as<std::int8_t>(in, *out[0]); break;
+      case DType::kInt32: clip_as<std::int32_t>(in, *out[0]); break;
+      case DType::kInt64: clip_as<std::int64_t>(in, *out[0]); break;
+      default: error("Clip does not support " + std::string(dtype_name(in[0]->dtype())));
+    }
+  }
+
+  Backend backend_;
+};
+
+void binary_same_shape(ref::BinaryOp op, const float* __restrict a, const float* __restrict b, float* y,
+                       std::int64_t lo, std::int64_t hi) {
+  switch (op) {
+    case ref::BinaryOp::kAdd:
+      for (std::int64_t i = lo; i < hi; ++i) y[i] = a[i] + b[i];
+      break;
+    case ref::BinaryOp::kSub:
+      for (std::int64_t i = lo; i < hi; ++i) y[i] = a[i] - b[i];
+      break;
+    case ref::BinaryOp::kMul:
+      for (std::int64_t i = lo; i < hi; ++i) y[i] = a[i] * b[i];
+      break;
+    case ref::BinaryOp::kDiv:
+      for (std::int64_t i = lo; i < hi; ++i) y[i] = a[i] / b[i];
+      break;
+  }
+}
+
+class BinaryOp : public Op {
+ public:
+  BinaryOp(const graph::Node& n, std::int64_t opset, Backend b) : Op(n, opset), backend_(b) {}
+  std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
+    if (in.size() != 2) error("expects 2 inputs");
+    if (in[0].dtype != in[1].dtype) error("operands have different dtypes");
+    return {ValueMeta{in[0].dtype, ref::broadcast_shapes(in[0].shape, in[1].shape), nullptr}};
+  }
+  LayoutRule layout_rule(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&) const override {
+    const bool same =
+        backend_ == Backend::kFast && in[0].dtype == DType::kFloat32 && in[0].shape == in[1].shape;
+    return same ? LayoutRule::kSame : LayoutRule::kPlainOnly;
+  }
+  bool fuse_activation(const Activation& act) override {
+    if (backend_ != Backend::kFast || act_.kind != Activation::Kind::kNone) return false;
+    act_ = act;
+    return true;
+  }
+  void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    const auto op = kind();
+    if (backend_ == Backend::kFast && in[0]->dtype() == DType::kFloat32 && in[0]->shape() == in[1]->shape()) {
+      // Same-shape float operands (residual adds): one threaded pass with the fused activation, in
+      // chunks small enough that the activation reads what the arithmetic just wrote from cache.
+      const float* a = in[0]->data<float>();
+      const float* b = in[1]->data<float>();
+      float* y = out[0]->data<float>();
+      const std::int64_t n = out[0]->numel();
+      constexpr std::int64_t kChunk = 1 << 14;
+      ctx.pool->parallel_for((n + kChunk - 1) / kChunk, [&](std::int64_t cb, std::int64_t ce) {
+        for (std::int64_t lo = cb * kChunk; lo < std::min(n, ce * kChunk); lo += kChunk) {
+          const std::int64_t hi = std::min(n, lo + kChunk);
+          binary_same_shape(op, a, b, y, lo, hi);
+          kernels::apply_activation_ref(act_, y + lo, hi - lo);
+        }
+      });
+      return;
+    }
+    copy_into(*out[0], ref::binary(op, *in[0], *in[1]), *this);
+    kernels::apply_activation_ref(act_, out[0]->data<float>(), out[0]->numel());
+  }
+
+ private:
+  ref::BinaryOp kind() const {
+    const std::string& t = node_.op_type;
+    if (t == "Add") return ref::BinaryOp::kAdd;
+    if (t == "Sub") return ref::BinaryOp::kSub;
+    if (t == "Mul") return ref::BinaryOp::kMul;
+    return ref::BinaryOp::kDiv;
+  }
+  Backend backend_;
+  Activation act_;
+};
+
+}  // namespace
+
+std::vector<OpEntry> elementwise_ops() {
+  return {
+      op_entry<UnaryOp>("Relu", "float32", "threaded pass or fused into the producer"),
+      op_entry<UnaryOp>("LeakyRelu", "float32", "threaded pass or fused into the producer"),
+      op_entry<UnaryOp>("Clip", "float32,int64,int32,uint8,int8", "threaded pass or fused into the producer"),
+      op_entry<UnaryOp>("Sigmoid", "float32", ""),
+      op_entry<UnaryOp>("HardSigmoid", "float32", ""),
+      op_entry<UnaryOp>("HardSwish", "float32", ""),
+      op_entry<BinaryOp>("Add", "float32,int64,int32", "threaded same-shape pass; fused into Conv as a sum"),
+      op_entry<BinaryOp>("Sub", "float32,int64,int32", "threaded same-shape pass"),
+      op_entry<BinaryOp>("Mul", "float32,int64,int32", "threaded same-shape pass"),
+      op_entry<BinaryOp>("Div", "float32,int64,int32", "threaded same-shape pass"),
+  };
+}
+
+std::optional<Activation> activation_of(const graph::Node& node, const std::vector<ValueMeta>& in) {
+  Activation a;
+  if (node.op_type == "Relu") {
+    a.kind = Activation::Kind::kRelu;
+    return a;
+  }
+  if (node.op_type == "LeakyRelu") {
+    a.kind = Activation::Kind::kLeakyRelu;
+    a.alpha = node.get_float("alpha", 0.01f);
+    return a;
+  }
+  if (node.op_type == "Clip") {
+    if (in.empty() || in[0].dtype != DType::kFloat32) return std::nullopt;  // integer Clip: never fused
+    for (std::size_t i = 1; i < in.size(); ++i) {
+      if (node.has_input(i) && !in[i].value) return std::nullopt;
+    }
+    // Opset is only needed to pick attributes vs inputs: attributes exist only before opset 11.
+    const std::int64_t opset = node.has("min") || node.has("max") ? 6 : 11;
+    auto [lo, hi] = UnaryOp::clip_bounds(node, opset, in.size() > 1 ? in[1].value : nullptr,
+                                         in.size() > 2 ? in[2].value : nullptr);
+    a.kind = Activation::Kind::kClip;
+    a.lo = lo;
+    a.hi = hi;
+    return a;
+  }
+  return std::nullopt;
+}
+
+}  // namespace aciq::runtime

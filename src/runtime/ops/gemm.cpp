@@ -1,0 +1,122 @@
+// Matrix products (Gemm, MatMul): oneDNN sgemm and reference.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels/fast/dnnl_kernels.hpp"
+#include "kernels/reference/reference.hpp"
+#include "runtime/ops/common.hpp"
+#include "runtime/ops/registry.hpp"
+
+namespace aciq::runtime {
+
+namespace {
+
+namespace ref = kernels::ref;
+namespace fast = kernels::fast;
+
+class GemmOp : public Op {
+ public:
+  GemmOp(const graph::Node& n, std::int64_t opset, Backend b) : Op(n, opset), backend_(b) {}
+  std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
+    if (in.size() < 2) error("Gemm needs A and B");
+    require_f32(*this, in, 3);
+    const Shape& a = in[0].shape;
+    const Shape& b = in[1].shape;
+    if (a.size() != 2 || b.size() != 2)
+      error("A " + shape_str(a) + " and B " + shape_str(b) + " must be 2-D");
+    ta_ = node_.get_int("transA", 0) != 0;
+    tb_ = node_.get_int("transB", 0) != 0;
+    m_ = ta_ ? a[1] : a[0];
+    k_ = ta_ ? a[0] : a[1];
+    n_ = tb_ ? b[0] : b[1];
+    if ((tb_ ? b[1] : b[0]) != k_)
+      error("A " + shape_str(a) + " does not fit B " + shape_str(b) + " (inner dims differ)");
+    if (node_.has_input(2)) ref::broadcast_shapes(in.at(2).shape, {m_, n_});
+    return {ValueMeta{DType::kFloat32, {m_, n_}, nullptr}};
+  }
+  bool fuse_activation(const Activation& act) override {
+    if (act_.kind != Activation::Kind::kNone) return false;
+    act_ = act;
+    return true;
+  }
+  void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    const float alpha = node_.get_float("alpha", 1.0f), beta = node_.get_float("beta", 1.0f);
+    const Tensor* c = node_.has_input(2) ? in[2] : nullptr;
+    float* y = out[0]->data<float>();
+    if (backend_ == Backend::kFast) {
+      // Broadcast beta*C into Y first, then accumulate alpha*A*B on top of it.
+      float acc_beta = 0.0f;
+      if (c && beta != 0.0f) {
+        ref::gemm(m_, n_, 0, false, false, 0.0f, beta, nullptr, nullptr, c, y);
+        acc_beta = 1.0f;
+      }
+      fast::sgemm(ta_, tb_, m_, n_, k_, alpha, in[0]->data<float>(), in[1]->data<float>(), acc_beta, y);
+    } else {
+      ref::gemm(m_, n_, k_, ta_, tb_, alpha, beta, in[0]->data<float>(), in[1]->data<float>(), c, y);
+    }
+    if (backend_ == Backend::kFast) {
+      kernels::apply_activation(act_, y, out[0]->numel(), ctx);
+    } else {
+      kernels::apply_activation_ref(act_, y, out[0]->numel());
+    }
+  }
+
+ private:
+  Backend backend_;
+  bool ta_ = false, tb_ = false;
+  std::int64_t m_ = 0, n_ = 0, k_ = 0;
+  Activation act_;
+};
+
+class MatMulOp : public Op {
+ public:
+  MatMulOp(const graph::Node& n, std::int64_t opset, Backend b) : Op(n, opset), backend_(b) {}
+  std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
+    if (in.size() != 2) error("MatMul needs 2 inputs");
+    require_f32(*this, in, 2);
+    Shape a = in[0].shape, b = in[1].shape;
+    if (a.empty() || b.empty()) error("MatMul operands must not be scalars");
+    const bool av = a.size() == 1, bv = b.size() == 1;
+    if (av) a.insert(a.begin(), 1);
+    if (bv) b.push_back(1);
+    if (a.back() != b[b.size() - 2])
+      error("inner dimensions of " + shape_str(in[0].shape) + " and " + shape_str(in[1].shape) + " differ");
+    Shape out = ref::broadcast_shapes(Shape(a.begin(), a.end() - 2), Shape(b.begin(), b.end() - 2));
+    if (!av) out.push_back(a[a.size() - 2]);
+    if (!bv) out.push_back(b.back());
+    // Fast path: B is a plain matrix, so A's leading dims collapse into one GEMM.
+    flat_ = backend_ == Backend::kFast && in[1].shape.size() == 2 && in[0].shape.size() >= 2;
+    if (flat_) {
+      k_ = a.back();
+      n_ = b.back();
+      m_ = shape_numel(a) / std::max<std::int64_t>(k_, 1);
+    }
+    return {ValueMeta{DType::kFloat32, out, nullptr}};
+  }
+  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    if (flat_) {
+      fast::sgemm(false, false, m_, n_, k_, 1.0f, in[0]->data<float>(), in[1]->data<float>(), 0.0f,
+                  out[0]->data<float>());
+    } else {
+      copy_into(*out[0], ref::matmul(*in[0], *in[1]), *this);
+    }
+  }
+
+ private:
+  Backend backend_;
+  bool flat_ = false;
+  std::int64_t m_ = 0, n_ = 0, k_ = 0;
+};
+
+}  // namespace
+
+std::vector<OpEntry> gemm_ops() {
+  return {
+      op_entry<GemmOp>("Gemm", "float32", "oneDNN sgemm"),
+      op_entry<MatMulOp>("MatMul", "float32", "oneDNN sgemm when B is a matrix"),
+  };
+}
+
+}  // namespace aciq::runtime
