@@ -14,9 +14,14 @@ struct Family {
 
 // Adding a family: one file under src/runtime/ops/ and one line here.
 constexpr Family kFamilies[] = {
-    {"conv", conv_ops},   {"elementwise", elementwise_ops},
-    {"gemm", gemm_ops},   {"normalization", normalization_ops},
-    {"quant", quant_ops}, {"shape", shape_ops},
+    {"conv", conv_ops},
+    {"conv_transpose", conv_transpose_ops},
+    {"elementwise", elementwise_ops},
+    {"gemm", gemm_ops},
+    {"normalization", normalization_ops},
+    {"quant", quant_ops},
+    {"resize", resize_ops},
+    {"shape", shape_ops},
 };
 
 std::vector<OpEntry> build_registry() {

@@ -47,6 +47,8 @@ OpEntry op_entry(std::string_view type, std::string_view dtypes, std::string_vie
 // The families; each is defined in src/runtime/ops/<family>.cpp.
 std::vector<OpEntry> shape_ops();
 std::vector<OpEntry> conv_ops();
+std::vector<OpEntry> conv_transpose_ops();
+std::vector<OpEntry> resize_ops();
 std::vector<OpEntry> elementwise_ops();
 std::vector<OpEntry> gemm_ops();
 std::vector<OpEntry> normalization_ops();
