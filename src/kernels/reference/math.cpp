@@ -1,0 +1,2 @@
+// Placeholder for the math reference kernels.
+#include "kernels/reference/math.hpp"

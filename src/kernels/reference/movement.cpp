@@ -1,0 +1,2 @@
+// Placeholder for the movement reference kernels.
+#include "kernels/reference/movement.hpp"

@@ -1,0 +1,2 @@
+// Placeholder for the normalization reference kernels.
+#pragma once

@@ -1,0 +1,2 @@
+// Placeholder for the reduce reference kernels.
+#include "kernels/reference/reduce.hpp"

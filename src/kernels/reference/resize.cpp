@@ -1,0 +1,2 @@
+// Placeholder for the resize reference kernels.
+#include "kernels/reference/resize.hpp"

@@ -1,0 +1,2 @@
+// Placeholder for the resize reference kernels.
+#pragma once
