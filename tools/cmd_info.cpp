@@ -2,12 +2,14 @@
 // analysis.
 #include <fmt/format.h>
 
+#include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "aciq/calib.hpp"
 #include "aciq/onnx.hpp"
 #include "aciq/plan.hpp"
+#include "aciq/runtime.hpp"
 #include "cli_common.hpp"
 #include "commands.hpp"
 
@@ -351,6 +353,46 @@ int run_analyze(const AnalyzeCmd& c, const Invocation& inv) {
   return 0;
 }
 
+struct OpsCmd {
+  bool markdown = false, json = false;
+};
+
+// The operator registry as a table: what the fast backend runs and since which opset.
+int run_ops(const OpsCmd& cmd) {
+  const auto& ops = runtime::operator_table();
+  if (cmd.json) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& o : ops) {
+      j.push_back({{"op", o.type},
+                   {"family", o.family},
+                   {"dtypes", o.dtypes},
+                   {"since_opset", o.since_opset},
+                   {"fast_kernel", o.fast_kernel.empty() ? "reference" : o.fast_kernel}});
+    }
+    std::cout << j.dump(1) << "\n";
+    return 0;
+  }
+  if (cmd.markdown) {
+    std::cout << "| operator | since opset | input dtypes | fast backend | family (src/runtime/ops/) |\n"
+              << "|---|---|---|---|---|\n";
+    for (const auto& o : ops) {
+      std::cout << "| " << o.type << " | " << o.since_opset << " | " << o.dtypes << " | "
+                << (o.fast_kernel.empty() ? "reference kernel" : o.fast_kernel) << " | " << o.family
+                << " |\n";
+    }
+    return 0;
+  }
+  std::size_t w = 8;
+  for (const auto& o : ops) w = std::max(w, o.type.size());
+  for (const auto& o : ops) {
+    std::cout << std::left << std::setw(static_cast<int>(w + 2)) << std::string(o.type) << std::setw(4)
+              << o.since_opset << std::setw(14) << std::string(o.family)
+              << (o.fast_kernel.empty() ? std::string("reference") : std::string(o.fast_kernel)) << "\n";
+  }
+  std::cout << ops.size() << " operators, opsets " << graph::kMinOpset << "-" << graph::kMaxOpset << "\n";
+  return 0;
+}
+
 }  // namespace
 
 void add_info_commands(CLI::App& app, SetAction set_action) {
@@ -363,6 +405,13 @@ void add_info_commands(CLI::App& app, SetAction set_action) {
   alpha->add_flag("--seed-coefficients", a->seed, "the seed's 2-decimal tables instead of the exact optima");
   alpha->footer("Example:\n  aciq alpha --dist gauss --bits 2-4");
   alpha->callback([a, set_action] { set_action([a](const Invocation&) { return run_alpha(*a); }); });
+
+  auto o = std::make_shared<OpsCmd>();
+  auto* ops = app.add_subcommand("ops", "list the supported ONNX operators (the operator registry)");
+  auto* md = ops->add_flag("--markdown", o->markdown, "as a Markdown table (docs/operators.md)");
+  ops->add_flag("--json", o->json, "as JSON")->excludes(md);
+  ops->footer("Example:\n  aciq ops --markdown > docs/operators.md");
+  ops->callback([o, set_action] { set_action([o](const Invocation&) { return run_ops(*o); }); });
 
   auto l = std::make_shared<LayersCmd>();
   auto* layers = app.add_subcommand(

@@ -178,5 +178,26 @@ TEST(ReferenceModels, Fp32AccuracyEqualsPyTorch) {
   EXPECT_GE(checked, 3);
 }
 
+// docs/operators.md's table is the registry's: an operator added or removed without regenerating the
+// page fails here.
+TEST(CliOps, DocsTableMatchesTheRegistry) {
+  const auto r = aciq("ops --markdown");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string doc = slurp(fs::path(ACIQ_SOURCE_DIR) / "docs/operators.md");
+  std::string table;
+  std::istringstream lines(doc);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("| ", 0) == 0 || line.rfind("|---", 0) == 0) table += line + "\n";
+  }
+  EXPECT_EQ(table, r.out);
+  const auto j = aciq("ops --json");
+  ASSERT_EQ(j.code, 0) << j.err;
+  const auto ops = nlohmann::json::parse(j.out);
+  const auto rows = static_cast<std::size_t>(std::count(table.begin(), table.end(), '\n'));
+  EXPECT_EQ(ops.size() + 2, rows);  // the header and the separator row
+  for (const auto& o : ops)
+    EXPECT_NE(r.out.find("| " + o.at("op").get<std::string>() + " |"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace aciq::testing

@@ -1,4 +1,6 @@
 // The threaded activation pass against its scalar reference, bit for bit (NaN, +-0, +-Inf included).
+#include "kernels/activation.hpp"
+
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -8,8 +10,6 @@
 #include <random>
 #include <vector>
 
-#include "kernels/activation.hpp"
-
 namespace aciq::testing {
 namespace {
 
@@ -18,9 +18,15 @@ std::vector<float> inputs(std::size_t n, std::uint32_t seed) {
   std::uniform_real_distribution<float> u(-8.0f, 8.0f);
   std::vector<float> x(n);
   for (auto& v : x) v = u(rng);
-  const float specials[] = {0.0f, -0.0f, std::numeric_limits<float>::quiet_NaN(),
-                            std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(), 6.0f,
-                            -6.0f, 1e-40f, -1e-40f};
+  const float specials[] = {0.0f,
+                            -0.0f,
+                            std::numeric_limits<float>::quiet_NaN(),
+                            std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(),
+                            6.0f,
+                            -6.0f,
+                            1e-40f,
+                            -1e-40f};
   for (std::size_t i = 0; i < n; i += 7) x[i] = specials[(i / 7) % std::size(specials)];
   return x;
 }
@@ -44,8 +50,10 @@ TEST(Activation, ThreadedPassEqualsReferenceBitForBit) {
       kernels::apply_activation(act, in_place.data(), static_cast<std::int64_t>(n), ctx);
       kernels::apply_activation(act, x.data(), out.data(), static_cast<std::int64_t>(n), ctx);
       for (std::size_t i = 0; i < n; ++i) {
-        ASSERT_EQ(std::bit_cast<std::uint32_t>(in_place[i]), std::bit_cast<std::uint32_t>(want[i])) << "x=" << x[i];
-        ASSERT_EQ(std::bit_cast<std::uint32_t>(out[i]), std::bit_cast<std::uint32_t>(want[i])) << "x=" << x[i];
+        ASSERT_EQ(std::bit_cast<std::uint32_t>(in_place[i]), std::bit_cast<std::uint32_t>(want[i]))
+            << "x=" << x[i];
+        ASSERT_EQ(std::bit_cast<std::uint32_t>(out[i]), std::bit_cast<std::uint32_t>(want[i]))
+            << "x=" << x[i];
       }
     }
   }

@@ -43,15 +43,20 @@ inline void add_input(onnx::ModelProto& m, const std::string& name, const std::v
   tt->set_elem_type(onnx::TensorProto::FLOAT);
   for (auto d : dims) {
     auto* dim = tt->mutable_shape()->add_dim();
-    if (d < 0) dim->set_dim_param("N");
-    else dim->set_dim_value(d);
+    if (d < 0)
+      dim->set_dim_param("N");
+    else
+      dim->set_dim_value(d);
   }
 }
 
-inline void add_output(onnx::ModelProto& m, const std::string& name) { m.mutable_graph()->add_output()->set_name(name); }
+inline void add_output(onnx::ModelProto& m, const std::string& name) {
+  m.mutable_graph()->add_output()->set_name(name);
+}
 
-inline onnx::NodeProto* add_node(onnx::ModelProto& m, const std::string& op, const std::vector<std::string>& ins,
-                                 const std::vector<std::string>& outs, const std::string& name = "") {
+inline onnx::NodeProto* add_node(onnx::ModelProto& m, const std::string& op,
+                                 const std::vector<std::string>& ins, const std::vector<std::string>& outs,
+                                 const std::string& name = "") {
   auto* n = m.mutable_graph()->add_node();
   n->set_op_type(op);
   n->set_name(name.empty() ? op + "_" + std::to_string(m.graph().node_size()) : name);
@@ -74,7 +79,8 @@ inline void set_int(onnx::NodeProto* n, const std::string& key, std::int64_t v) 
   a->set_i(v);
 }
 
-// x[N,3,8,8] -> Conv(4 out, 3x3, pad 1) -> BatchNormalization -> Relu -> GlobalAveragePool -> Flatten -> Gemm(4->5).
+// x[N,3,8,8] -> Conv(4 out, 3x3, pad 1) -> BatchNormalization -> Relu -> GlobalAveragePool -> Flatten ->
+// Gemm(4->5).
 inline onnx::ModelProto conv_bn_model() {
   auto m = make_model();
   add_input(m, "x", {-1, 3, 8, 8});

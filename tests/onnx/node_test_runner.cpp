@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "aciq/onnx.hpp"
+#include "onnx/onnx_pb.h"
 
 namespace aciq::testing {
 
@@ -42,21 +43,48 @@ std::vector<fs::path> sorted_files(const fs::path& dir, const std::string& prefi
 }
 }  // namespace
 
-std::string run_node_test(const fs::path& dir, runtime::Backend backend) {
+namespace {
+graph::Graph load_restamped(const fs::path& file, std::int64_t opset_at_least) {
+  if (opset_at_least <= 0) return onnx_import::load_model(file.string(), {.fold_batchnorm = false});
+  onnx::ModelProto m;
+  std::ifstream in(file, std::ios::binary);
+  if (!m.ParseFromIstream(&in)) fail(file.string() + ": not a ModelProto");
+  for (auto& op : *m.mutable_opset_import()) {
+    if ((op.domain().empty() || op.domain() == "ai.onnx") && op.version() < opset_at_least)
+      op.set_version(opset_at_least);
+  }
+  return onnx_import::load_model_from_bytes(m.SerializeAsString(), file.string(), {.fold_batchnorm = false});
+}
+}  // namespace
+
+std::vector<std::string> node_test_op_types(const fs::path& dir, std::int64_t opset_at_least) {
+  std::vector<std::string> types;
   try {
-    const auto model = onnx_import::load_model((dir / "model.onnx").string(), {.fold_batchnorm = false});
+    for (const auto& n : load_restamped(dir / "model.onnx", opset_at_least).nodes) types.push_back(n.op_type);
+  } catch (const Error&) {
+    return {};
+  }
+  return types;
+}
+
+std::string run_node_test(const fs::path& dir, runtime::Backend backend, std::int64_t opset_at_least,
+                          bool constant_inputs) {
+  try {
+    const auto model = load_restamped(dir / "model.onnx", opset_at_least);
     Context ctx(1);
     std::vector<fs::path> sets;
     for (const auto& e : fs::directory_iterator(dir)) {
-      if (e.is_directory() && e.path().filename().string().rfind("test_data_set_", 0) == 0) sets.push_back(e.path());
+      if (e.is_directory() && e.path().filename().string().rfind("test_data_set_", 0) == 0)
+        sets.push_back(e.path());
     }
     std::sort(sets.begin(), sets.end());
     if (sets.empty()) return "no test_data_set directories";
     for (const auto& set : sets) {
       std::vector<Tensor> inputs;
-      for (const auto& f : sorted_files(set, "input_")) inputs.push_back(onnx_import::load_tensor_file(f.string()));
+      for (const auto& f : sorted_files(set, "input_"))
+        inputs.push_back(onnx_import::load_tensor_file(f.string()));
       auto g = model;
-      if (backend == runtime::Backend::kFast) {
+      if (backend == runtime::Backend::kFast || constant_inputs) {
         // Real models carry weights as initializers; the fast path only builds oneDNN primitives
         // for constant weights, so turn every input after the first into an initializer.
         for (std::size_t i = inputs.size(); i-- > 1;) {
@@ -74,8 +102,8 @@ std::string run_node_test(const fs::path& dir, runtime::Backend backend) {
         Tensor want = onnx_import::load_tensor_file(expected_files[i].string());
         const Tensor& got = outputs[i];
         if (want.shape() != got.shape()) {
-          return set.filename().string() + " output " + std::to_string(i) + ": shape " + shape_str(got.shape()) +
-                 " expected " + shape_str(want.shape());
+          return set.filename().string() + " output " + std::to_string(i) + ": shape " +
+                 shape_str(got.shape()) + " expected " + shape_str(want.shape());
         }
         if (want.dtype() != got.dtype()) return "output dtype mismatch";
         if (want.dtype() != DType::kFloat32) {
@@ -88,7 +116,8 @@ std::string run_node_test(const fs::path& dir, runtime::Backend backend) {
           if (std::isinf(w) && w == v) continue;
           if (!(std::fabs(w - v) <= 1e-7 + 1e-3 * std::fabs(w))) {
             std::ostringstream os;
-            os << set.filename().string() << " output " << i << " element " << k << ": got " << v << " expected " << w;
+            os << set.filename().string() << " output " << i << " element " << k << ": got " << v
+               << " expected " << w;
             return os.str();
           }
         }

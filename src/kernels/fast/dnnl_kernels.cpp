@@ -1,4 +1,4 @@
-// oneDNN primitives for convolution, pooling and GEMM, with fused activations as post-ops.
+// oneDNN primitives for convolution, deconvolution, pooling and GEMM, with fused activations as post-ops.
 #include "kernels/fast/dnnl_kernels.hpp"
 
 #include <algorithm>
@@ -151,6 +151,90 @@ void Conv2d::run(const float* x, float* y) {
     if (staged && impl_->to_staging) impl_->to_staging.execute(env.stream, dst, impl_->staging);
     impl_->prim.execute(env.stream, args);
     if (staged) impl_->to_plain.execute(env.stream, impl_->staging, dst);
+    env.stream.wait();
+    return 0;
+  });
+}
+
+struct Deconv::Impl {
+  DnnlEngine::Impl* env = nullptr;
+  dnnl::deconvolution_forward prim;
+  memory::desc src_md, dst_md;
+  memory weights, bias;
+  bool has_bias = false;
+};
+
+Deconv::Deconv(DnnlEngine& engine, const ref::ConvTransposeShape& s, const float* w, const float* b,
+               const Activation& act)
+    : impl_(std::make_unique<Impl>()) {
+  if (s.spatial < 1 || s.spatial > ref::ConvTransposeShape::kMaxSpatial) {
+    fail("oneDNN deconvolution: " + std::to_string(s.spatial) + " spatial dims are not supported");
+  }
+  for (int d = 0; d < s.spatial; ++d) {
+    if (s.pad_begin[d] < 0)
+      fail("oneDNN deconvolution: negative leading pad " + std::to_string(s.pad_begin[d]));
+  }
+  wrap("deconvolution", [&] {
+    auto& env = engine.impl();
+    impl_->env = &env;
+    const auto sp = static_cast<std::size_t>(s.spatial);
+    memory::dims src_dims{s.n, s.c}, dst_dims{s.n, s.oc};
+    memory::dims w_dims =
+        s.group > 1 ? memory::dims{s.group, s.oc / s.group, s.c / s.group} : memory::dims{s.oc, s.c};
+    memory::dims strides, dilates, pad_l, pad_r;
+    for (std::size_t d = 0; d < sp; ++d) {
+      src_dims.push_back(s.in[d]);
+      dst_dims.push_back(s.out[d]);
+      w_dims.push_back(s.kernel[d]);
+      strides.push_back(s.stride[d]);
+      dilates.push_back(s.dilation[d] - 1);  // oneDNN counts dilation from 0 (ONNX's 1 means dense)
+      pad_l.push_back(s.pad_begin[d]);
+      // oneDNN's output size formula has no output_padding: it is folded into the trailing pad.
+      pad_r.push_back(s.pad_end[d]);
+    }
+    // Plain activations by rank; the ONNX weights [C, OC/g, k...] are (i, o, k...) in memory, which the
+    // generic tags spell as the logical (o, i, k...) order with the first two letters swapped.
+    static constexpr tag kAct[] = {tag::abc, tag::abcd, tag::abcde};
+    static constexpr tag kW[] = {tag::bac, tag::bacd, tag::bacde};
+    static constexpr tag kGroupedW[] = {tag::acbd, tag::acbde, tag::acbdef};
+    impl_->src_md = memory::desc(src_dims, dt::f32, kAct[sp - 1]);
+    impl_->dst_md = memory::desc(dst_dims, dt::f32, kAct[sp - 1]);
+    const memory::desc w_any(w_dims, dt::f32, tag::any);
+    const memory::desc b_md({s.oc}, dt::f32, tag::x);
+    impl_->has_bias = b != nullptr;
+    const auto desc = impl_->has_bias
+                          ? dnnl::deconvolution_forward::desc(
+                                dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct,
+                                impl_->src_md, w_any, b_md, impl_->dst_md, strides, dilates, pad_l, pad_r)
+                          : dnnl::deconvolution_forward::desc(
+                                dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct,
+                                impl_->src_md, w_any, impl_->dst_md, strides, dilates, pad_l, pad_r);
+    dnnl::deconvolution_forward::primitive_desc pd(desc, attr_for(act), env.engine);
+    impl_->prim = dnnl::deconvolution_forward(pd);
+    memory user_w({w_dims, dt::f32, s.group > 1 ? kGroupedW[sp - 1] : kW[sp - 1]}, env.engine,
+                  const_cast<float*>(w));
+    impl_->weights = memory(pd.weights_desc(), env.engine);
+    dnnl::reorder(user_w, impl_->weights).execute(env.stream, user_w, impl_->weights);
+    if (impl_->has_bias) {
+      impl_->bias = memory(b_md, env.engine);
+      std::memcpy(impl_->bias.get_data_handle(), b, static_cast<std::size_t>(s.oc) * sizeof(float));
+    }
+    env.stream.wait();
+    return 0;
+  });
+}
+
+Deconv::~Deconv() = default;
+
+void Deconv::run(const float* x, float* y) {
+  auto& env = *impl_->env;
+  memory src(impl_->src_md, env.engine, const_cast<float*>(x));
+  memory dst(impl_->dst_md, env.engine, y);
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, impl_->weights}, {DNNL_ARG_DST, dst}};
+  if (impl_->has_bias) args.emplace(DNNL_ARG_BIAS, impl_->bias);
+  wrap("deconvolution", [&] {
+    impl_->prim.execute(env.stream, args);
     env.stream.wait();
     return 0;
   });

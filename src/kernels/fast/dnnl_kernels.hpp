@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "kernels/activation.hpp"
+#include "kernels/reference/conv_transpose.hpp"
 #include "kernels/reference/reference.hpp"
 
 namespace aciq::kernels::fast {
@@ -32,6 +33,22 @@ class Conv2d {
          const float* bias, const Activation& act, int src_block = 0, int dst_block = 0,
          bool accumulate = false);
   ~Conv2d();
+  void run(const float* x, float* y);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// ConvTranspose as a oneDNN deconvolution on plain NC[D]HW buffers, 1 to 3 spatial dims.
+class Deconv {
+ public:
+  // Weights use the ONNX layout [C, OC/group, k...] and are reordered once into oneDNN's preferred one.
+  // A negative pad_end (output_padding) is fine; oneDNN rejects a negative pad_begin (an output_shape
+  // well beyond the full output), for which this fails.
+  Deconv(DnnlEngine& engine, const ref::ConvTransposeShape& shape, const float* weights, const float* bias,
+         const Activation& act);
+  ~Deconv();
   void run(const float* x, float* y);
 
  private:

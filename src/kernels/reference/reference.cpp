@@ -6,9 +6,12 @@
 #include <cstring>
 #include <limits>
 
+#include "kernels/reference/math.hpp"
+
 namespace aciq::kernels::ref {
 
-void conv2d(const ConvShape& s, const Window2d& win, const float* x, const float* w, const float* bias, float* y) {
+void conv2d(const ConvShape& s, const Window2d& win, const float* x, const float* w, const float* bias,
+            float* y) {
   const std::int64_t cg = s.c / s.group;   // input channels per group
   const std::int64_t og = s.oc / s.group;  // output channels per group
   for (std::int64_t n = 0; n < s.n; ++n) {
@@ -126,7 +129,8 @@ void gemm(std::int64_t m, std::int64_t n, std::int64_t k, bool trans_a, bool tra
       }
       double out = alpha * acc;
       if (c) {
-        out += static_cast<double>(beta) * c->data<float>()[(c_rows == 1 ? 0 : i) * c_cols + (c_cols == 1 ? 0 : j)];
+        out += static_cast<double>(beta) *
+               c->data<float>()[(c_rows == 1 ? 0 : i) * c_cols + (c_cols == 1 ? 0 : j)];
       }
       y[i * n + j] = static_cast<float>(out);
     }
@@ -148,18 +152,6 @@ Shape broadcast_shapes(const Shape& a, const Shape& b) {
 }
 
 namespace {
-
-// Strides of `shape` aligned right against an output of rank `rank`, with 0 on broadcast dims.
-std::vector<std::int64_t> broadcast_strides(const Shape& shape, std::size_t rank) {
-  std::vector<std::int64_t> strides(rank, 0);
-  std::int64_t s = 1;
-  for (std::size_t i = shape.size(); i-- > 0;) {
-    const std::size_t oi = i + (rank - shape.size());
-    strides[oi] = shape[i] == 1 ? 0 : s;
-    s *= shape[i];
-  }
-  return strides;
-}
 
 template <typename T>
 T apply(BinaryOp op, T a, T b) {
@@ -225,7 +217,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   if (a_vec) as.insert(as.begin(), 1);
   if (b_vec) bs.push_back(1);
   const std::int64_t m = as[as.size() - 2], k = as.back(), n = bs.back();
-  if (bs[bs.size() - 2] != k) fail("MatMul: inner dimensions of " + shape_str(a.shape()) + " and " + shape_str(b.shape()) + " differ");
+  if (bs[bs.size() - 2] != k)
+    fail("MatMul: inner dimensions of " + shape_str(a.shape()) + " and " + shape_str(b.shape()) + " differ");
   const Shape batch_a(as.begin(), as.end() - 2), batch_b(bs.begin(), bs.end() - 2);
   const Shape batch = broadcast_shapes(batch_a, batch_b);
   Shape out_shape = batch;
@@ -242,8 +235,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
       oa += idx[d] * sa[d];
       ob += idx[d] * sb[d];
     }
-    gemm(m, n, k, false, false, 1.0f, 0.0f, a.data<float>() + oa * m * k, b.data<float>() + ob * k * n, nullptr,
-         y.data<float>() + bi * m * n);
+    gemm(m, n, k, false, false, 1.0f, 0.0f, a.data<float>() + oa * m * k, b.data<float>() + ob * k * n,
+         nullptr, y.data<float>() + bi * m * n);
     for (std::size_t d = batch.size(); d-- > 0;) {
       if (++idx[d] < batch[d]) break;
       idx[d] = 0;
@@ -257,7 +250,9 @@ void unary(UnaryOp op, const UnaryParams& p, const float* x, float* y, std::int6
     const float v = x[i];
     switch (op) {
       case UnaryOp::kRelu: y[i] = v > 0.0f ? v : 0.0f; break;
-      case UnaryOp::kSigmoid: y[i] = static_cast<float>(1.0 / (1.0 + std::exp(-static_cast<double>(v)))); break;
+      case UnaryOp::kSigmoid:
+        y[i] = static_cast<float>(1.0 / (1.0 + std::exp(-static_cast<double>(v))));
+        break;
       case UnaryOp::kHardSigmoid: y[i] = std::max(0.0f, std::min(1.0f, p.alpha * v + p.beta)); break;
       case UnaryOp::kHardSwish: y[i] = v * std::max(0.0f, std::min(1.0f, v / 6.0f + 0.5f)); break;
       case UnaryOp::kLeakyRelu: y[i] = v >= 0.0f ? v : p.alpha * v; break;
@@ -284,11 +279,13 @@ void softmax(std::int64_t outer, std::int64_t axis_len, std::int64_t inner, cons
 
 Tensor transpose(const Tensor& x, const std::vector<std::int64_t>& perm) {
   const std::size_t r = x.rank();
-  if (perm.size() != r) fail("Transpose: perm has " + std::to_string(perm.size()) + " entries for rank " + std::to_string(r));
+  if (perm.size() != r)
+    fail("Transpose: perm has " + std::to_string(perm.size()) + " entries for rank " + std::to_string(r));
   std::vector<bool> seen(r, false);
   Shape out_shape(r);
   for (std::size_t i = 0; i < r; ++i) {
-    if (perm[i] < 0 || perm[i] >= static_cast<std::int64_t>(r) || seen[perm[i]]) fail("Transpose: invalid perm");
+    if (perm[i] < 0 || perm[i] >= static_cast<std::int64_t>(r) || seen[perm[i]])
+      fail("Transpose: invalid perm");
     seen[perm[i]] = true;
     out_shape[i] = x.shape()[perm[i]];
   }
@@ -320,10 +317,12 @@ Tensor concat(const std::vector<const Tensor*>& xs, std::int64_t axis) {
   Shape out_shape = first;
   out_shape[axis] = 0;
   for (const Tensor* t : xs) {
-    if (t->rank() != first.size() || t->dtype() != xs[0]->dtype()) fail("Concat: inputs differ in rank or dtype");
+    if (t->rank() != first.size() || t->dtype() != xs[0]->dtype())
+      fail("Concat: inputs differ in rank or dtype");
     for (std::int64_t d = 0; d < r; ++d) {
       if (d != axis && t->shape()[d] != first[d]) {
-        fail("Concat: input shapes " + shape_str(first) + " and " + shape_str(t->shape()) + " differ off the axis");
+        fail("Concat: input shapes " + shape_str(first) + " and " + shape_str(t->shape()) +
+             " differ off the axis");
       }
     }
     out_shape[axis] += t->shape()[axis];
@@ -377,12 +376,14 @@ Tensor gather(const Tensor& data, const Tensor& indices, std::int64_t axis) {
 
 Tensor pad(const Tensor& x, const std::vector<std::int64_t>& pads, PadMode mode, float value) {
   const std::size_t r = x.rank();
-  if (pads.size() != 2 * r) fail("Pad: expected " + std::to_string(2 * r) + " pad values, got " + std::to_string(pads.size()));
+  if (pads.size() != 2 * r)
+    fail("Pad: expected " + std::to_string(2 * r) + " pad values, got " + std::to_string(pads.size()));
   Shape out_shape(r);
   for (std::size_t d = 0; d < r; ++d) {
     out_shape[d] = x.shape()[d] + pads[d] + pads[d + r];
     if (out_shape[d] < 0) fail("Pad: pads make a negative dimension");
-    if (mode != PadMode::kConstant && x.shape()[d] == 0 && out_shape[d] > 0) fail("Pad: cannot reflect/edge-pad an empty axis");
+    if (mode != PadMode::kConstant && x.shape()[d] == 0 && out_shape[d] > 0)
+      fail("Pad: cannot reflect/edge-pad an empty axis");
   }
   // Work on raw elements so every dtype pads the same way; the fill value is converted once.
   Tensor fill(x.dtype(), {1});

@@ -22,7 +22,8 @@ struct ConvShape {
   std::int64_t group = 1;
 };
 
-void conv2d(const ConvShape& s, const Window2d& win, const float* x, const float* w, const float* bias, float* y);
+void conv2d(const ConvShape& s, const Window2d& win, const float* x, const float* w, const float* bias,
+            float* y);
 
 struct PoolShape {
   std::int64_t n, c, h, w, oh, ow;
@@ -47,8 +48,8 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
 
 enum class UnaryOp : std::uint8_t { kRelu, kSigmoid, kHardSigmoid, kHardSwish, kLeakyRelu, kClip };
 struct UnaryParams {
-  float alpha = 0.0f;  // LeakyRelu slope, HardSigmoid alpha
-  float beta = 0.0f;   // HardSigmoid beta
+  float alpha = 0.0f;          // LeakyRelu slope, HardSigmoid alpha
+  float beta = 0.0f;           // HardSigmoid beta
   float lo = 0.0f, hi = 0.0f;  // Clip bounds
 };
 void unary(UnaryOp op, const UnaryParams& p, const float* x, float* y, std::int64_t n);

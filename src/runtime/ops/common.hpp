@@ -27,4 +27,32 @@ inline void require_f32(const Op& op, const std::vector<ValueMeta>& in, std::siz
   }
 }
 
+inline std::int64_t normalize_axis(std::int64_t axis, std::int64_t rank, const Op& op, const std::string& what) {
+  const std::int64_t a = axis < 0 ? axis + rank : axis;
+  if (a < 0 || a >= rank) {
+    op_error(op,
+             what + " axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
+  }
+  return a;
+}
+
+// Ops whose output is a pure function of input values; the result tensor is copied into the
+// planned output buffer. Shape inference evaluates the op on known values or uses infer_shape.
+class ValueOp : public Op {
+ public:
+  using Op::Op;
+  std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
+    return {ValueMeta{out_dtype(in), out_shape(in), nullptr}};
+  }
+  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    Tensor r = compute(in);
+    copy_into(*out[0], r, *this);
+  }
+
+ protected:
+  virtual DType out_dtype(const std::vector<ValueMeta>& in) { return in.at(0).dtype; }
+  virtual Shape out_shape(const std::vector<ValueMeta>& in) = 0;
+  virtual Tensor compute(const std::vector<const Tensor*>& in) = 0;
+};
+
 }  // namespace aciq::runtime

@@ -18,8 +18,11 @@ constexpr Family kFamilies[] = {
     {"conv_transpose", conv_transpose_ops},
     {"elementwise", elementwise_ops},
     {"gemm", gemm_ops},
+    {"math", math_ops},
+    {"movement", movement_ops},
     {"normalization", normalization_ops},
     {"quant", quant_ops},
+    {"reduce", reduce_ops},
     {"resize", resize_ops},
     {"shape", shape_ops},
 };

@@ -51,6 +51,9 @@ std::vector<OpEntry> conv_transpose_ops();
 std::vector<OpEntry> resize_ops();
 std::vector<OpEntry> elementwise_ops();
 std::vector<OpEntry> gemm_ops();
+std::vector<OpEntry> math_ops();
+std::vector<OpEntry> movement_ops();
+std::vector<OpEntry> reduce_ops();
 std::vector<OpEntry> normalization_ops();
 std::vector<OpEntry> quant_ops();
 

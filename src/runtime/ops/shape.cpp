@@ -1,7 +1,9 @@
 // Shape-manipulating and data-movement operators (Reshape, Concat, Gather, Shape, ...): same on every
 // backend.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "kernels/reference/reference.hpp"
 #include "runtime/ops/common.hpp"
@@ -10,34 +12,6 @@
 namespace aciq::runtime {
 
 namespace {
-
-std::int64_t normalize_axis(std::int64_t axis, std::int64_t rank, const Op& op, const std::string& what) {
-  const std::int64_t a = axis < 0 ? axis + rank : axis;
-  if (a < 0 || a >= rank) {
-    op_error(op,
-             what + " axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
-  }
-  return a;
-}
-
-// Ops whose output is a pure function of input values; the result tensor is copied into the
-// planned output buffer. Shape inference evaluates the op on known values or uses infer_shape.
-class ValueOp : public Op {
- public:
-  using Op::Op;
-  std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
-    return {ValueMeta{out_dtype(in), out_shape(in), nullptr}};
-  }
-  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
-    Tensor r = compute(in);
-    copy_into(*out[0], r, *this);
-  }
-
- protected:
-  virtual DType out_dtype(const std::vector<ValueMeta>& in) { return in.at(0).dtype; }
-  virtual Shape out_shape(const std::vector<ValueMeta>& in) = 0;
-  virtual Tensor compute(const std::vector<const Tensor*>& in) = 0;
-};
 
 class ConstantOp : public ValueOp {
  public:
@@ -309,8 +283,11 @@ class CastOp : public ValueOp {
   DType out_dtype(const std::vector<ValueMeta>&) override {
     switch (node_.get_int("to", 1)) {
       case 1: return DType::kFloat32;
-      case 7: return DType::kInt64;
+      case 2: return DType::kUInt8;
+      case 3: return DType::kInt8;
       case 6: return DType::kInt32;
+      case 7: return DType::kInt64;
+      case 9: return DType::kBool;
       default: error("Cast to ONNX type " + std::to_string(node_.get_int("to", 1)) + " is not supported");
     }
   }
@@ -319,24 +296,44 @@ class CastOp : public ValueOp {
     const DType to = out_dtype({});
     if (to == in[0]->dtype()) return *in[0];
     Tensor out(to, in[0]->shape());
-    if (in[0]->dtype() == DType::kFloat32) {
-      const float* src = in[0]->data<float>();
-      for (std::int64_t i = 0; i < out.numel(); ++i) {
-        if (to == DType::kInt64)
-          out.data<std::int64_t>()[i] = static_cast<std::int64_t>(src[i]);
-        else
-          out.data<std::int32_t>()[i] = static_cast<std::int32_t>(src[i]);
-      }
+    const std::int64_t n = out.numel();
+    if (to == DType::kFloat32) {
+      const Tensor f = in[0]->to_f32();
+      std::memcpy(out.raw(), f.raw(), f.nbytes());
       return out;
     }
-    const auto v = in[0]->to_i64_vector();
-    for (std::int64_t i = 0; i < out.numel(); ++i) {
-      if (to == DType::kFloat32)
-        out.data<float>()[i] = static_cast<float>(v[i]);
-      else if (to == DType::kInt64)
-        out.data<std::int64_t>()[i] = v[i];
-      else
-        out.data<std::int32_t>()[i] = static_cast<std::int32_t>(v[i]);
+    std::vector<std::int64_t> v;
+    if (in[0]->dtype() == DType::kFloat32) {
+      // Float to integer truncates toward zero; values beyond int64 saturate and NaN becomes 0 (the
+      // spec leaves both undefined), then narrower types wrap as numpy's astype does.
+      const float* src = in[0]->data<float>();
+      v.resize(static_cast<std::size_t>(n));
+      for (std::int64_t i = 0; i < n; ++i) {
+        const float x = src[i];
+        if (to == DType::kBool) {
+          v[i] = x != 0.0f ? 1 : 0;
+        } else if (std::isnan(x)) {
+          v[i] = 0;
+        } else if (x >= 9.2233720368547758e18f) {
+          v[i] = std::numeric_limits<std::int64_t>::max();
+        } else if (x <= -9.2233720368547758e18f) {
+          v[i] = std::numeric_limits<std::int64_t>::min();
+        } else {
+          v[i] = static_cast<std::int64_t>(x);
+        }
+      }
+    } else {
+      v = in[0]->to_i64_vector();
+    }
+    for (std::int64_t i = 0; i < n; ++i) {
+      switch (to) {
+        case DType::kInt64: out.data<std::int64_t>()[i] = v[i]; break;
+        case DType::kInt32: out.data<std::int32_t>()[i] = static_cast<std::int32_t>(v[i]); break;
+        case DType::kInt8: out.data<std::int8_t>()[i] = static_cast<std::int8_t>(v[i]); break;
+        case DType::kUInt8: out.data<std::uint8_t>()[i] = static_cast<std::uint8_t>(v[i]); break;
+        case DType::kBool: out.data<std::uint8_t>()[i] = v[i] != 0 ? 1 : 0; break;
+        case DType::kFloat32: break;
+      }
     }
     return out;
   }
