@@ -296,6 +296,7 @@ plan::PlanOptions QuantArgs::plan_options(bool fold_batchnorm) const {
 }
 
 std::string prec_line(const eval::TopK& r) {
+  if (r.unlabeled == r.samples && r.samples > 0) return " * Prec@1 n/a Prec@5 n/a (unlabeled data)";
   return fmt::format(" * Prec@1 {:.3f} Prec@5 {:.3f}", r.top1(), r.top5());
 }
 

@@ -17,5 +17,6 @@ void add_eval_commands(CLI::App& app, SetAction set_action);  // eval (alias inf
 void add_info_commands(CLI::App& app, SetAction set_action);  // alpha, ops, layers, analyze
 void add_bench_command(CLI::App& app, SetAction set_action);  // bench
 void add_plan_commands(CLI::App& app, SetAction set_action);  // calibrate, export
+void add_tensor_commands(CLI::App& app, SetAction set_action);  // run, compare
 
 }  // namespace aciq::cli

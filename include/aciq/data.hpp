@@ -169,11 +169,64 @@ struct DataOptions {
   int crop = 224;                    // ImageFolder only
 };
 
+// "npy:IMAGES.npy[,LABELS.npy]" (open_npy_dataset; no normalization: the samples are model inputs),
 // "fashion-mnist[:DIR]" (default /usr/share/datasets/fashion-mnist; split train|test, "" = test),
 // "imagenet:DIR" (ImageFolder; split "" = val) or "idx:IMAGES,LABELS" (split ignored; Fashion-MNIST
 // normalization unless given). A bare directory is resolved by resolve_data_spec first. Anything else is
 // an error.
 std::shared_ptr<Dataset> open_dataset(const std::string& spec, const std::string& split,
                                       const DataOptions& options);
+
+// ---- NumPy .npy tensor files ------------------------------------------------------------------------
+
+// A .npy file (format versions 1-3, C order, little-endian float32/int64/int32/uint8/int8/bool),
+// memory-mapped read-only: rows are copied out on demand, so a file larger than RAM can be read batch
+// by batch. Every header problem (bad magic, Fortran order, float64, big-endian, a size that does not
+// match the shape) is an error naming the file, raised by open() before any data is read.
+class NpyArray {
+ public:
+  static NpyArray open(const std::string& path);
+  [[nodiscard]] const std::string& path() const { return path_; }
+  [[nodiscard]] DType dtype() const { return dtype_; }
+  [[nodiscard]] const Shape& shape() const { return shape_; }
+  // Rows [begin, begin + count) along the first axis, as a tensor [count, shape[1:]...].
+  [[nodiscard]] Tensor rows(std::int64_t begin, std::int64_t count) const;
+
+ private:
+  struct Mapping;
+  std::string path_;
+  DType dtype_ = DType::kFloat32;
+  Shape shape_;
+  std::shared_ptr<const Mapping> map_;
+  std::size_t data_offset_ = 0;
+};
+
+// Writes a .npy file of a known final shape incrementally: rows are appended in order, and the file
+// appears under its name only when finish() has written every row (a temporary file until then,
+// removed if the writer is destroyed unfinished).
+class NpyWriter {
+ public:
+  NpyWriter(std::string path, DType dtype, Shape shape);
+  ~NpyWriter();
+  NpyWriter(const NpyWriter&) = delete;
+  NpyWriter& operator=(const NpyWriter&) = delete;
+  // Appends t's rows; t must be [k, shape[1:]...] of the writer's dtype.
+  void append(const Tensor& t);
+  void finish();
+
+ private:
+  std::string path_, tmp_;
+  DType dtype_;
+  Shape shape_;
+  std::int64_t rows_done_ = 0;
+  int fd_ = -1;
+};
+
+// Already-preprocessed float32 samples IMAGES.npy ([N, ...], memory-mapped) with optional int64/int32
+// labels LABELS.npy ([N]; "" = unlabeled, every label -1): the `--data npy:IMAGES[,LABELS]` dataset.
+std::shared_ptr<Dataset> open_npy_dataset(const std::string& images, const std::string& labels);
+
+// The whole tensor as one .npy file (atomically).
+void write_npy(const std::string& path, const Tensor& t);
 
 }  // namespace aciq::data

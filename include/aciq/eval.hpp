@@ -20,14 +20,16 @@ struct TopK {
   std::int64_t samples = 0;
   std::int64_t top1_correct = 0;
   std::int64_t top5_correct = 0;
+  std::int64_t unlabeled = 0;  // samples without a label (counted in `samples`, never scored)
   [[nodiscard]] double top1() const {
     return samples ? 100.0 * static_cast<double>(top1_correct) / static_cast<double>(samples) : 0.0;
   }
   [[nodiscard]] double top5() const {
     return samples ? 100.0 * static_cast<double>(top5_correct) / static_cast<double>(samples) : 0.0;
   }
-  // Adds one batch of logits [N, classes]; ties break toward the lower class index (like torch.topk
-  // on CPU for distinct values). NaN logits are an error, never a silent accuracy.
+  // Adds one batch of logits [N, classes] (a batch whose labels are all -1 is only counted); ties break
+  // toward the lower class index (like torch.topk on CPU for distinct values). NaN logits are an error, never
+  // a silent accuracy.
   void add(const Tensor& logits, const std::vector<std::int64_t>& labels);
 };
 
@@ -127,6 +129,33 @@ calib::StatsFile collect_statistics(graph::Graph g, const std::string& model_pat
                                     const runtime::ExecutorOptions& xo, Context& ctx,
                                     const std::shared_ptr<const data::Dataset>& ds,
                                     const data::LoaderOptions& lo, const LoopOptions& loop, TopK* fp32);
+
+// ---- Tensor files: run a model over .npy inputs, compare two outputs ----------------------------------
+
+struct TensorRunResult {
+  std::int64_t samples = 0;
+  double seconds = 0;                // the passes through the model, reading and writing included
+  std::vector<std::string> written;  // the output files, in graph-output order
+};
+
+// Runs the model (fp32 or a plan's simulation) over every row of `input` in batches of `batch`, writing
+// graph output k, stacked along N, to outputs[k] ("" skips it). The input's dtype and per-sample shape
+// are checked against the model, and every output path for writability, before the first batch runs.
+TensorRunResult run_tensors(graph::Graph g, const runtime::ExecutorOptions& xo, Context& ctx,
+                            const data::NpyArray& input, std::int64_t batch, const Simulation& sim,
+                            const std::vector<std::string>& outputs, const LoopOptions& loop);
+
+// The usual error metrics of a quantized (or other) output against a reference of the same shape.
+struct TensorComparison {
+  std::int64_t elements = 0;
+  double max_abs = 0, mean_abs = 0;
+  double max_abs_ref = 0;  // the reference's largest magnitude (scale for max_abs)
+  double sqnr_db = 0;      // 10 log10(sum ref^2 / sum (ref - out)^2); +inf when identical
+  double cosine = 0;       // <ref, out> / (|ref| |out|)
+  std::int64_t argmax_agree = 0, argmax_total = 0;  // positions along `axis` with the same argmax
+};
+// Both tensors are converted to float; shapes must be equal. `axis` may be negative.
+TensorComparison compare_tensors(const Tensor& ref, const Tensor& out, std::int64_t axis);
 
 // ---- Data-parallel passes: a dist::Group's rank runs its shard, the results are combined ----------
 

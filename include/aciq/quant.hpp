@@ -168,8 +168,12 @@ struct IntGrid {
   float scale = 1.0f;
   std::int32_t zero_point = 0;
   std::int32_t qmin = 0, qmax = 255;
-  [[nodiscard]] double lo() const { return static_cast<double>(scale) * (static_cast<double>(qmin) - zero_point); }
-  [[nodiscard]] double hi() const { return static_cast<double>(scale) * (static_cast<double>(qmax) - zero_point); }
+  [[nodiscard]] double lo() const {
+    return static_cast<double>(scale) * (static_cast<double>(qmin) - zero_point);
+  }
+  [[nodiscard]] double hi() const {
+    return static_cast<double>(scale) * (static_cast<double>(qmax) - zero_point);
+  }
 };
 
 // [qmin, qmax] of an M-bit grid: unsigned [0, 2^M - 1]; signed [-2^(M-1), 2^(M-1) - 1], or
@@ -195,7 +199,7 @@ void fake_quant_onnx(std::span<float> x, const IntGrid& g, PostOp post = PostOp:
 
 // Either grid, as a quantization plan hands it to the simulation.
 struct PointQuantizer {
-  bool onnx = false;          // false: the seed's GEMMLOWP kernel with `seed`; true: `grid`
+  bool onnx = false;  // false: the seed's GEMMLOWP kernel with `seed`; true: `grid`
   AffineQuantParams seed;
   IntGrid grid;
 };

@@ -95,9 +95,17 @@ std::shared_ptr<Dataset> open_dataset(const std::string& spec_in, const std::str
     return open_idx(arg.substr(0, comma), arg.substr(comma + 1),
                     pick(options, fashion_mnist_normalization()));
   }
+  if (kind == "npy") {
+    if (arg.empty() || arg.front() == ',') fail("--data '" + spec + "': expected npy:IMAGES.npy[,LABELS.npy]");
+    if (!options.mean.empty() || !options.std.empty()) {
+      fail("--data npy: the samples are used as they are; --mean/--std have no effect on them");
+    }
+    const auto comma = arg.find(',');
+    return open_npy_dataset(arg.substr(0, comma), comma == std::string::npos ? "" : arg.substr(comma + 1));
+  }
   fail("--data '" + spec +
-       "': unknown dataset (expected fashion-mnist[:DIR], imagenet:DIR, idx:IMAGES,LABELS or an existing "
-       "directory)");
+       "': unknown dataset (expected fashion-mnist[:DIR], imagenet:DIR, idx:IMAGES,LABELS, "
+       "npy:IMAGES[,LABELS] or an existing directory)");
 }
 
 }  // namespace aciq::data

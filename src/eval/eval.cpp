@@ -3,17 +3,25 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <limits>
 #include <numeric>
 
+#include "eval/progress.hpp"
 #include "kernels/activation.hpp"
 
 namespace aciq::eval {
 
 void TopK::add(const Tensor& logits, const std::vector<std::int64_t>& labels) {
+  // Unlabeled data (npy without labels, label -1): counted, not scored, whatever the output's shape.
+  if (!labels.empty() && std::all_of(labels.begin(), labels.end(), [](std::int64_t l) { return l < 0; })) {
+    samples += static_cast<std::int64_t>(labels.size());
+    unlabeled += static_cast<std::int64_t>(labels.size());
+    return;
+  }
   if (logits.rank() != 2 || logits.dim(0) != static_cast<std::int64_t>(labels.size())) {
     fail("model output of shape " + shape_str(logits.shape()) + " is not [batch, classes] for " +
          std::to_string(labels.size()) + " labels");
@@ -130,53 +138,6 @@ void DynamicRangeObserver::observe(std::size_t index, Tensor& value) {
   const auto range = policy::point_range(point, acc.points()[0], options_);
   FakeQuantObserver({quant::affine_params(range.window, point.bits)}, ctx_).observe(0, value);
 }
-
-namespace {
-
-class Progress {
- public:
-  // A bar redrawn in place only when stderr is a terminal; into a file or a pipe, one plain line at
-  // most every kLogInterval seconds, so logs stay short.
-  Progress(const LoopOptions& o, std::int64_t total)
-      : on_(o.progress), tty_(::isatty(::fileno(stderr)) != 0), label_(o.label), total_(total) {}
-  void update(std::int64_t done) {
-    if (!on_) return;
-    const auto now = std::chrono::steady_clock::now();
-    const double elapsed = std::chrono::duration<double>(now - start_).count();
-    const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;
-    if (!tty_) {
-      if (std::chrono::duration<double>(now - last_line_).count() < kLogInterval) return;
-      last_line_ = now;
-      std::fprintf(stderr, "%s: %lld/%lld samples, %.0f img/s\n", label_.c_str(),
-                   static_cast<long long>(done), static_cast<long long>(total_), rate);
-      return;
-    }
-    drawn_ = true;
-    const int width = 30;
-    const int filled = total_ ? static_cast<int>(width * done / total_) : width;
-    std::fprintf(stderr, "\r%s [%.*s%*s] %lld/%lld  %.0f img/s ", label_.c_str(), filled,
-                 "##############################", width - filled, "", static_cast<long long>(done),
-                 static_cast<long long>(total_), rate);
-    std::fflush(stderr);
-  }
-  ~Progress() {
-    if (drawn_) std::fputc('\n', stderr);
-  }
-  Progress(const Progress&) = delete;
-  Progress& operator=(const Progress&) = delete;
-
- private:
-  static constexpr double kLogInterval = 10.0;
-  bool on_;
-  bool tty_;
-  bool drawn_ = false;
-  std::string label_;
-  std::int64_t total_;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::time_point last_line_ = start_;
-};
-
-}  // namespace
 
 TopK run_dataset(runtime::Executor& exec, data::BatchLoader& loader, runtime::Observer* observer,
                  const LoopOptions& options) {
