@@ -21,10 +21,12 @@ Placement parse_placement(std::string_view text);
 std::string_view placement_name(Placement p);
 
 enum class Role : std::uint8_t {
-  kFirstConv,   // the seed keeps the first conv at 8 bits (its ignore list holds conv0_activation)
-  kConv,        // --qtype bits with the chosen clipping
-  kLinear,      // fully-connected: 8 bits, no clipping, mean of per-sample min/max
-  kClassifier,  // the last fully-connected layer: 8 bits, min of mins / max of maxes
+  kFirstConv,   // a first weighted layer (fed by a graph input through no other one): the seed's conv0,
+                // kept at 8 bits (its ignore list holds conv0_activation)
+  kConv,        // Conv/ConvTranspose: --qtype bits with the chosen clipping
+  kLinear,      // fully-connected (Gemm/MatMul): 8 bits, no clipping, mean of per-sample min/max
+  kClassifier,  // a last weighted layer (reaches a graph output through no other one): 8 bits,
+                // min of mins / max of maxes
 };
 std::string_view role_name(Role r);
 
@@ -47,9 +49,20 @@ struct PolicyOptions {
   bool seed_coefficients = false;      // use the seed's 2-decimal alpha tables
 };
 
-// Every value statistics are collected for: Conv/Gemm/MatMul outputs, the float inputs that feed
-// them and the output of a Relu/Clip that is a Conv/Gemm output's only consumer, so one statistics
-// file serves every placement.
+// The layers with quantization points: Conv, ConvTranspose, Gemm and MatMul.
+bool is_quantized_layer(const graph::Node& n);
+
+// The roles that come from graph position rather than op type: `first` holds the quantized layers a
+// graph input reaches without passing another quantized layer, `last` those that reach a graph output
+// that way (for a classifier, the final fully-connected layer; for a segmentation net, its last conv).
+struct LayerPositions {
+  std::vector<const graph::Node*> first, last;
+};
+LayerPositions layer_positions(const graph::Graph& g);
+
+// Every value statistics are collected for: Conv/ConvTranspose/Gemm/MatMul outputs, the float inputs
+// that feed them (both operands of an activation x activation MatMul) and the output of a Relu/Clip that is a
+// Conv/Gemm output's only consumer, so one statistics file serves every placement.
 std::vector<std::string> collection_points(const graph::Graph& g);
 
 // Throws "<option> '<name>': <problem>; did you mean ...?" for the first of `given` not in `names`

@@ -20,7 +20,15 @@ std::string_view role_name(Role r) {
 namespace {
 
 bool is_linear(const graph::Node& n) { return n.op_type == "Gemm" || n.op_type == "MatMul"; }
-bool is_quantized_layer(const graph::Node& n) { return n.op_type == "Conv" || is_linear(n); }
+bool is_conv(const graph::Node& n) { return n.op_type == "Conv" || n.op_type == "ConvTranspose"; }
+
+// The activation inputs of a quantized layer: input 0, and a MatMul's right operand when it is not a
+// weight (attention's Q x K^T and scores x V multiply two activations).
+std::vector<std::string> activation_inputs(const graph::Graph& g, const graph::Node& n) {
+  std::vector<std::string> v{n.inputs.at(0)};
+  if (n.op_type == "MatMul" && n.has_input(1) && !g.initializer(n.inputs[1])) v.push_back(n.inputs[1]);
+  return v;
+}
 
 // The value an integer kernel would write for n: its output, or the output of the Relu/Clip that is
 // its only consumer (ONNX Runtime fuses that activation into the kernel's requantization).
@@ -37,6 +45,53 @@ std::string deploy_output(const graph::Graph& g, const graph::Node& n) {
 }
 
 }  // namespace
+
+bool is_quantized_layer(const graph::Node& n) { return is_conv(n) || is_linear(n); }
+
+LayerPositions layer_positions(const graph::Graph& g) {
+  LayerPositions pos;
+  std::set<const graph::Node*> first, last;
+  // Forward from the graph inputs, stopping at quantized layers.
+  std::set<std::string> reached;
+  std::vector<std::string> todo;
+  for (const auto& in : g.inputs) todo.push_back(in.name);
+  while (!todo.empty()) {
+    const std::string v = todo.back();
+    todo.pop_back();
+    if (!reached.insert(v).second) continue;
+    for (const graph::Node* c : g.consumers(v)) {
+      if (is_quantized_layer(*c)) {
+        first.insert(c);
+        continue;
+      }
+      for (const auto& o : c->outputs) {
+        if (!o.empty()) todo.push_back(o);
+      }
+    }
+  }
+  // Backward from the graph outputs, stopping at quantized layers.
+  std::set<std::string> seen;
+  todo.assign(g.outputs.begin(), g.outputs.end());
+  while (!todo.empty()) {
+    const std::string v = todo.back();
+    todo.pop_back();
+    if (!seen.insert(v).second) continue;
+    const graph::Node* p = g.producer(v);
+    if (!p) continue;
+    if (is_quantized_layer(*p)) {
+      last.insert(p);
+      continue;
+    }
+    for (const auto& i : p->inputs) {
+      if (!i.empty() && !g.initializer(i)) todo.push_back(i);
+    }
+  }
+  for (const auto& n : g.nodes) {  // node order, for stable reports
+    if (first.count(&n)) pos.first.push_back(&n);
+    if (last.count(&n)) pos.last.push_back(&n);
+  }
+  return pos;
+}
 
 Placement parse_placement(std::string_view text) {
   if (text == "outputs" || text == "seed") return Placement::kOutputs;
@@ -62,7 +117,7 @@ std::vector<std::string> collection_points(const graph::Graph& g) {
   };
   for (const auto& n : g.nodes) {
     if (!is_quantized_layer(n)) continue;
-    add(n.inputs.at(0));
+    for (const auto& v : activation_inputs(g, n)) add(v);
     add(n.outputs.at(0));
   }
   // Activated outputs after the others, so the order of the seed's points is unchanged.
@@ -91,12 +146,9 @@ void require_known_names(const std::vector<std::string>& given, const std::vecto
 }
 
 std::vector<QuantPoint> quant_points(const graph::Graph& g, const PolicyOptions& o) {
-  const graph::Node* first_conv = nullptr;
-  const graph::Node* classifier = nullptr;
-  for (const auto& n : g.nodes) {
-    if (n.op_type == "Conv" && !first_conv) first_conv = &n;
-    if (is_linear(n)) classifier = &n;
-  }
+  const LayerPositions pos = layer_positions(g);
+  const std::set<const graph::Node*> first(pos.first.begin(), pos.first.end());
+  const std::set<const graph::Node*> last(pos.last.begin(), pos.last.end());
   std::vector<QuantPoint> points;
   std::set<std::string> seen;
   const std::set<std::string> keep(o.keep_8bit.begin(), o.keep_8bit.end());
@@ -104,24 +156,32 @@ std::vector<QuantPoint> quant_points(const graph::Graph& g, const PolicyOptions&
     if (!is_quantized_layer(n)) continue;
     std::vector<std::string> values;
     if (o.placement == Placement::kOutputs) values = {n.outputs.at(0)};
-    if (o.placement == Placement::kInputs) values = {n.inputs.at(0)};
-    if (o.placement == Placement::kDeploy) values = {n.inputs.at(0), deploy_output(g, n)};
+    if (o.placement == Placement::kInputs) values = activation_inputs(g, n);
+    if (o.placement == Placement::kDeploy) {
+      values = activation_inputs(g, n);
+      values.push_back(deploy_output(g, n));
+    }
     for (const auto& value : values) {
       QuantPoint p;
       p.value = value;
       p.node = n.name;
       if (g.initializer(p.value) || !seen.insert(p.value).second) continue;
-      if (&n == first_conv) {
+      if (first.count(&n)) {
         p.role = Role::kFirstConv;
         p.bits = o.first_conv_bits;
         p.clip = o.clip;
-      } else if (n.op_type == "Conv") {
+      } else if (last.count(&n)) {
+        // What the network answers with (logits, a segmentation map) is never clipped.
+        p.role = Role::kClassifier;
+        p.bits = o.fc_bits;
+        p.clip = quant::ClipMethod::kNone;
+      } else if (is_conv(n)) {
         p.role = Role::kConv;
         p.bits = o.activation_bits;
         p.clip = o.clip;
       } else {
         // The seed never clips fully-connected outputs (its clipping applies to tag 'activation' only).
-        p.role = &n == classifier ? Role::kClassifier : Role::kLinear;
+        p.role = Role::kLinear;
         p.bits = o.fc_bits;
         p.clip = quant::ClipMethod::kNone;
       }

@@ -14,14 +14,14 @@ namespace aciq::plan {
 
 namespace {
 
-bool is_quantized_layer(const graph::Node& n) {
-  return n.op_type == "Conv" || n.op_type == "Gemm" || n.op_type == "MatMul";
-}
+using policy::is_quantized_layer;
 
-// The output-channel axis of a layer's weight: Conv [O, I/g, kh, kw] -> 0; Gemm B is [O, I] with
-// transB = 1 and [I, O] otherwise; MatMul's right operand [.., I, O] -> its last axis.
+// The output-channel axis of a layer's weight: Conv [O, I/g, kh, kw] -> 0; ConvTranspose
+// [I, O/g, kh, kw] -> 1; Gemm B is [O, I] with transB = 1 and [I, O] otherwise; MatMul's right
+// operand [.., I, O] -> its last axis.
 int output_axis(const graph::Node& n, const Tensor& w) {
   if (n.op_type == "Conv") return 0;
+  if (n.op_type == "ConvTranspose") return 1;
   if (n.op_type == "Gemm") return n.get_int("transB", 0) != 0 ? 0 : 1;
   return static_cast<int>(w.rank()) - 1;
 }
@@ -93,9 +93,14 @@ TensorQuant weight_entry(const graph::Graph& g, const graph::Node& n, const std:
   const float mn = v.empty() ? 0.0f : *mn_it, mx = v.empty() ? 0.0f : *mx_it;
   t.requested_lo = mn;
   t.requested_hi = mx;
-  if (o.weights == WeightGranularity::kTensor) {
+  // A grouped ConvTranspose's axis 1 holds O/g channels, shared by the groups: per-channel scales
+  // along it could not give the O per-channel bias scales an integer kernel needs, so it stays per tensor.
+  const bool grouped_transpose = n.op_type == "ConvTranspose" && n.get_int("group", 1) > 1;
+  if (o.weights == WeightGranularity::kTensor || grouped_transpose) {
     t.method = "minmax";
-    t.statistic = "min and max of the tensor";
+    t.statistic = grouped_transpose && o.weights != WeightGranularity::kTensor
+                      ? "min and max of the tensor (grouped ConvTranspose: per tensor)"
+                      : "min and max of the tensor";
     if (o.semantics == Semantics::kSeed) {
       set_seed_grid(t, quant::affine_params(mn, mx, t.bits));
       t.lo.push_back(mn);

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "../onnx/model_builder.hpp"
 #include "aciq/eval.hpp"
@@ -23,8 +24,62 @@ graph::Graph two_fc_model() {
   return onnx_import::load_model_from_bytes(s, "two_fc.onnx");
 }
 
-calib::PointStats stats_with(double mean_min, double mean_max, double mean_b, double mean_std, double mean_mean,
-                             std::int64_t numel) {
+// A fully convolutional net: x -> conv1 -> relu -> convT (upsampling) -> conv_head -> Resize -> y, and a
+// side branch x -> conv_side -> (Q x K^T-style MatMul of two activations) feeding the head's input.
+graph::Graph segmentation_like_model() {
+  auto m = make_model();
+  add_input(m, "x", {1, 2, 8, 8});
+  auto* g = m.mutable_graph();
+  *g->add_initializer() = make_tensor("w1", {4, 2, 3, 3}, random_values(72, 1));
+  *g->add_initializer() = make_tensor("wt", {4, 4, 2, 2}, random_values(64, 2));
+  *g->add_initializer() = make_tensor("wh", {3, 4, 1, 1}, random_values(12, 3));
+  *g->add_initializer() = make_tensor("ws", {4, 2, 1, 1}, random_values(8, 4));
+  *g->add_initializer() = make_tensor("scales", {4}, {1.0f, 1.0f, 2.0f, 2.0f});
+  set_ints(add_node(m, "Conv", {"x", "w1"}, {"c1"}, "conv1"), "pads", {1, 1, 1, 1});
+  add_node(m, "Relu", {"c1"}, {"r1"}, "relu1");
+  set_ints(add_node(m, "ConvTranspose", {"r1", "wt"}, {"up"}, "convT"), "strides", {2, 2});
+  add_node(m, "Conv", {"x", "ws"}, {"side"}, "conv_side");
+  add_node(m, "MatMul", {"side", "side"}, {"att"}, "att");  // [1,4,8,8] x [1,4,8,8]: activations only
+  add_node(m, "Conv", {"up", "wh"}, {"head"}, "conv_head");
+  add_node(m, "Resize", {"head", "", "scales"}, {"y"}, "resize");
+  add_output(m, "y");
+  add_output(m, "att");
+  std::string s;
+  m.SerializeToString(&s);
+  return onnx_import::load_model_from_bytes(s, "seg.onnx");
+}
+
+// Roles come from graph position: the layers a graph input reaches directly are "first", those that
+// reach a graph output directly are "classifier" (unclipped), ConvTranspose is a conv, and both
+// operands of an activation x activation MatMul are quantized where inputs are.
+TEST(Policy, RolesFollowGraphPositionInAnyNetwork) {
+  const auto g = segmentation_like_model();
+  const auto pos = policy::layer_positions(g);
+  std::vector<std::string> first, last;
+  for (const auto* n : pos.first) first.push_back(n->name);
+  for (const auto* n : pos.last) last.push_back(n->name);
+  EXPECT_EQ(first, (std::vector<std::string>{"conv1", "conv_side"}));
+  EXPECT_EQ(last, (std::vector<std::string>{"att", "conv_head"}));
+  policy::PolicyOptions o;
+  o.activation_bits = 4;
+  o.clip = quant::ClipMethod::kLaplace;
+  std::map<std::string, policy::QuantPoint> by_value;
+  for (const auto& p : policy::quant_points(g, o)) by_value[p.value] = p;
+  ASSERT_TRUE(by_value.count("up"));
+  EXPECT_EQ(by_value["up"].role, policy::Role::kConv);  // ConvTranspose output, clipped at 4 bits
+  EXPECT_EQ(by_value["up"].bits, 4);
+  EXPECT_EQ(by_value["head"].role, policy::Role::kClassifier);
+  EXPECT_EQ(by_value["head"].clip, quant::ClipMethod::kNone);
+  o.placement = policy::Placement::kInputs;
+  std::vector<std::string> inputs;
+  for (const auto& p : policy::quant_points(g, o)) inputs.push_back(p.value);
+  EXPECT_EQ(inputs, (std::vector<std::string>{"x", "r1", "side", "up"}));
+  const auto collected = policy::collection_points(g);
+  EXPECT_NE(std::find(collected.begin(), collected.end(), "up"), collected.end());
+}
+
+calib::PointStats stats_with(double mean_min, double mean_max, double mean_b, double mean_std,
+                             double mean_mean, std::int64_t numel) {
   calib::PointStats p;
   p.name = "v";
   p.sample_numel = numel;
@@ -47,7 +102,7 @@ TEST(Policy, SeedRoutingOfLayers) {
   EXPECT_EQ(pts[0].role, policy::Role::kFirstConv);
   EXPECT_EQ(pts[0].bits, 8);
   EXPECT_EQ(pts[0].clip, quant::ClipMethod::kLaplace);  // 8 bits, same clipping method
-  EXPECT_EQ(pts[0].value, "bn");                         // BN folded: the conv now produces BN's output
+  EXPECT_EQ(pts[0].value, "bn");                        // BN folded: the conv now produces BN's output
   EXPECT_EQ(pts[1].role, policy::Role::kLinear);
   EXPECT_EQ(pts[1].clip, quant::ClipMethod::kNone);
   EXPECT_EQ(pts[2].role, policy::Role::kClassifier);
@@ -72,7 +127,8 @@ TEST(Policy, LaplaceGaussAndMixAlphas) {
   EXPECT_NEAR(r.window.delta, 2 * r.alpha, 1e-12);
   p.clip = quant::ClipMethod::kGauss;
   r = policy::point_range(p, s, o);
-  const double sigma = 12.0 * 0.5 * 0.35 * (1 + std::sqrt(M_PI * std::log(4.0))) / std::sqrt(2 * std::log(4096.0));
+  const double sigma =
+      12.0 * 0.5 * 0.35 * (1 + std::sqrt(M_PI * std::log(4.0))) / std::sqrt(2 * std::log(4096.0));
   EXPECT_NEAR(r.alpha, 2.55913646 * sigma, 1e-6);
   p.clip = quant::ClipMethod::kMix;
   r = policy::point_range(p, s, o);
