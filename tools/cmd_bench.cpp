@@ -26,9 +26,30 @@ struct BenchCmd {
   int warmup = 2;
   bool collect = false;
   bool quiet = false;
+  bool profile = false;
   std::string json;
   CLI::App* app = nullptr;
 };
+
+// "Conv x12, LayerNormalization x3" for the steps on the reference kernels (the fast backend's
+// fallbacks), in order of first appearance.
+std::string reference_summary(const std::vector<runtime::Executor::StepReport>& steps, std::int64_t& count) {
+  std::vector<std::pair<std::string, int>> by_op;
+  count = 0;
+  for (const auto& s : steps) {
+    if (s.kernel != "reference") continue;
+    ++count;
+    auto it = std::find_if(by_op.begin(), by_op.end(), [&](const auto& e) { return e.first == s.op_type; });
+    if (it == by_op.end()) {
+      by_op.emplace_back(s.op_type, 1);
+    } else {
+      ++it->second;
+    }
+  }
+  std::string text;
+  for (const auto& [op, n] : by_op) text += (text.empty() ? "" : ", ") + op + " x" + std::to_string(n);
+  return text;
+}
 
 Tensor synthetic_input(const graph::ValueInfo& in, std::int64_t batch, const std::string& model) {
   Shape s = in.shape;
@@ -110,8 +131,47 @@ int run_bench(const BenchCmd& c, const Invocation& inv) {
   std::cout << fmt::format("latency: median {:.3f} ms  min {:.3f} ms  max {:.3f} ms\n", median * 1e3,
                            times.front() * 1e3, times.back() * 1e3);
   std::cout << fmt::format("peak RSS: {:.1f} MiB\n", rss_mib);
-  std::cout << fmt::format("throughput: {:.2f} img/s\n", static_cast<double>(cmd.batch) / median)
-            << std::flush;
+  std::cout << fmt::format("throughput: {:.2f} img/s\n", static_cast<double>(cmd.batch) / median);
+  auto steps = exec.step_report({input.shape()});
+  std::int64_t reference_steps = 0;
+  const std::string fallbacks = reference_summary(steps, reference_steps);
+  std::cout << fmt::format("reference kernels: {} of {} steps{}\n", reference_steps, steps.size(),
+                           reference_steps ? " (" + fallbacks + ")" : "");
+  // Per-op-type time, from profiled runs after the timed ones (a clock read around every step).
+  nlohmann::ordered_json profile = nlohmann::ordered_json::array();
+  if (cmd.profile) {
+    exec.set_profiling(true);
+    for (int i = 0; i < cmd.iters; ++i) exec.run({input}, observer.get());
+    exec.set_profiling(false);
+    steps = exec.step_report({input.shape()});
+    struct Row {
+      std::string op, kernel;
+      double seconds = 0;
+      int steps = 0;
+    };
+    std::vector<Row> rows;
+    double total = 0;
+    for (const auto& st : steps) {
+      total += st.seconds;
+      auto it = std::find_if(rows.begin(), rows.end(),
+                             [&](const Row& r) { return r.op == st.op_type && r.kernel == st.kernel; });
+      if (it == rows.end()) {
+        rows.push_back({st.op_type, st.kernel, st.seconds, 1});
+      } else {
+        it->seconds += st.seconds;
+        ++it->steps;
+      }
+    }
+    std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.seconds > b.seconds; });
+    std::cout << fmt::format("profile ({} runs; ms per run):\n", cmd.iters);
+    for (const auto& r : rows) {
+      const double ms = r.seconds * 1e3 / cmd.iters;
+      std::cout << fmt::format("  {:>9.3f} ms {:>5.1f}%  {:<22} x{:<4} {}\n", ms,
+                               total > 0 ? 100.0 * r.seconds / total : 0.0, r.op, r.steps, r.kernel);
+      profile.push_back({{"op", r.op}, {"kernel", r.kernel}, {"steps", r.steps}, {"ms_per_run", ms}});
+    }
+  }
+  std::cout << std::flush;
   if (!cmd.json.empty()) {
     auto j = run_record(*cmd.app, inv);
     j["model"] = {{"path", cmd.model.model}, {"hash", model_hash}};
@@ -125,6 +185,12 @@ int run_bench(const BenchCmd& c, const Invocation& inv) {
     }();
     j["throughput_img_s"] = static_cast<double>(cmd.batch) / median;
     j["peak_rss_mib"] = rss_mib;
+    j["reference_steps"] = nlohmann::ordered_json::array();
+    for (const auto& st : steps) {
+      if (st.kernel == "reference") j["reference_steps"].push_back({{"node", st.node}, {"op", st.op_type}});
+    }
+    j["steps"] = steps.size();
+    if (cmd.profile) j["profile"] = profile;
     write_json(cmd.json, j);
   }
   return 0;
@@ -144,6 +210,8 @@ void add_bench_command(CLI::App& app, SetAction set_action) {
       ->check(int_in(0, 1000))
       ->capture_default_str();
   cmd->add_flag("--collect", b->collect, "measure statistics collection instead");
+  cmd->add_flag("--profile", b->profile,
+                "also time every step (more runs) and print time per op type and kernel");
   cmd->add_flag("-q,--quiet", b->quiet, "accepted for uniformity: bench shows no progress");
   cmd->add_option("--json", b->json, "also write the timings and the full configuration as JSON");
   cmd->footer("Example:\n  aciq bench --model models/resnet20.onnx -b 16 --qtype int4 --clip laplace");

@@ -59,6 +59,19 @@ class Executor {
   // Plans (shape inference, memory, primitives) are cached per input-shape signature.
   std::vector<Tensor> run(const std::vector<Tensor>& inputs, Observer* observer = nullptr);
 
+  // One executed step of a plan: its node, the kernel it runs (Op::kernel) and, while profiling is on,
+  // the time spent in it over every run since.
+  struct StepReport {
+    std::string node, op_type, kernel;
+    double seconds = 0;
+    std::int64_t calls = 0;
+  };
+  // Turns per-step timing on (a steady_clock read around each step) or off; turning it on clears
+  // the times collected so far.
+  void set_profiling(bool on);
+  // The steps for these input shapes, in execution order.
+  [[nodiscard]] std::vector<StepReport> step_report(const std::vector<Shape>& input_shapes);
+
   // Shapes of every float value for the given input shapes, e.g. to validate data against a model.
   [[nodiscard]] std::map<std::string, Shape> infer_shapes(const std::vector<Shape>& input_shapes);
 
@@ -79,6 +92,7 @@ class Executor {
   Context& ctx_;
   ExecutorOptions options_;
   std::vector<std::string> observed_;
+  bool profiling_ = false;
   std::map<std::string, std::unique_ptr<Plan>> plans_;
 };
 

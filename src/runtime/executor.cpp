@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <limits>
 #include <set>
 
@@ -38,6 +39,8 @@ struct Executor::Plan {
     std::size_t post_index = 0;
     int post_slot = -1;
     std::size_t post_observed_index = Observer::kNotObserved;  // the activated value, when observed
+    double seconds = 0;                                        // profiling (set_profiling)
+    std::int64_t calls = 0;
   };
   std::vector<Step> steps;
   std::vector<Tensor> slots;
@@ -505,6 +508,7 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Observer* o
   std::vector<const Tensor*> ins;
   std::vector<Tensor*> outs;
   for (auto& step : p.steps) {
+    const auto t0 = profiling_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     ins.clear();
     outs.clear();
     for (int s : step.in) ins.push_back(s >= 0 ? &p.slots[s] : nullptr);
@@ -525,6 +529,10 @@ std::vector<Tensor> Executor::run(const std::vector<Tensor>& inputs, Observer* o
       }
     } else if (observer) {
       for (auto [slot, index] : step.observe) observer->observe(index, p.slots[slot]);
+    }
+    if (profiling_) {
+      step.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      ++step.calls;
     }
   }
   std::vector<Tensor> result;
@@ -551,6 +559,27 @@ std::vector<std::string> Executor::planned_steps(const std::vector<Shape>& input
   std::vector<std::string> names;
   for (const auto& step : p.steps) names.push_back(step.op->node().name);
   return names;
+}
+
+void Executor::set_profiling(bool on) {
+  profiling_ = on;
+  if (!on) return;
+  for (auto& [key, plan] : plans_) {
+    for (auto& step : plan->steps) {
+      step.seconds = 0;
+      step.calls = 0;
+    }
+  }
+}
+
+std::vector<Executor::StepReport> Executor::step_report(const std::vector<Shape>& input_shapes) {
+  const Plan& p = plan_for(placeholder_inputs(input_shapes));
+  std::vector<StepReport> out;
+  for (const auto& step : p.steps) {
+    const auto& n = step.op->node();
+    out.push_back({n.name, n.op_type, step.op->kernel(), step.seconds, step.calls});
+  }
+  return out;
 }
 
 std::map<std::string, Shape> Executor::infer_shapes(const std::vector<Shape>& input_shapes) {

@@ -76,6 +76,7 @@ auto wrap(const char* what, F&& f) {
 struct Conv2d::Impl {
   DnnlEngine::Impl* env = nullptr;
   dnnl::convolution_forward prim;
+  std::string impl_name;
   memory::desc src_md, dst_md;
   memory weights, bias;
   bool has_bias = false;
@@ -85,6 +86,9 @@ struct Conv2d::Impl {
   memory staging;
   dnnl::reorder to_plain;
   dnnl::reorder to_staging;  // accumulating staged convs: the plain summand into the staging buffer
+  // Sources the primitive wants in another layout than the graph's (see the constructor).
+  memory src_staging;
+  dnnl::reorder to_src;
 };
 
 Conv2d::Conv2d(DnnlEngine& engine, const ref::ConvShape& s, const ref::Window2d& win, const float* w,
@@ -100,25 +104,50 @@ Conv2d::Conv2d(DnnlEngine& engine, const ref::ConvShape& s, const ref::Window2d&
                                         : memory::dims{s.oc, s.c, win.kh, win.kw};
     impl_->src_md = memory::desc(src_dims, dt::f32, act_tag(src_block));
     impl_->dst_md = memory::desc(dst_dims, dt::f32, act_tag(dst_block));
-    const bool stage = src_block != 0 && dst_block == 0;
+    bool stage = src_block != 0 && dst_block == 0;
     impl_->conv_dst_md = stage ? memory::desc(dst_dims, dt::f32, act_tag(src_block)) : impl_->dst_md;
     const memory::desc w_any(w_dims, dt::f32, tag::any);
     const memory::desc b_md({s.oc}, dt::f32, tag::x);
     impl_->has_bias = b != nullptr;
     // oneDNN counts dilation from 0 (ONNX's 1 means dense).
-    dnnl::convolution_forward::desc desc =
-        impl_->has_bias
-            ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                              dnnl::algorithm::convolution_direct, impl_->src_md, w_any, b_md,
-                                              impl_->conv_dst_md, {win.stride_h, win.stride_w},
-                                              {win.dil_h - 1, win.dil_w - 1}, {win.pad_top, win.pad_left},
-                                              {win.pad_bottom, win.pad_right})
-            : dnnl::convolution_forward::desc(
-                  dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, impl_->src_md,
-                  w_any, impl_->conv_dst_md, {win.stride_h, win.stride_w}, {win.dil_h - 1, win.dil_w - 1},
-                  {win.pad_top, win.pad_left}, {win.pad_bottom, win.pad_right});
-    dnnl::convolution_forward::primitive_desc pd(desc, attr_for(act, accumulate), env.engine);
+    auto make_pd = [&](const memory::desc& src, const memory::desc& dst) {
+      dnnl::convolution_forward::desc desc =
+          impl_->has_bias
+              ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                dnnl::algorithm::convolution_direct, src, w_any, b_md, dst,
+                                                {win.stride_h, win.stride_w}, {win.dil_h - 1, win.dil_w - 1},
+                                                {win.pad_top, win.pad_left}, {win.pad_bottom, win.pad_right})
+              : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                dnnl::algorithm::convolution_direct, src, w_any, dst,
+                                                {win.stride_h, win.stride_w}, {win.dil_h - 1, win.dil_w - 1},
+                                                {win.pad_top, win.pad_left}, {win.pad_bottom, win.pad_right});
+      return dnnl::convolution_forward::primitive_desc(desc, attr_for(act, accumulate), env.engine);
+    };
+    auto pd = make_pd(impl_->src_md, impl_->conv_dst_md);
+    // A plain source feeding a blocked destination (a value whose channels do not fill whole blocks,
+    // e.g. MobileNetV2's 24 channels with AVX-512's 16-channel blocks) has no optimized kernel either:
+    // oneDNN falls back to ref:any, hundreds of times slower. Then let the primitive pick its layouts
+    // and reorder around it (a reorder costs about one pass over the tensor).
+    // Grouped convolutions on plain layouts get the im2col gemm kernel, which is slow for depthwise
+    // (ConvNeXt's 7x7 between two Transposes): the same remedy applies.
+    auto slow = [grouped](const std::string& impl) {
+      return impl.rfind("ref", 0) == 0 || (grouped && impl.find("gemm") != std::string::npos);
+    };
+    if (slow(pd.impl_info_str())) {
+      const memory::desc src_any(src_dims, dt::f32, tag::any), dst_any(dst_dims, dt::f32, tag::any);
+      auto alt = make_pd(src_any, dst_any);
+      if (!slow(alt.impl_info_str())) {
+        pd = alt;
+        if (pd.src_desc() != impl_->src_md) {
+          impl_->src_staging = memory(pd.src_desc(), env.engine);
+          impl_->to_src = dnnl::reorder(memory(impl_->src_md, env.engine), impl_->src_staging);
+        }
+        impl_->conv_dst_md = pd.dst_desc();
+        stage = pd.dst_desc() != impl_->dst_md;
+      }
+    }
     impl_->prim = dnnl::convolution_forward(pd);
+    impl_->impl_name = pd.impl_info_str();
     if (stage) {
       impl_->staging = memory(impl_->conv_dst_md, env.engine);
       impl_->to_plain = dnnl::reorder(impl_->staging, memory(impl_->dst_md, env.engine));
@@ -139,15 +168,20 @@ Conv2d::Conv2d(DnnlEngine& engine, const ref::ConvShape& s, const ref::Window2d&
 
 Conv2d::~Conv2d() = default;
 
+std::string Conv2d::implementation() const { return impl_->impl_name; }
+
 void Conv2d::run(const float* x, float* y) {
   auto& env = *impl_->env;
   memory src(impl_->src_md, env.engine, const_cast<float*>(x));
   memory dst(impl_->dst_md, env.engine, y);
   const bool staged = static_cast<bool>(impl_->staging);
-  std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, impl_->weights}, {DNNL_ARG_DST, staged ? impl_->staging : dst}};
+  const bool src_staged = static_cast<bool>(impl_->src_staging);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src_staged ? impl_->src_staging : src},
+                                       {DNNL_ARG_WEIGHTS, impl_->weights},
+                                       {DNNL_ARG_DST, staged ? impl_->staging : dst}};
   if (impl_->has_bias) args.emplace(DNNL_ARG_BIAS, impl_->bias);
   wrap("convolution", [&] {
+    if (src_staged) impl_->to_src.execute(env.stream, src, impl_->src_staging);
     if (staged && impl_->to_staging) impl_->to_staging.execute(env.stream, dst, impl_->staging);
     impl_->prim.execute(env.stream, args);
     if (staged) impl_->to_plain.execute(env.stream, impl_->staging, dst);
@@ -159,6 +193,7 @@ void Conv2d::run(const float* x, float* y) {
 struct Deconv::Impl {
   DnnlEngine::Impl* env = nullptr;
   dnnl::deconvolution_forward prim;
+  std::string impl_name;
   memory::desc src_md, dst_md;
   memory weights, bias;
   bool has_bias = false;
@@ -211,6 +246,7 @@ Deconv::Deconv(DnnlEngine& engine, const ref::ConvTransposeShape& s, const float
                                 impl_->src_md, w_any, impl_->dst_md, strides, dilates, pad_l, pad_r);
     dnnl::deconvolution_forward::primitive_desc pd(desc, attr_for(act), env.engine);
     impl_->prim = dnnl::deconvolution_forward(pd);
+    impl_->impl_name = pd.impl_info_str();
     memory user_w({w_dims, dt::f32, s.group > 1 ? kGroupedW[sp - 1] : kW[sp - 1]}, env.engine,
                   const_cast<float*>(w));
     impl_->weights = memory(pd.weights_desc(), env.engine);
@@ -225,6 +261,8 @@ Deconv::Deconv(DnnlEngine& engine, const ref::ConvTransposeShape& s, const float
 }
 
 Deconv::~Deconv() = default;
+
+std::string Deconv::implementation() const { return impl_->impl_name; }
 
 void Deconv::run(const float* x, float* y) {
   auto& env = *impl_->env;
@@ -243,6 +281,7 @@ void Deconv::run(const float* x, float* y) {
 struct Pool2d::Impl {
   DnnlEngine::Impl* env = nullptr;
   dnnl::pooling_v2_forward prim;
+  std::string impl_name;
   memory::desc src_md, dst_md;
 };
 
@@ -260,12 +299,16 @@ Pool2d::Pool2d(DnnlEngine& engine, const ref::PoolShape& s, const ref::Window2d&
                                         {win.stride_h, win.stride_w}, {win.kh, win.kw},
                                         {win.dil_h - 1, win.dil_w - 1}, {win.pad_top, win.pad_left},
                                         {win.pad_bottom, win.pad_right});
-    impl_->prim = dnnl::pooling_v2_forward(dnnl::pooling_v2_forward::primitive_desc(desc, env.engine));
+    const dnnl::pooling_v2_forward::primitive_desc pd(desc, env.engine);
+    impl_->prim = dnnl::pooling_v2_forward(pd);
+    impl_->impl_name = pd.impl_info_str();
     return 0;
   });
 }
 
 Pool2d::~Pool2d() = default;
+
+std::string Pool2d::implementation() const { return impl_->impl_name; }
 
 void Pool2d::run(const float* x, float* y) {
   auto& env = *impl_->env;

@@ -34,6 +34,8 @@ class Conv2d {
          bool accumulate = false);
   ~Conv2d();
   void run(const float* x, float* y);
+  // oneDNN's name of the implementation it picked (e.g. "brg:avx512_core"); "ref..." is its slow fallback.
+  [[nodiscard]] std::string implementation() const;
 
  private:
   struct Impl;
@@ -50,6 +52,7 @@ class Deconv {
          const Activation& act);
   ~Deconv();
   void run(const float* x, float* y);
+  [[nodiscard]] std::string implementation() const;
 
  private:
   struct Impl;
@@ -63,6 +66,7 @@ class Pool2d {
          int block = 0);
   ~Pool2d();
   void run(const float* x, float* y);
+  [[nodiscard]] std::string implementation() const;
 
  private:
   struct Impl;

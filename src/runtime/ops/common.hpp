@@ -27,7 +27,8 @@ inline void require_f32(const Op& op, const std::vector<ValueMeta>& in, std::siz
   }
 }
 
-inline std::int64_t normalize_axis(std::int64_t axis, std::int64_t rank, const Op& op, const std::string& what) {
+inline std::int64_t normalize_axis(std::int64_t axis, std::int64_t rank, const Op& op,
+                                   const std::string& what) {
   const std::int64_t a = axis < 0 ? axis + rank : axis;
   if (a < 0 || a >= rank) {
     op_error(op,

@@ -139,6 +139,8 @@ class ConvOp : public Op {
     return true;
   }
 
+  std::string kernel() const override { return conv_ ? "oneDNN " + conv_->implementation() : "reference"; }
+
   void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     if (conv_) {
       conv_->run(in[0]->data<float>(), out[0]->data<float>());
@@ -197,6 +199,7 @@ class PoolOp : public Op {
                                        win, kind, in_blocked(0) ? block_ : 0);
   }
 
+  std::string kernel() const override { return pool_ ? "oneDNN " + pool_->implementation() : "reference"; }
   void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     if (pool_) {
       pool_->run(in[0]->data<float>(), out[0]->data<float>());
@@ -239,6 +242,7 @@ class GlobalPoolOp : public Op {
     for (std::size_t i = 2; i < out.size(); ++i) out[i] = 1;
     return {ValueMeta{DType::kFloat32, out, nullptr}};
   }
+  std::string kernel() const override { return in_blocked(0) ? "blocked average" : "reference"; }
   void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const Shape& x = in[0]->shape();
     const std::int64_t nc = x[0] * x[1];

@@ -104,6 +104,10 @@ class ConvTransposeOp : public Op {
     return true;
   }
 
+  std::string kernel() const override {
+    return deconv_ ? "oneDNN " + deconv_->implementation() : "reference";
+  }
+
   void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     if (deconv_) {
       deconv_->run(in[0]->data<float>(), out[0]->data<float>());

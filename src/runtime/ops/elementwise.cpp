@@ -1,4 +1,6 @@
 // Elementwise activations (Relu, Clip, Sigmoid, ...) and arithmetic (Add, Sub, Mul, Div) with broadcasting.
+#include "kernels/fast/elementwise.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -26,8 +28,11 @@ class UnaryOp : public Op {
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     if (node_.op_type == "Clip" && !in.empty() && is_clip_int(in[0].dtype)) return infer_int_clip(in);
     require_f32(*this, in, 1);
+    const std::string& t = node_.op_type;
+    threaded_ = backend_ == Backend::kFast && (t == "Relu" || t == "Clip" || t == "LeakyRelu");
     return {ValueMeta{DType::kFloat32, in.at(0).shape, nullptr}};
   }
+  std::string kernel() const override { return threaded_ ? "threaded activation" : "reference"; }
   void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const std::string& t = node_.op_type;
     if (in[0]->dtype() != DType::kFloat32) {
@@ -128,6 +133,7 @@ class UnaryOp : public Op {
     }
   }
 
+  bool threaded_ = false;
   Backend backend_;
 };
 
@@ -155,7 +161,12 @@ class BinaryOp : public Op {
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     if (in.size() != 2) error("expects 2 inputs");
     if (in[0].dtype != in[1].dtype) error("operands have different dtypes");
+    same_shape_ = backend_ == Backend::kFast && in[0].dtype == DType::kFloat32 && in[0].shape == in[1].shape;
+    float_fast_ = backend_ == Backend::kFast && in[0].dtype == DType::kFloat32;
     return {ValueMeta{in[0].dtype, ref::broadcast_shapes(in[0].shape, in[1].shape), nullptr}};
+  }
+  std::string kernel() const override {
+    return same_shape_ ? "threaded same-shape" : float_fast_ ? "threaded broadcast" : "reference";
   }
   LayoutRule layout_rule(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&) const override {
     const bool same =
@@ -186,6 +197,13 @@ class BinaryOp : public Op {
       });
       return;
     }
+    if (backend_ == Backend::kFast && in[0]->dtype() == DType::kFloat32) {
+      // Broadcasting float operands (normalizations written out as Sub/Div/Mul, channel scales):
+      // merged dims, vectorized rows, the same bits as the reference.
+      fast::binary_broadcast(op, *in[0], *in[1], *out[0], *ctx.pool);
+      kernels::apply_activation(act_, out[0]->data<float>(), out[0]->numel(), ctx);
+      return;
+    }
     copy_into(*out[0], ref::binary(op, *in[0], *in[1]), *this);
     kernels::apply_activation_ref(act_, out[0]->data<float>(), out[0]->numel());
   }
@@ -198,6 +216,8 @@ class BinaryOp : public Op {
     if (t == "Mul") return ref::BinaryOp::kMul;
     return ref::BinaryOp::kDiv;
   }
+  bool same_shape_ = false;
+  bool float_fast_ = false;
   Backend backend_;
   Activation act_;
 };

@@ -41,6 +41,7 @@ class GemmOp : public Op {
     act_ = act;
     return true;
   }
+  std::string kernel() const override { return backend_ == Backend::kFast ? "oneDNN sgemm" : "reference"; }
   void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const float alpha = node_.get_float("alpha", 1.0f), beta = node_.get_float("beta", 1.0f);
     const Tensor* c = node_.has_input(2) ? in[2] : nullptr;
@@ -95,6 +96,7 @@ class MatMulOp : public Op {
     }
     return {ValueMeta{DType::kFloat32, out, nullptr}};
   }
+  std::string kernel() const override { return flat_ ? "oneDNN sgemm" : "reference"; }
   void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     if (flat_) {
       fast::sgemm(false, false, m_, n_, k_, 1.0f, in[0]->data<float>(), in[1]->data<float>(), 0.0f,

@@ -4,6 +4,7 @@
 
 #include <array>
 
+#include "kernels/fast/elementwise.hpp"
 #include "runtime/ops/common.hpp"
 #include "runtime/ops/registry.hpp"
 
@@ -55,7 +56,8 @@ const MathFunction& math_function(std::string_view type) {
 
 class MathUnaryOp : public Op {
  public:
-  MathUnaryOp(const graph::Node& n, std::int64_t opset) : Op(n, opset), fn_(math_function(n.op_type)) {
+  MathUnaryOp(const graph::Node& n, std::int64_t opset, Backend b)
+      : Op(n, opset), fn_(math_function(n.op_type)), backend_(b) {
     params_.alpha = node_.get_float("alpha", fn_.alpha);
     params_.gamma = node_.get_float("gamma", fn_.gamma);
   }
@@ -70,8 +72,12 @@ class MathUnaryOp : public Op {
     }
     return {ValueMeta{d, in[0].shape, nullptr}};
   }
-  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
-    if (in[0]->dtype() == DType::kFloat32) {
+  std::string kernel() const override { return backend_ == Backend::kFast ? "threaded float" : "reference"; }
+  void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    if (in[0]->dtype() == DType::kFloat32 && backend_ == Backend::kFast) {
+      kernels::fast::math(fn_.op, params_, in[0]->data<float>(), out[0]->data<float>(), in[0]->numel(),
+                          *ctx.pool);
+    } else if (in[0]->dtype() == DType::kFloat32) {
       ref::math(fn_.op, params_, in[0]->data<float>(), out[0]->data<float>(), in[0]->numel());
     } else {
       copy_into(*out[0], ref::math_int(fn_.op, *in[0]), *this);
@@ -80,6 +86,7 @@ class MathUnaryOp : public Op {
 
  private:
   const MathFunction& fn_;
+  Backend backend_;
   ref::MathParams params_;
 };
 
@@ -188,12 +195,28 @@ class WhereOp : public BroadcastValueOp {
 
 class PowOp : public BroadcastValueOp {
  public:
-  using BroadcastValueOp::BroadcastValueOp;
+  PowOp(const graph::Node& n, std::int64_t opset, Backend b) : BroadcastValueOp(n, opset), backend_(b) {}
+  std::string kernel() const override {
+    return backend_ == Backend::kFast ? "threaded (scalar exponent)" : "reference";
+  }
+  void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    // The common case (x ** 2 of a decomposed LayerNorm/variance): a scalar float exponent.
+    if (backend_ == Backend::kFast && in[0]->dtype() == DType::kFloat32 && in[1]->numel() == 1 &&
+        out[0]->numel() == in[0]->numel()) {
+      kernels::fast::pow_scalar(in[0]->data<float>(), in[1]->to_f32().data<float>()[0], out[0]->data<float>(),
+                                in[0]->numel(), *ctx.pool);
+      return;
+    }
+    BroadcastValueOp::run(ctx, in, out);
+  }
   DType out_dtype(const std::vector<ValueMeta>& in) override {
     if (in.size() != 2) error("needs 2 inputs");
     return in[0].dtype;
   }
   Tensor compute(const std::vector<const Tensor*>& in) override { return ref::pow(*in[0], *in[1]); }
+
+ private:
+  Backend backend_;
 };
 
 class PReluOp : public BroadcastValueOp {

@@ -60,6 +60,9 @@ class Op {
   }
 
   [[nodiscard]] const graph::Node& node() const { return node_; }
+  // What run() executes after prepare(): "reference" for the plain kernel, else the fast kernel's name
+  // (`aciq bench` lists the reference steps so a slow fallback cannot hide).
+  [[nodiscard]] virtual std::string kernel() const { return "reference"; }
 
  protected:
   [[noreturn]] void error(const std::string& what) const;

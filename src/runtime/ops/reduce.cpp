@@ -3,6 +3,7 @@
 
 #include <array>
 
+#include "kernels/fast/layout.hpp"
 #include "runtime/ops/common.hpp"
 #include "runtime/ops/registry.hpp"
 
@@ -41,7 +42,18 @@ const Reduction& reduction(std::string_view type) {
 
 class ReduceOp : public ValueOp {
  public:
-  ReduceOp(const graph::Node& n, std::int64_t opset) : ValueOp(n, opset), r_(reduction(n.op_type)) {}
+  ReduceOp(const graph::Node& n, std::int64_t opset, Backend b)
+      : ValueOp(n, opset), r_(reduction(n.op_type)), backend_(b) {}
+  std::string kernel() const override { return fast_ ? "threaded contiguous" : "reference"; }
+  void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    if (backend_ == Backend::kFast) {
+      if (auto y = kernels::fast::reduce_contiguous(r_.op, *in[0], reduced_, keepdims_, *ctx.pool)) {
+        copy_into(*out[0], *y, *this);
+        return;
+      }
+    }
+    ValueOp::run(ctx, in, out);
+  }
   DType out_dtype(const std::vector<ValueMeta>& in) override {
     const DType d = in.at(0).dtype;
     if (d != DType::kFloat32 && !(r_.integer && (d == DType::kInt64 || d == DType::kInt32)))
@@ -72,6 +84,9 @@ class ReduceOp : public ValueOp {
     }
     for (auto a : axes) reduced_[normalize_axis(a, r, *this, std::string(r_.type))] = true;
     keepdims_ = node_.get_int("keepdims", 1) != 0;
+    fast_ =
+        backend_ == Backend::kFast && in[0].dtype == DType::kFloat32 &&
+        (r_.op == ref::ReduceOp::kMean || r_.op == ref::ReduceOp::kSum || r_.op == ref::ReduceOp::kSumSquare);
     Shape out;
     for (std::size_t d = 0; d < x.size(); ++d) {
       if (!reduced_[d]) {
@@ -88,6 +103,8 @@ class ReduceOp : public ValueOp {
 
  private:
   const Reduction& r_;
+  Backend backend_;
+  bool fast_ = false;
   std::vector<bool> reduced_;
   bool keepdims_ = true;
 };

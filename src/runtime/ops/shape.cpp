@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 
+#include "kernels/fast/layout.hpp"
 #include "kernels/reference/reference.hpp"
 #include "runtime/ops/common.hpp"
 #include "runtime/ops/registry.hpp"
@@ -212,7 +213,17 @@ class UnsqueezeOp : public SqueezeOp {
 
 class TransposeOp : public ValueOp {
  public:
-  using ValueOp::ValueOp;
+  TransposeOp(const graph::Node& n, std::int64_t opset, Backend b) : ValueOp(n, opset), backend_(b) {}
+  std::string kernel() const override {
+    return backend_ == Backend::kFast ? "threaded strided copy" : "reference";
+  }
+  void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    if (backend_ != Backend::kFast) {
+      ValueOp::run(ctx, in, out);
+      return;
+    }
+    kernels::fast::transpose_into(*in[0], perm(in[0]->rank()), *out[0], *ctx.pool);
+  }
   Shape out_shape(const std::vector<ValueMeta>& in) override {
     auto p = perm(in[0].shape.size());
     Shape out;
@@ -232,6 +243,7 @@ class TransposeOp : public ValueOp {
     for (std::size_t i = 0; i < r; ++i) def[i] = static_cast<std::int64_t>(r - 1 - i);
     return node_.get_ints("perm", def);
   }
+  Backend backend_;
 };
 
 class ConcatOp : public ValueOp {
