@@ -2,6 +2,7 @@
 // hit every remainder), and the convolution layouts that used to fall back to oneDNN's ref:any.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstring>
 #include <random>
 
@@ -117,6 +118,28 @@ TEST(FastLayout, TransposeIsBitIdenticalToReference) {
       const Tensor x = random_tensor(s, seed++, d);
       EXPECT_TRUE(same_bits(fast::transpose(x, perm, pool), ref::transpose(x, perm)))
           << shape_str(s) << " " << dtype_name(d);
+    }
+  }
+}
+
+TEST(FastLayout, SliceIsBitIdenticalToReference) {
+  ThreadPool pool(2);
+  const Shape s{3, 13, 127, 5};
+  const std::vector<std::vector<std::array<std::int64_t, 3>>> cases = {
+      {{0, 3, 1}, {0, 13, 1}, {0, 127, 1}, {0, 5, 1}},
+      {{1, 2, 1}, {2, 11, 3}, {0, 127, 2}, {4, -6, -1}},
+      {{0, 3, 1}, {12, -14, -2}, {126, -128, -5}, {1, 4, 1}},
+      {{0, 3, 1}, {5, 5, 1}, {0, 127, 1}, {0, 5, 1}},
+      {{2, 3, 1}, {0, 13, 1}, {64, 65, 1}, {0, 5, 1}}};
+  for (DType d : {DType::kFloat32, DType::kInt64, DType::kUInt8}) {
+    const Tensor x = random_tensor(s, 11, d);
+    for (const auto& c : cases) {
+      std::vector<ref::SliceAxis> axes;
+      for (std::size_t k = 0; k < 4; ++k) axes.push_back(ref::slice_axis(s[k], c[k][0], c[k][1], c[k][2]));
+      const Tensor want = ref::slice(x, axes);
+      Tensor got(d, want.shape());
+      fast::slice_into(x, axes, got, pool);
+      EXPECT_TRUE(same_bits(got, want)) << shape_str(want.shape()) << " " << dtype_name(d);
     }
   }
 }

@@ -20,6 +20,63 @@ void copy_strided(const T* __restrict src, std::int64_t stride, T* __restrict ds
   for (std::int64_t i = 0; i < n; ++i) dst[i] = src[i * stride];
 }
 
+// y[j...] = x[base + sum_d j_d * strides[d]] for the output dims `dims` (row-major in y): size-1 dims
+// dropped, runs that stay contiguous in x merged, the innermost run copied by element size; threaded
+// over output rows. Transpose and Slice are both such a copy.
+void strided_copy(const Tensor& x, std::int64_t base, const std::vector<std::int64_t>& out_dims,
+                  const std::vector<std::int64_t>& out_strides, Tensor& y, ThreadPool& pool) {
+  std::vector<std::int64_t> dims, strides;
+  for (std::size_t i = 0; i < out_dims.size(); ++i) {
+    if (out_dims[i] == 1) continue;
+    const std::int64_t st = out_strides[i];
+    if (!dims.empty() && strides.back() == st * out_dims[i]) {
+      dims.back() *= out_dims[i];
+      strides.back() = st;
+    } else {
+      dims.push_back(out_dims[i]);
+      strides.push_back(st);
+    }
+  }
+  if (y.numel() == 0) return;
+  const auto es = static_cast<std::int64_t>(dtype_size(x.dtype()));
+  const auto* src = static_cast<const std::byte*>(x.raw()) + base * es;
+  auto* dst = static_cast<std::byte*>(y.raw());
+  if (dims.empty()) {
+    std::memcpy(dst, src, static_cast<std::size_t>(es));
+    return;
+  }
+  const std::size_t k = dims.size() - 1;
+  const std::int64_t inner = dims[k], istride = strides[k];
+  std::int64_t rows = 1;
+  for (std::size_t d = 0; d < k; ++d) rows *= dims[d];
+  auto do_rows = [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t row = r0; row < r1; ++row) {
+      std::int64_t rest = row, off = 0;
+      for (std::size_t d = k; d-- > 0;) {
+        off += (rest % dims[d]) * strides[d];
+        rest /= dims[d];
+      }
+      std::byte* out = dst + row * inner * es;
+      const std::byte* in = src + off * es;
+      if (es == 4) {
+        copy_strided(reinterpret_cast<const std::uint32_t*>(in), istride,
+                     reinterpret_cast<std::uint32_t*>(out), inner);
+      } else if (es == 8) {
+        copy_strided(reinterpret_cast<const std::uint64_t*>(in), istride,
+                     reinterpret_cast<std::uint64_t*>(out), inner);
+      } else {
+        for (std::int64_t i = 0; i < inner; ++i)
+          std::memcpy(out + i * es, in + i * istride * es, static_cast<std::size_t>(es));
+      }
+    }
+  };
+  if (y.numel() < (1 << 15) || rows == 1) {
+    do_rows(0, rows);
+  } else {
+    pool.parallel_for(rows, do_rows);
+  }
+}
+
 }  // namespace
 
 Tensor transpose(const Tensor& x, const std::vector<std::int64_t>& perm, ThreadPool& pool) {
@@ -48,59 +105,29 @@ void transpose_into(const Tensor& x, const std::vector<std::int64_t>& perm, Tens
   const Shape& s = x.shape();
   std::vector<std::int64_t> in_strides(r, 1);
   for (std::size_t i = r; i-- > 1;) in_strides[i - 1] = in_strides[i] * s[i];
-  // Output dims (in output order) with their input strides, size-1 dims dropped, adjacent runs merged
-  // where the input is contiguous across them too.
   std::vector<std::int64_t> dims, strides;
-  Shape out_shape(r);
   for (std::size_t i = 0; i < r; ++i) {
-    out_shape[i] = s[perm[i]];
-    if (out_shape[i] == 1) continue;
-    const std::int64_t st = in_strides[perm[i]];
-    if (!dims.empty() && strides.back() == st * out_shape[i]) {
-      dims.back() *= out_shape[i];
-      strides.back() = st;
-    } else {
-      dims.push_back(out_shape[i]);
-      strides.push_back(st);
-    }
+    dims.push_back(s[perm[i]]);
+    strides.push_back(in_strides[perm[i]]);
   }
-  if (y.dtype() != x.dtype() || y.shape() != out_shape) fail("fast transpose: output of the wrong shape");
-  if (dims.empty() || x.numel() == 0) {
-    if (x.nbytes()) std::memcpy(y.raw(), x.raw(), x.nbytes());
-    return;
+  if (y.dtype() != x.dtype() || y.shape() != Shape(dims)) fail("fast transpose: output of the wrong shape");
+  strided_copy(x, 0, dims, strides, y, pool);
+}
+
+void slice_into(const Tensor& x, const std::vector<ref::SliceAxis>& axes, Tensor& y, ThreadPool& pool) {
+  const Shape& s = x.shape();
+  if (axes.size() != s.size()) fail("fast slice: one axis per dimension expected");
+  std::vector<std::int64_t> in_strides(s.size(), 1);
+  for (std::size_t i = s.size(); i-- > 1;) in_strides[i - 1] = in_strides[i] * s[i];
+  std::vector<std::int64_t> dims, strides;
+  std::int64_t base = 0;
+  for (std::size_t d = 0; d < s.size(); ++d) {
+    dims.push_back(axes[d].count);
+    strides.push_back(axes[d].step * in_strides[d]);
+    if (axes[d].count > 0) base += axes[d].start * in_strides[d];
   }
-  const std::size_t k = dims.size() - 1;
-  const std::int64_t inner = dims[k], istride = strides[k];
-  std::int64_t rows = 1;
-  for (std::size_t d = 0; d < k; ++d) rows *= dims[d];
-  const std::size_t es = dtype_size(x.dtype());
-  const auto* src = static_cast<const std::byte*>(x.raw());
-  auto* dst = static_cast<std::byte*>(y.raw());
-  auto do_rows = [&](std::int64_t r0, std::int64_t r1) {
-    for (std::int64_t row = r0; row < r1; ++row) {
-      std::int64_t rest = row, off = 0;
-      for (std::size_t d = k; d-- > 0;) {
-        off += (rest % dims[d]) * strides[d];
-        rest /= dims[d];
-      }
-      std::byte* out = dst + static_cast<std::size_t>(row * inner) * es;
-      const std::byte* in = src + static_cast<std::size_t>(off) * es;
-      if (es == 4) {
-        copy_strided(reinterpret_cast<const std::uint32_t*>(in), istride,
-                     reinterpret_cast<std::uint32_t*>(out), inner);
-      } else if (es == 8) {
-        copy_strided(reinterpret_cast<const std::uint64_t*>(in), istride,
-                     reinterpret_cast<std::uint64_t*>(out), inner);
-      } else {
-        for (std::int64_t i = 0; i < inner; ++i) std::memcpy(out + i * es, in + i * istride * es, es);
-      }
-    }
-  };
-  if (x.numel() < (1 << 15) || rows == 1) {
-    do_rows(0, rows);
-  } else {
-    pool.parallel_for(rows, do_rows);
-  }
+  if (y.dtype() != x.dtype() || y.shape() != Shape(dims)) fail("fast slice: output of the wrong shape");
+  strided_copy(x, base, dims, strides, y, pool);
 }
 
 std::optional<Tensor> reduce_contiguous(ref::ReduceOp op, const Tensor& x, const std::vector<bool>& reduced,

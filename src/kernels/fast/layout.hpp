@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "aciq/core.hpp"
+#include "kernels/reference/movement.hpp"
 #include "kernels/reference/reduce.hpp"
 
 namespace aciq::kernels::fast {
@@ -16,6 +17,9 @@ namespace aciq::kernels::fast {
 Tensor transpose(const Tensor& x, const std::vector<std::int64_t>& perm, ThreadPool& pool);
 // The same into y, which must already have the permuted shape and x's dtype.
 void transpose_into(const Tensor& x, const std::vector<std::int64_t>& perm, Tensor& y, ThreadPool& pool);
+
+// ref::slice into y (already of the sliced shape): the same strided copy as transpose.
+void slice_into(const Tensor& x, const std::vector<ref::SliceAxis>& axes, Tensor& y, ThreadPool& pool);
 
 // ref::reduce when the reduced axes form one contiguous run [outer, reduced, inner] of a float32
 // tensor (ReduceMean over the channel or last axis): the same double accumulation in the same order,

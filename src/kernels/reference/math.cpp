@@ -320,6 +320,36 @@ Tensor pow(const Tensor& a, const Tensor& b) {
   return y;
 }
 
+namespace {
+template <typename T>
+Tensor mod_typed(const Tensor& a, const Tensor& b, bool fmod) {
+  return broadcast2<T>(a, b, a.dtype(), [fmod](std::byte* y, T x, T z) {
+    T r;
+    if constexpr (std::is_floating_point_v<T>) {
+      r = std::fmod(x, z);
+      if (!fmod && r != 0 && ((r < 0) != (z < 0))) r += z;
+    } else {
+      if (z == 0) fail("Mod: integer division by zero");
+      r = static_cast<T>(x % z);
+      if (!fmod && r != 0 && ((r < 0) != (z < 0))) r = static_cast<T>(r + z);
+    }
+    std::memcpy(y, &r, sizeof(T));
+  });
+}
+}  // namespace
+
+Tensor mod(const Tensor& a, const Tensor& b, bool fmod) {
+  require_same_dtype(a, b, "Mod");
+  switch (a.dtype()) {
+    case DType::kFloat32: return mod_typed<float>(a, b, fmod);
+    case DType::kInt64: return mod_typed<std::int64_t>(a, b, fmod);
+    case DType::kInt32: return mod_typed<std::int32_t>(a, b, fmod);
+    case DType::kInt8: return mod_typed<std::int8_t>(a, b, fmod);
+    case DType::kUInt8: return mod_typed<std::uint8_t>(a, b, fmod);
+    default: fail("Mod on unsupported dtype " + std::string(dtype_name(a.dtype())));
+  }
+}
+
 Tensor prelu(const Tensor& x, const Tensor& slope) {
   if (x.dtype() != DType::kFloat32 || slope.dtype() != DType::kFloat32) fail("PRelu needs float32 operands");
   const Shape os = broadcast_all({x.shape(), slope.shape()});

@@ -85,6 +85,10 @@ Tensor where(const Tensor& cond, const Tensor& x, const Tensor& y);
 // (result of the base's dtype, as ONNX Pow-12+).
 Tensor pow(const Tensor& a, const Tensor& b);
 
+// a mod b with broadcasting: fmod (the dividend's sign, C fmod) or, for integers, Python's
+// modulo (the divisor's sign); integer division by zero throws.
+Tensor mod(const Tensor& a, const Tensor& b, bool fmod);
+
 // max(0, x) + slope * min(0, x), slope broadcast to x's shape (unidirectionally).
 Tensor prelu(const Tensor& x, const Tensor& slope);
 

@@ -91,6 +91,64 @@ Tensor tile(const Tensor& x, const std::vector<std::int64_t>& repeats) {
   return strided_gather(x, view, 0, strides).reshaped(out);
 }
 
+Tensor scatter_nd(const Tensor& data, const Tensor& indices, const Tensor& updates,
+                  const std::string& reduction) {
+  const Shape& ds = data.shape();
+  const Shape& is = indices.shape();
+  if (is.empty()) fail("ScatterND: indices must have at least one dimension");
+  const auto k = static_cast<std::size_t>(is.back());
+  if (k > ds.size())
+    fail("ScatterND: index depth " + std::to_string(k) + " exceeds data rank " + std::to_string(ds.size()));
+  Shape want(is.begin(), is.end() - 1);
+  want.insert(want.end(), ds.begin() + static_cast<std::ptrdiff_t>(k), ds.end());
+  if (updates.shape() != want) {
+    fail("ScatterND: updates of shape " + shape_str(updates.shape()) + ", expected " + shape_str(want));
+  }
+  if (updates.dtype() != data.dtype()) fail("ScatterND: updates and data differ in dtype");
+  if (reduction != "none" && data.dtype() != DType::kFloat32) fail("ScatterND: reductions need float32 data");
+  Tensor y = data.clone();
+  std::int64_t slice = 1;
+  for (std::size_t d = k; d < ds.size(); ++d) slice *= ds[d];
+  const auto idx = indices.to_i64_vector();
+  const std::int64_t count =
+      k ? static_cast<std::int64_t>(idx.size() / k) : shape_numel(want) / std::max<std::int64_t>(slice, 1);
+  const std::size_t es = dtype_size(data.dtype());
+  auto* dst = static_cast<std::byte*>(y.raw());
+  const auto* src = static_cast<const std::byte*>(updates.raw());
+  for (std::int64_t u = 0; u < count; ++u) {
+    std::int64_t off = 0;
+    for (std::size_t j = 0; j < k; ++j) {
+      std::int64_t i = idx[static_cast<std::size_t>(u) * k + j];
+      if (i < 0) i += ds[j];
+      if (i < 0 || i >= ds[j])
+        fail("ScatterND: index " + std::to_string(idx[u * k + j]) + " out of range for dim " +
+             std::to_string(ds[j]));
+      off = off * ds[j] + i;
+    }
+    off *= slice;
+    if (reduction == "none") {
+      std::memcpy(dst + off * es, src + u * slice * es, static_cast<std::size_t>(slice) * es);
+      continue;
+    }
+    float* yf = y.data<float>() + off;
+    const float* uf = updates.data<float>() + u * slice;
+    for (std::int64_t i = 0; i < slice; ++i) {
+      if (reduction == "add") {
+        yf[i] += uf[i];
+      } else if (reduction == "mul") {
+        yf[i] *= uf[i];
+      } else if (reduction == "max") {
+        yf[i] = std::max(yf[i], uf[i]);
+      } else if (reduction == "min") {
+        yf[i] = std::min(yf[i], uf[i]);
+      } else {
+        fail("ScatterND: unknown reduction '" + reduction + "'");
+      }
+    }
+  }
+  return y;
+}
+
 Tensor depth_to_space(const Tensor& x, std::int64_t b, bool crd) {
   const Shape& s = x.shape();
   if (s.size() != 4 || b <= 0 || s[1] % (b * b) != 0) {

@@ -23,6 +23,10 @@ Tensor expand(const Tensor& x, const Shape& shape);
 // Repeats x `repeats[d]` times along every axis d.
 Tensor tile(const Tensor& x, const std::vector<std::int64_t>& repeats);
 
+// data with the slices addressed by the last axis of `indices` (int64, [..., k], negative counted from
+// the end) replaced by `updates`, or combined with them ("add", "mul", "max", "min").
+Tensor scatter_nd(const Tensor& data, const Tensor& indices, const Tensor& updates, const std::string& reduction);
+
 // [N, C, H, W] -> [N, C / b^2, H * b, W * b]; DCR reads channels depth-column-row, CRD column-row-depth.
 Tensor depth_to_space(const Tensor& x, std::int64_t block, bool crd);
 // [N, C, H, W] -> [N, C * b^2, H / b, W / b] (the inverse of DCR DepthToSpace).

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "kernels/fast/dnnl_kernels.hpp"
+#include "kernels/reference/math.hpp"
 #include "kernels/reference/reference.hpp"
 #include "runtime/ops/common.hpp"
 #include "runtime/ops/registry.hpp"
@@ -94,13 +95,33 @@ class MatMulOp : public Op {
       n_ = b.back();
       m_ = shape_numel(a) / std::max<std::int64_t>(k_, 1);
     }
+    // Batched fast path (attention's Q x K^T, scores x V): one sgemm per broadcast batch entry.
+    batched_ = backend_ == Backend::kFast && !flat_ && !av && !bv;
+    if (batched_) {
+      m_ = a[a.size() - 2];
+      k_ = a.back();
+      n_ = b.back();
+      batch_ = Shape(out.begin(), out.end() - 2);
+      const Shape ab(a.begin(), a.end() - 2), bb(b.begin(), b.end() - 2);
+      a_strides_ = kernels::ref::broadcast_strides(ab, batch_.size());
+      b_strides_ = kernels::ref::broadcast_strides(bb, batch_.size());
+    }
     return {ValueMeta{DType::kFloat32, out, nullptr}};
   }
-  std::string kernel() const override { return flat_ ? "oneDNN sgemm" : "reference"; }
+  std::string kernel() const override { return flat_ || batched_ ? "oneDNN sgemm" : "reference"; }
   void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     if (flat_) {
       fast::sgemm(false, false, m_, n_, k_, 1.0f, in[0]->data<float>(), in[1]->data<float>(), 0.0f,
                   out[0]->data<float>());
+    } else if (batched_) {
+      const float* a = in[0]->data<float>();
+      const float* b = in[1]->data<float>();
+      float* y = out[0]->data<float>();
+      kernels::ref::for_each_broadcast(batch_, {a_strides_, b_strides_},
+                                       [&](std::int64_t i, const std::int64_t* off) {
+                                         fast::sgemm(false, false, m_, n_, k_, 1.0f, a + off[0] * m_ * k_,
+                                                     b + off[1] * k_ * n_, 0.0f, y + i * m_ * n_);
+                                       });
     } else {
       copy_into(*out[0], ref::matmul(*in[0], *in[1]), *this);
     }
@@ -109,6 +130,9 @@ class MatMulOp : public Op {
  private:
   Backend backend_;
   bool flat_ = false;
+  bool batched_ = false;
+  Shape batch_;
+  std::vector<std::int64_t> a_strides_, b_strides_;  // per batch dim, in matrices (0 = broadcast)
   std::int64_t m_ = 0, n_ = 0, k_ = 0;
 };
 

@@ -219,6 +219,21 @@ class PowOp : public BroadcastValueOp {
   Backend backend_;
 };
 
+class ModOp : public BroadcastValueOp {
+ public:
+  using BroadcastValueOp::BroadcastValueOp;
+  DType out_dtype(const std::vector<ValueMeta>& in) override {
+    if (in.size() != 2) error("needs 2 inputs");
+    require_same_dtypes(in, 0);
+    if (in[0].dtype == DType::kFloat32 && node_.get_int("fmod", 0) == 0)
+      error("float Mod needs fmod = 1 (the spec defines integer modulo only)");
+    return in[0].dtype;
+  }
+  Tensor compute(const std::vector<const Tensor*>& in) override {
+    return ref::mod(*in[0], *in[1], node_.get_int("fmod", 0) != 0);
+  }
+};
+
 class PReluOp : public BroadcastValueOp {
  public:
   using BroadcastValueOp::BroadcastValueOp;
@@ -256,6 +271,7 @@ std::vector<OpEntry> math_ops() {
   ops.push_back(op_entry<WhereOp>("Where", "any", "", 9));
   ops.push_back(op_entry<PowOp>("Pow", "float32,int64,int32", ""));
   ops.push_back(op_entry<PReluOp>("PRelu", "float32", ""));
+  ops.push_back(op_entry<ModOp>("Mod", "float32,int64,int32,int8,uint8", "", 10));
   return ops;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "kernels/fast/layout.hpp"
 #include "runtime/ops/common.hpp"
 #include "runtime/ops/registry.hpp"
 
@@ -30,7 +31,17 @@ std::vector<std::int64_t> plan_time_ints(const Op& op, const std::vector<ValueMe
 
 class SliceOp : public ValueOp {
  public:
-  using ValueOp::ValueOp;
+  SliceOp(const graph::Node& n, std::int64_t opset, Backend b) : ValueOp(n, opset), backend_(b) {}
+  std::string kernel() const override {
+    return backend_ == Backend::kFast ? "threaded strided copy" : "reference";
+  }
+  void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    if (backend_ != Backend::kFast) {
+      ValueOp::run(ctx, in, out);
+      return;
+    }
+    kernels::fast::slice_into(*in[0], axes_, *out[0], *ctx.pool);
+  }
   Shape out_shape(const std::vector<ValueMeta>& in) override {
     axes_ = plan_axes(in);
     Shape s;
@@ -76,6 +87,7 @@ class SliceOp : public ValueOp {
     }
     return out;
   }
+  Backend backend_;
   std::vector<ref::SliceAxis> axes_;
 };
 
@@ -217,6 +229,26 @@ class DepthSpaceOp : public ValueOp {
   bool to_space() const { return node_.op_type == "DepthToSpace"; }
 };
 
+class ScatterNDOp : public ValueOp {
+ public:
+  using ValueOp::ValueOp;
+  Shape out_shape(const std::vector<ValueMeta>& in) override {
+    if (in.size() != 3) error("needs data, indices and updates");
+    if (in[1].dtype != DType::kInt64) error("indices must be int64");
+    const std::string r = node_.get_string("reduction", "none");
+    if (r != "none" && r != "add" && r != "mul" && r != "max" && r != "min")
+      error("unknown reduction '" + r + "'");
+    return in[0].shape;
+  }
+  Tensor compute(const std::vector<const Tensor*>& in) override {
+    try {
+      return ref::scatter_nd(*in[0], *in[1], *in[2], node_.get_string("reduction", "none"));
+    } catch (const Error& e) {
+      error(e.what());
+    }
+  }
+};
+
 class ConstantOfShapeOp : public ValueOp {
  public:
   using ValueOp::ValueOp;
@@ -303,6 +335,7 @@ std::vector<OpEntry> movement_ops() {
       op_entry<DepthSpaceOp>("DepthToSpace", "any", ""),
       op_entry<DepthSpaceOp>("SpaceToDepth", "any", ""),
       op_entry<ConstantOfShapeOp>("ConstantOfShape", "int64", "", 9),
+      op_entry<ScatterNDOp>("ScatterND", "any", "", 11),
       op_entry<RangeOp>("Range", "float32,int64,int32", "", 11),
   };
 }

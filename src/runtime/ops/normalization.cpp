@@ -58,7 +58,11 @@ class BatchNormOp : public Op {
 // Softmax and LogSoftmax share the axis handling.
 class SoftmaxOp : public Op {
  public:
-  SoftmaxOp(const graph::Node& n, std::int64_t opset) : Op(n, opset), log_(n.op_type == "LogSoftmax") {}
+  SoftmaxOp(const graph::Node& n, std::int64_t opset, Backend b)
+      : Op(n, opset), log_(n.op_type == "LogSoftmax"), backend_(b) {}
+  std::string kernel() const override {
+    return backend_ == Backend::kFast ? "threaded reference rows" : "reference";
+  }
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     require_f32(*this, in, 1);
     const Shape& x = in.at(0).shape;
@@ -77,7 +81,21 @@ class SoftmaxOp : public Op {
     }
     return {ValueMeta{DType::kFloat32, x, nullptr}};
   }
-  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+  void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    if (backend_ == Backend::kFast && outer_ > 1 && in[0]->numel() >= (1 << 15)) {
+      // Rows are independent: the reference kernel on disjoint row ranges gives the same bits.
+      const float* x = in[0]->data<float>();
+      float* y = out[0]->data<float>();
+      const std::int64_t row = len_ * inner_;
+      ctx.pool->parallel_for(outer_, [&](std::int64_t o0, std::int64_t o1) {
+        if (log_) {
+          ref::log_softmax(o1 - o0, len_, inner_, x + o0 * row, y + o0 * row);
+        } else {
+          ref::softmax(o1 - o0, len_, inner_, x + o0 * row, y + o0 * row);
+        }
+      });
+      return;
+    }
     if (log_) {
       ref::log_softmax(outer_, len_, inner_, in[0]->data<float>(), out[0]->data<float>());
     } else {
@@ -87,6 +105,7 @@ class SoftmaxOp : public Op {
 
  private:
   bool log_;
+  Backend backend_;
   std::int64_t outer_ = 1, len_ = 1, inner_ = 1;
 };
 

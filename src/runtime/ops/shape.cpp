@@ -404,7 +404,10 @@ class IdentityOp : public Op {
   void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     if (node_.op_type == "Dropout" && opset_ >= 12 && in.size() > 2 && in[2] &&
         in[2]->to_i64_vector().at(0) != 0) {
-      error("Dropout in training mode is not supported (aciq runs inference only)");
+      // Training mode drops nothing at ratio 0 (torchvision 0.14's Swin exports F.dropout(p=0) so): the
+      // output is the input and the mask all ones. Any other ratio would need random masks.
+      const float ratio = in.size() > 1 && in[1] ? in[1]->to_f32().data<float>()[0] : 0.5f;
+      if (ratio != 0.0f) error("Dropout in training mode is not supported (aciq runs inference only)");
     }
     copy_into(*out[0], *in[0], *this);
     if (out.size() > 1 && out[1])
