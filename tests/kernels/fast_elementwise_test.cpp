@@ -95,6 +95,29 @@ TEST(FastElementwise, MathAgreesWithReference) {
   }
 }
 
+TEST(FastElementwise, UnaryAgreesWithReference) {
+  ThreadPool pool(2);
+  for (std::int64_t n : {1, 13, 127, 40000}) {
+    const Tensor x = random_tensor({n}, static_cast<unsigned>(n) + 7);
+    ref::UnaryParams p;
+    p.alpha = 0.2f;
+    p.beta = 0.5f;
+    for (auto op : {ref::UnaryOp::kSigmoid, ref::UnaryOp::kHardSigmoid, ref::UnaryOp::kHardSwish}) {
+      std::vector<float> want(n), got(n);
+      ref::unary(op, p, x.data<float>(), want.data(), n);
+      fast::unary(op, p, x.data<float>(), got.data(), n, pool);
+      for (std::int64_t i = 0; i < n; ++i) {
+        if (op != ref::UnaryOp::kSigmoid) {
+          ASSERT_EQ(got[i], want[i]);
+        } else {
+          const float ulp = std::nextafter(std::fabs(want[i]), INFINITY) - std::fabs(want[i]);
+          ASSERT_LE(std::fabs(got[i] - want[i]), 4 * ulp) << x.data<float>()[i];
+        }
+      }
+    }
+  }
+}
+
 TEST(FastElementwise, PowScalarIsBitIdenticalToReference) {
   ThreadPool pool(2);
   const Tensor x = random_tensor({127, 13}, 5);

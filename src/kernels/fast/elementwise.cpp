@@ -163,6 +163,17 @@ void math(ref::MathOp op, const ref::MathParams& p, const float* x, float* y, st
   });
 }
 
+void unary(ref::UnaryOp op, const ref::UnaryParams& p, const float* x, float* y, std::int64_t n,
+           ThreadPool& pool) {
+  parallel_elements(n, pool, [&](std::int64_t lo, std::int64_t hi) {
+    if (op == ref::UnaryOp::kSigmoid) {
+      for (std::int64_t i = lo; i < hi; ++i) y[i] = 1.0f / (1.0f + std::exp(-x[i]));
+    } else {
+      ref::unary(op, p, x + lo, y + lo, hi - lo);
+    }
+  });
+}
+
 void pow_scalar(const float* x, double e, float* y, std::int64_t n, ThreadPool& pool) {
   parallel_elements(n, pool, [&](std::int64_t lo, std::int64_t hi) {
     if (e == 2.0) {

@@ -21,6 +21,11 @@ void binary_broadcast(ref::BinaryOp op, const Tensor& a, const Tensor& b, Tensor
 void math(ref::MathOp op, const ref::MathParams& p, const float* x, float* y, std::int64_t n,
           ThreadPool& pool);
 
+// ref::unary on the fast path: Sigmoid as 1 / (1 + expf(-x)) in float (within 4 ulps of the double
+// reference), the other functions as the reference (bit-identical), threaded.
+void unary(ref::UnaryOp op, const ref::UnaryParams& p, const float* x, float* y, std::int64_t n,
+           ThreadPool& pool);
+
 // x ** e for a scalar exponent: e = 2 is x * x (the float product is the correctly rounded square, as
 // the reference's pow in double rounded to float), else std::pow in double per element; threaded.
 void pow_scalar(const float* x, double e, float* y, std::int64_t n, ThreadPool& pool);

@@ -32,7 +32,9 @@ class UnaryOp : public Op {
     threaded_ = backend_ == Backend::kFast && (t == "Relu" || t == "Clip" || t == "LeakyRelu");
     return {ValueMeta{DType::kFloat32, in.at(0).shape, nullptr}};
   }
-  std::string kernel() const override { return threaded_ ? "threaded activation" : "reference"; }
+  std::string kernel() const override {
+    return threaded_ ? "threaded activation" : backend_ == Backend::kFast ? "threaded float" : "reference";
+  }
   void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const std::string& t = node_.op_type;
     if (in[0]->dtype() != DType::kFloat32) {
@@ -76,6 +78,10 @@ class UnaryOp : public Op {
           clip_bounds(node_, opset_, in.size() > 1 ? in[1] : nullptr, in.size() > 2 ? in[2] : nullptr);
       p.lo = bounds.first;
       p.hi = bounds.second;
+    }
+    if (backend_ == Backend::kFast) {
+      fast::unary(op, p, in[0]->data<float>(), out[0]->data<float>(), in[0]->numel(), *ctx.pool);
+      return;
     }
     ref::unary(op, p, in[0]->data<float>(), out[0]->data<float>(), in[0]->numel());
   }

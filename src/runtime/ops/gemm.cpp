@@ -43,6 +43,18 @@ class GemmOp : public Op {
     return true;
   }
   std::string kernel() const override { return backend_ == Backend::kFast ? "oneDNN sgemm" : "reference"; }
+  // A constant transposed B (every fully-connected layer exported from PyTorch) is stored transposed
+  // once: sgemm then keeps its rows independent of the row count from 2 rows on instead of 16
+  // (fast::sgemm pads shorter batches to that), so batch 1 costs 2 rows of work, not 16.
+  void prepare(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&, DnnlEnv*) override {
+    if (backend_ != Backend::kFast || !tb_ || !in[1].value) return;
+    b_t_ = Tensor(DType::kFloat32, {k_, n_});
+    const float* b = in[1].value->data<float>();
+    float* bt = b_t_.data<float>();
+    for (std::int64_t j = 0; j < n_; ++j) {
+      for (std::int64_t p = 0; p < k_; ++p) bt[p * n_ + j] = b[j * k_ + p];
+    }
+  }
   void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const float alpha = node_.get_float("alpha", 1.0f), beta = node_.get_float("beta", 1.0f);
     const Tensor* c = node_.has_input(2) ? in[2] : nullptr;
@@ -54,7 +66,11 @@ class GemmOp : public Op {
         ref::gemm(m_, n_, 0, false, false, 0.0f, beta, nullptr, nullptr, c, y);
         acc_beta = 1.0f;
       }
-      fast::sgemm(ta_, tb_, m_, n_, k_, alpha, in[0]->data<float>(), in[1]->data<float>(), acc_beta, y);
+      if (!b_t_.empty()) {
+        fast::sgemm(ta_, false, m_, n_, k_, alpha, in[0]->data<float>(), b_t_.data<float>(), acc_beta, y);
+      } else {
+        fast::sgemm(ta_, tb_, m_, n_, k_, alpha, in[0]->data<float>(), in[1]->data<float>(), acc_beta, y);
+      }
     } else {
       ref::gemm(m_, n_, k_, ta_, tb_, alpha, beta, in[0]->data<float>(), in[1]->data<float>(), c, y);
     }
@@ -70,6 +86,7 @@ class GemmOp : public Op {
   bool ta_ = false, tb_ = false;
   std::int64_t m_ = 0, n_ = 0, k_ = 0;
   Activation act_;
+  Tensor b_t_;  // B transposed to [K, N] when it is constant and transB is set
 };
 
 class MatMulOp : public Op {
