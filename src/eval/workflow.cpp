@@ -30,16 +30,25 @@ std::string describe_selection(const data::Dataset& ds, std::int64_t offset, std
   return d;
 }
 
+namespace {
+
+// A plan's fake quantization: the plan applied to g (weights quantized in place), the observer and the
+// values it observes; no observer for fp32 (or dynamic ranges, which the caller builds).
+std::pair<std::unique_ptr<runtime::Observer>, std::vector<std::string>> simulation_of(graph::Graph& g,
+                                                                                      const Simulation& sim,
+                                                                                      Context& ctx) {
+  if (!sim.plan) return {};
+  auto applied = plan::apply_plan(g, *sim.plan);
+  return {std::make_unique<FakeQuantObserver>(std::move(applied.quantizers), ctx), std::move(applied.points)};
+}
+
+}  // namespace
+
 PassResult evaluate(graph::Graph g, const runtime::ExecutorOptions& xo, Context& ctx,
                     const std::shared_ptr<const data::Dataset>& ds, const data::LoaderOptions& lo,
                     const Simulation& sim, const LoopOptions& loop) {
-  std::unique_ptr<runtime::Observer> observer;
-  std::vector<std::string> observed;
-  if (sim.plan) {
-    auto applied = plan::apply_plan(g, *sim.plan);
-    observed = std::move(applied.points);
-    observer = std::make_unique<FakeQuantObserver>(std::move(applied.quantizers), ctx);
-  } else if (sim.dynamic) {
+  auto [observer, observed] = simulation_of(g, sim, ctx);
+  if (!observer && sim.dynamic) {
     auto points = policy::quant_points(g, *sim.dynamic);
     if (sim.dynamic->weight_bits > 0) policy::quantize_weights(g, sim.dynamic->weight_bits);
     for (const auto& p : points) observed.push_back(p.value);
@@ -144,15 +153,8 @@ TensorRunResult run_tensors(graph::Graph g, const runtime::ExecutorOptions& xo, 
   for (const auto& o : outputs) {
     if (!o.empty()) calib::check_writable(o, "--output");
   }
-  std::unique_ptr<runtime::Observer> observer;
-  std::vector<std::string> observed;
-  if (sim.plan) {
-    auto applied = plan::apply_plan(g, *sim.plan);
-    observed = std::move(applied.points);
-    observer = std::make_unique<FakeQuantObserver>(std::move(applied.quantizers), ctx);
-  } else if (sim.dynamic) {
-    fail("dynamic ranges (-sm no) are not available for tensor files");
-  }
+  if (sim.dynamic) fail("dynamic ranges (-sm no) are not available for tensor files");
+  auto [observer, observed] = simulation_of(g, sim, ctx);
   const std::vector<std::string> names = g.outputs;
   runtime::Executor exec(std::move(g), ctx, xo);
   exec.set_observed(observed);
