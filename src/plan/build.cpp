@@ -7,6 +7,7 @@
 #include <limits>
 #include <optional>
 #include <set>
+#include <span>
 
 #include "aciq/plan.hpp"
 
@@ -131,6 +132,35 @@ TensorQuant weight_entry(const graph::Graph& g, const graph::Node& n, const std:
   return t;
 }
 
+// An int32 bias holds b / (input scale x weight scale) only while that product is not tiny. When it is
+// (near-zero activations, a dead channel), rounding would clip the bias and the layer would lose it —
+// DeepLabV3 with random weights drops to 0 dB that way. So the weight scale of each channel is raised
+// just enough that |b| / (s_in * s_w) <= 2^30 (half the int32 range: headroom for the accumulator the
+// bias is added to), as ONNX Runtime's quantizer also raises it (since 1.20.1); the weight grid keeps
+// its integers, only its step grows.
+void raise_weight_scale_for_bias(TensorQuant& wq, std::span<const float> bias, float input_scale) {
+  if (!(input_scale > 0.0f) || bias.empty()) return;
+  constexpr double kBiasLimit = 1073741824.0;  // 2^30
+  const std::size_t channels = wq.scale.size();
+  bool raised = false;
+  for (std::size_t c = 0; c < channels; ++c) {
+    double max_abs = 0.0;
+    for (std::size_t i = 0; i < bias.size(); ++i) {
+      if (channels == 1 || i == c) max_abs = std::max(max_abs, std::fabs(static_cast<double>(bias[i])));
+    }
+    const double need = max_abs / (static_cast<double>(input_scale) * kBiasLimit);
+    if (need <= wq.scale[c]) continue;
+    // Rounded up to the next float so that the bound holds after the float conversion.
+    float s = static_cast<float>(need);
+    if (static_cast<double>(s) < need) s = std::nextafter(s, std::numeric_limits<float>::infinity());
+    wq.scale[c] = s;
+    wq.lo[c] = static_cast<double>(s) * (wq.qmin - wq.zero_point[c]);
+    wq.hi[c] = static_cast<double>(s) * (wq.qmax - wq.zero_point[c]);
+    raised = true;
+  }
+  if (raised) wq.statistic += "; scale raised so that the int32 bias fits (|b| / (s_in s_w) <= 2^30)";
+}
+
 }  // namespace
 
 QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const PlanOptions& o,
@@ -224,6 +254,7 @@ QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const
                  " contains NaN or Inf");
           bq.requested_lo = *std::min_element(bv.begin(), bv.end());
           bq.requested_hi = *std::max_element(bv.begin(), bv.end());
+          raise_weight_scale_for_bias(wq, bv, in->scale.at(0));
           for (float ws : wq.scale) {
             const float s = in->scale.at(0) * ws;
             bq.scale.push_back(s);

@@ -224,5 +224,41 @@ TEST(PlanConstants, WeightsFromConstantNodesArePlannedAndExported) {
   EXPECT_EQ(q.initializer("w_quantized")->dtype(), DType::kInt8);
 }
 
+// A Conv fed by near-zero activations (range 1e-9) with a large bias: input scale x weight scale is
+// ~1e-14, so an int32 bias could hold at most ~2e-5 and the bias (5.0) would clip. The plan raises that
+// channel's weight scale until |b| / (s_in s_w) <= 2^30; the simulated output then keeps the bias, and
+// the channel without a bias keeps its max|w| / 127 scale.
+TEST(PlanBias, WeightScaleIsRaisedSoTheInt32BiasFits) {
+  auto m = make_model(13);
+  add_input(m, "x", {1, 1, 4, 4});
+  auto* g = m.mutable_graph();
+  *g->add_initializer() = make_tensor("w", {2, 1, 1, 1}, {1e-3f, 1e-3f});
+  *g->add_initializer() = make_tensor("b", {2}, {5.0f, 0.0f});
+  add_node(m, "Conv", {"x", "w", "b"}, {"y"}, "conv");
+  add_output(m, "y");
+  std::string bytes;
+  m.SerializeToString(&bytes);
+  const auto graph = onnx_import::load_model_from_bytes(bytes, "bias.onnx");
+  Context ctx(1);
+  std::vector<float> tiny(16);
+  for (std::size_t i = 0; i < tiny.size(); ++i) tiny[i] = 1e-9f * static_cast<float>(i) / 15.0f;
+  const Tensor x = Tensor::from_f32({1, 1, 4, 4}, tiny);
+  const auto stats = collect_stats(graph, x, ctx);
+  const auto p = plan::build_plan(graph, stats,
+                                  plan_options(8, quant::ClipMethod::kNone, plan::Semantics::kOnnx,
+                                               plan::WeightGranularity::kChannel, policy::Placement::kDeploy),
+                                  "s.json");
+  const auto* w = p.find("w", plan::TensorKind::kWeight);
+  const auto* b = p.find("b", plan::TensorKind::kBias);
+  const auto* in = p.find("x", plan::TensorKind::kActivation);
+  ASSERT_TRUE(w && b && in);
+  EXPECT_FLOAT_EQ(w->scale[1], 1e-3f / 127.0f);  // unchanged
+  EXPECT_GT(w->scale[0], 1e-3f / 127.0f);        // raised
+  EXPECT_LE(5.0 / (static_cast<double>(in->scale[0]) * w->scale[0]), 1073741824.0);
+  EXPECT_GT(5.0 / (static_cast<double>(in->scale[0]) * w->scale[0]), 1073741824.0 * 0.99);
+  const Tensor y = simulate(graph, p, x, ctx, runtime::Backend::kReference);
+  EXPECT_NEAR(y.data<float>()[0], 5.0f, 1e-5f);  // channel 0 keeps its bias
+}
+
 }  // namespace
 }  // namespace aciq::testing
