@@ -118,6 +118,27 @@ TEST(FastElementwise, UnaryAgreesWithReference) {
   }
 }
 
+// The SIMD sigmoid on every remainder length, at the extremes (saturation to 1, outputs below 1e-38
+// flushed to 0, NaN passed through), against the double reference.
+TEST(FastElementwise, SimdSigmoidEdges) {
+  ThreadPool pool(1);
+  const std::vector<float> x = {-1000.0f, -100.0f, -88.5f, -87.0f, -20.0f, -1e-8f, 0.0f, 1e-8f, 3.0f,
+                                17.0f,    20.0f,   100.0f, 1e30f,  NAN,    -0.0f,  0.5f, -0.5f};
+  std::vector<float> want(x.size()), got(x.size());
+  ref::unary(ref::UnaryOp::kSigmoid, {}, x.data(), want.data(), static_cast<std::int64_t>(x.size()));
+  for (std::size_t len = 1; len <= x.size(); ++len) {
+    fast::unary(ref::UnaryOp::kSigmoid, {}, x.data(), got.data(), static_cast<std::int64_t>(len), pool);
+    for (std::size_t i = 0; i < len; ++i) {
+      if (std::isnan(want[i])) {
+        EXPECT_TRUE(std::isnan(got[i])) << x[i];
+        continue;
+      }
+      const float ulp = std::nextafter(std::fabs(want[i]), INFINITY) - std::fabs(want[i]);
+      EXPECT_LE(std::fabs(got[i] - want[i]), std::max(4 * ulp, 1e-38f)) << x[i];
+    }
+  }
+}
+
 TEST(FastElementwise, PowScalarIsBitIdenticalToReference) {
   ThreadPool pool(2);
   const Tensor x = random_tensor({127, 13}, 5);

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/fast/simd_math.hpp"
+
 namespace aciq::kernels::fast {
 
 namespace {
@@ -167,7 +169,7 @@ void unary(ref::UnaryOp op, const ref::UnaryParams& p, const float* x, float* y,
            ThreadPool& pool) {
   parallel_elements(n, pool, [&](std::int64_t lo, std::int64_t hi) {
     if (op == ref::UnaryOp::kSigmoid) {
-      for (std::int64_t i = lo; i < hi; ++i) y[i] = 1.0f / (1.0f + std::exp(-x[i]));
+      sigmoid_simd(x + lo, y + lo, hi - lo);
     } else {
       ref::unary(op, p, x + lo, y + lo, hi - lo);
     }
