@@ -231,12 +231,14 @@ void NpyWriter::finish() {
     fail(path_ + ": " + std::to_string(rows_done_) + " rows written, " + std::to_string(shape_[0]) +
          " declared");
   }
-  if (::fsync(fd_) != 0 || ::fchmod(fd_, 0644) != 0 || ::close(fd_) != 0) {
-    fd_ = -1;
-    ::unlink(tmp_.c_str());
-    fail(path_ + ": cannot finish writing: " + std::strerror(errno));
-  }
+  const bool synced = ::fsync(fd_) == 0 && ::fchmod(fd_, 0644) == 0;
+  const std::string err = synced ? "" : std::strerror(errno);
+  const bool closed = ::close(fd_) == 0;
   fd_ = -1;
+  if (!synced || !closed) {
+    ::unlink(tmp_.c_str());
+    fail(path_ + ": cannot finish writing: " + (synced ? std::string(std::strerror(errno)) : err));
+  }
   if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
     const std::string err = std::strerror(errno);
     ::unlink(tmp_.c_str());
@@ -288,6 +290,7 @@ class NpyDataset : public Dataset {
       labels_ = labels->rows(0, ls[0]).to_i64_vector();
       for (auto l : labels_) {
         if (l < 0) fail(labels->path() + ": negative label " + std::to_string(l));
+        if (l >= (1 << 24)) fail(labels->path() + ": label " + std::to_string(l) + " is not a class index");
         classes_ = std::max<std::int64_t>(classes_, l + 1);
       }
       labels_path_ = labels->path();

@@ -64,6 +64,9 @@ LayerPositions layer_positions(const graph::Graph& g) {
         first.insert(c);
         continue;
       }
+      // A Shape/Size output is metadata: through it (e.g. ViT's class token expanded to x's batch size)
+      // "reached from the input" would leak into every later layer.
+      if (c->op_type == "Shape" || c->op_type == "Size") continue;
       for (const auto& o : c->outputs) {
         if (!o.empty()) todo.push_back(o);
       }
@@ -82,6 +85,7 @@ LayerPositions layer_positions(const graph::Graph& g) {
       last.insert(p);
       continue;
     }
+    if (p->op_type == "Shape" || p->op_type == "Size") continue;  // metadata, not the data path
     for (const auto& i : p->inputs) {
       if (!i.empty() && !g.initializer(i)) todo.push_back(i);
     }

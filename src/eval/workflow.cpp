@@ -140,6 +140,11 @@ TensorRunResult run_tensors(graph::Graph g, const runtime::ExecutorOptions& xo, 
     fail(g.source + ": has " + std::to_string(g.inputs.size()) + " inputs; --input feeds models with one");
   }
   if (input.shape().empty()) fail(input.path() + ": a 0-d array has no samples along N");
+  // Integer inputs are shape-like to the executor (their values key the plan cache): one plan per batch.
+  if (input.dtype() != DType::kFloat32) {
+    fail(input.path() + ": --input must be float32, the file holds " +
+         std::string(dtype_name(input.dtype())));
+  }
   if (outputs.size() != g.outputs.size()) fail("internal: one output path per graph output expected");
   if (batch <= 0) fail("batch size must be positive");
   const std::int64_t n = input.shape()[0];

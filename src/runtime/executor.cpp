@@ -377,6 +377,10 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
         if (out_slots[i] >= 0) p.slots[out_slots[i]] = Tensor(out_metas[i].dtype, out_metas[i].shape);
         outs.push_back(out_slots[i] >= 0 ? &p.slots[out_slots[i]] : nullptr);
       }
+      // new_slot() may have moved the slots since in_metas took their addresses.
+      for (std::size_t i = 0; i < in_slots.size(); ++i) {
+        if (in_slots[i] >= 0 && in_metas[i].value) in_metas[i].value = &p.slots[in_slots[i]];
+      }
       try {
         op->prepare(in_metas, out_metas, nullptr);
         op->run(ctx_, ins, outs);

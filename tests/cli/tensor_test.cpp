@@ -60,7 +60,8 @@ TEST(CliRun, BadInputsAreOneLineErrorsBeforeTheWork) {
   EXPECT_FALSE(fs::exists(y));
   const auto ints = (scratch() / "run_ints.npy").string();
   data::write_npy(ints, Tensor(DType::kInt64, {2, 1, 28, 28}));
-  expect_one_line_error(aciq("run -q --model " + model + " --input " + ints + " --output " + y), "(int64)");
+  expect_one_line_error(aciq("run -q --model " + model + " --input " + ints + " --output " + y),
+                        "--input must be float32, the file holds int64");
   const auto x = random_images("run_ok.npy", {2, 1, 28, 28}, 2).string();
   expect_one_line_error(aciq("run -q --model " + model + " --input " + x), "exactly one of --output");
   expect_one_line_error(

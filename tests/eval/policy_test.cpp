@@ -78,6 +78,32 @@ TEST(Policy, RolesFollowGraphPositionInAnyNetwork) {
   EXPECT_NE(std::find(collected.begin(), collected.end(), "up"), collected.end());
 }
 
+// A class-token-style Expand sized by Shape(x) feeds the residual stream after the first conv: the
+// metadata edge must not make the second conv a "first" layer.
+TEST(Policy, ShapeEdgesDoNotCarryPositions) {
+  auto m = make_model();
+  add_input(m, "x", {1, 2, 4, 4});
+  auto* g = m.mutable_graph();
+  *g->add_initializer() = make_tensor("w1", {2, 2, 1, 1}, random_values(4, 1));
+  *g->add_initializer() = make_tensor("w2", {2, 2, 1, 1}, random_values(4, 2));
+  *g->add_initializer() = make_tensor("token", {1, 2, 4, 4}, random_values(32, 3));
+  add_node(m, "Conv", {"x", "w1"}, {"c1"}, "conv1");
+  add_node(m, "Shape", {"x"}, {"s"}, "shape");
+  add_node(m, "Expand", {"token", "s"}, {"t"}, "expand");
+  add_node(m, "Add", {"c1", "t"}, {"a"}, "add");
+  add_node(m, "Conv", {"a", "w2"}, {"c2"}, "conv2");
+  add_node(m, "Relu", {"c2"}, {"y"}, "relu");
+  add_output(m, "y");
+  std::string bytes;
+  m.SerializeToString(&bytes);
+  const auto graph = onnx_import::load_model_from_bytes(bytes, "token.onnx");
+  const auto pos = policy::layer_positions(graph);
+  ASSERT_EQ(pos.first.size(), 1u);
+  EXPECT_EQ(pos.first[0]->name, "conv1");
+  ASSERT_EQ(pos.last.size(), 1u);
+  EXPECT_EQ(pos.last[0]->name, "conv2");
+}
+
 calib::PointStats stats_with(double mean_min, double mean_max, double mean_b, double mean_std,
                              double mean_mean, std::int64_t numel) {
   calib::PointStats p;

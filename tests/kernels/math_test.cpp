@@ -4,6 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
+
+#include "kernels/reference/movement.hpp"
+#include "kernels/reference/reduce.hpp"
 
 namespace aciq::kernels::ref {
 namespace {
@@ -38,6 +42,27 @@ TEST(MathKernels, BroadcastOffsetsFollowNumpy) {
       }
     }
   }
+}
+
+// Edge values found in review: INT_MIN % -1 (traps on x86 if computed), LogSumExp of large inputs
+// (overflows exp unless shifted by the maximum), slices with extreme steps (overflowing count formulas).
+TEST(MathKernels, EdgeValuesDoNotOverflowOrTrap) {
+  const auto a =
+      Tensor::from_i64({2}, std::vector<std::int64_t>{std::numeric_limits<std::int64_t>::min(), -7});
+  const auto b = Tensor::from_i64({2}, std::vector<std::int64_t>{-1, 3});
+  EXPECT_EQ(mod(a, b, false).to_i64_vector(), (std::vector<std::int64_t>{0, 2}));  // Python: -7 % 3 == 2
+  EXPECT_EQ(mod(a, b, true).to_i64_vector(), (std::vector<std::int64_t>{0, -1}));  // C fmod sign
+  const auto big = Tensor::from_f32({2}, std::vector<float>{1000.0f, 1000.0f});
+  const Tensor lse = reduce(ReduceOp::kLogSumExp, big, {true}, false);
+  EXPECT_NEAR(lse.data<float>()[0], 1000.0 + std::log(2.0), 1e-3);
+  const SliceAxis up =
+      slice_axis(10, 0, std::numeric_limits<std::int64_t>::max(), std::numeric_limits<std::int64_t>::max());
+  EXPECT_EQ(up.count, 1);
+  const SliceAxis down =
+      slice_axis(10, 9, std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::min());
+  EXPECT_EQ(down.count, 1);
+  EXPECT_EQ(down.start, 9);
+  EXPECT_EQ(slice_axis(10, -1, -11, -3).count, 4);  // 9, 6, 3, 0
 }
 
 }  // namespace

@@ -301,6 +301,7 @@ Tensor pow(const Tensor& a, const Tensor& b) {
     const auto av = a.to_i64_vector();
     for_each_broadcast(os, {sa, sb}, [&](std::int64_t i, const std::int64_t* off) {
       const double v = std::pow(static_cast<double>(av[off[0]]), static_cast<double>(pe[off[1]]));
+      if (!(std::fabs(v) < 9.2e18)) fail("Pow: integer result " + std::to_string(v) + " is out of range");
       if (a.dtype() == DType::kInt64) {
         y.data<std::int64_t>()[i] = static_cast<std::int64_t>(v);
       } else {
@@ -330,7 +331,8 @@ Tensor mod_typed(const Tensor& a, const Tensor& b, bool fmod) {
       if (!fmod && r != 0 && ((r < 0) != (z < 0))) r += z;
     } else {
       if (z == 0) fail("Mod: integer division by zero");
-      r = static_cast<T>(x % z);
+      // INT_MIN % -1 traps on x86; its value is 0.
+      r = (std::is_signed_v<T> && z == static_cast<T>(-1)) ? T{0} : static_cast<T>(x % z);
       if (!fmod && r != 0 && ((r < 0) != (z < 0))) r = static_cast<T>(r + z);
     }
     std::memcpy(y, &r, sizeof(T));

@@ -42,11 +42,12 @@ SliceAxis slice_axis(std::int64_t dim, std::int64_t start, std::int64_t end, std
   if (step > 0) {
     start = std::clamp<std::int64_t>(start, 0, dim);
     end = std::clamp<std::int64_t>(end, 0, dim);
-    a.count = end > start ? (end - start + step - 1) / step : 0;
+    a.count = end > start ? (end - start - 1) / step + 1 : 0;  // no overflow for steps near INT64_MAX
   } else {
     start = std::clamp<std::int64_t>(start, 0, dim - 1);
     end = std::clamp<std::int64_t>(end, -1, dim - 1);
-    a.count = start > end ? (start - end + (-step) - 1) / (-step) : 0;
+    const auto down = -static_cast<__int128>(step);  // INT64_MIN has no int64 negation
+    a.count = start > end ? static_cast<std::int64_t>((start - end - 1) / down + 1) : 0;
   }
   a.start = start;
   return a;

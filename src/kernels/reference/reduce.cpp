@@ -86,23 +86,35 @@ Tensor reduce_typed(ReduceOp op, const Tensor& x, const std::vector<bool>& reduc
   std::int64_t count = 1;
   for (std::size_t d = 0; d < x.rank(); ++d) count *= reduced[d] ? x.shape()[d] : 1;
   const T* px = x.data<T>();
-  for_each_broadcast(x.shape(), {output_strides(x.shape(), reduced)},
-                     [&](std::int64_t i, const std::int64_t* off) {
-                       if constexpr (std::is_floating_point_v<T>) {
-                         acc[off[0]] = accumulate(op, acc[off[0]], static_cast<double>(px[i]));
-                       } else {
-                         std::int64_t& a = iacc[off[0]];
-                         const auto v = static_cast<std::int64_t>(px[i]);
-                         a = op == ReduceOp::kMax    ? std::max(a, v)
-                             : op == ReduceOp::kMin  ? std::min(a, v)
-                             : op == ReduceOp::kProd ? a * v
-                                                     : a + v;
-                       }
-                     });
+  // LogSumExp = m + log(sum exp(x - m)) with m the maximum, so large inputs do not overflow exp.
+  std::vector<double> shift(static_cast<std::size_t>(out_n), 0.0);
+  if (op == ReduceOp::kLogSumExp) {
+    const Tensor m = reduce_typed<T>(ReduceOp::kMax, x, reduced, true);
+    for (std::int64_t i = 0; i < out_n; ++i) {
+      const double v = static_cast<double>(m.data<T>()[i]);
+      shift[static_cast<std::size_t>(i)] = std::isfinite(v) ? v : 0.0;
+    }
+  }
+  for_each_broadcast(
+      x.shape(), {output_strides(x.shape(), reduced)}, [&](std::int64_t i, const std::int64_t* off) {
+        if constexpr (std::is_floating_point_v<T>) {
+          const double v = static_cast<double>(px[i]);
+          acc[off[0]] = accumulate(op, acc[off[0]], op == ReduceOp::kLogSumExp ? v - shift[off[0]] : v);
+        } else {
+          std::int64_t& a = iacc[off[0]];
+          const auto v = static_cast<std::int64_t>(px[i]);
+          a = op == ReduceOp::kMax    ? std::max(a, v)
+              : op == ReduceOp::kMin  ? std::min(a, v)
+              : op == ReduceOp::kProd ? a * v
+                                      : a + v;
+        }
+      });
   Tensor y(x.dtype(), out_shape);
   for (std::int64_t i = 0; i < out_n; ++i) {
     if constexpr (std::is_floating_point_v<T>) {
-      y.data<T>()[i] = static_cast<T>(finish(op, acc[i], count));
+      const double r = finish(op, acc[i], count);
+      y.data<T>()[i] =
+          static_cast<T>(op == ReduceOp::kLogSumExp ? r + shift[static_cast<std::size_t>(i)] : r);
     } else {
       y.data<T>()[i] = static_cast<T>(iacc[i]);
     }

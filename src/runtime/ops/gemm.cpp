@@ -46,8 +46,10 @@ class GemmOp : public Op {
   // A constant transposed B (every fully-connected layer exported from PyTorch) is stored transposed
   // once: sgemm then keeps its rows independent of the row count from 2 rows on instead of 16
   // (fast::sgemm pads shorter batches to that), so batch 1 costs 2 rows of work, not 16.
-  void prepare(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&, DnnlEnv*) override {
-    if (backend_ != Backend::kFast || !tb_ || !in[1].value) return;
+  void prepare(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&, DnnlEnv* env) override {
+    // Only with an engine: plans evaluated at plan time (constant folding) pass none, and their
+    // metas may not outlive the call.
+    if (!env || backend_ != Backend::kFast || !tb_ || !in[1].value) return;
     b_t_ = Tensor(DType::kFloat32, {k_, n_});
     const float* b = in[1].value->data<float>();
     float* bt = b_t_.data<float>();
@@ -110,7 +112,7 @@ class MatMulOp : public Op {
     if (flat_) {
       k_ = a.back();
       n_ = b.back();
-      m_ = shape_numel(a) / std::max<std::int64_t>(k_, 1);
+      m_ = shape_numel(Shape(a.begin(), a.end() - 1));
     }
     // Batched fast path (attention's Q x K^T, scores x V): one sgemm per broadcast batch entry.
     batched_ = backend_ == Backend::kFast && !flat_ && !av && !bv;
@@ -127,6 +129,10 @@ class MatMulOp : public Op {
   }
   std::string kernel() const override { return flat_ || batched_ ? "oneDNN sgemm" : "reference"; }
   void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    if ((flat_ || batched_) && k_ == 0) {  // an empty inner dimension: every product is 0
+      std::memset(out[0]->raw(), 0, out[0]->nbytes());
+      return;
+    }
     if (flat_) {
       fast::sgemm(false, false, m_, n_, k_, 1.0f, in[0]->data<float>(), in[1]->data<float>(), 0.0f,
                   out[0]->data<float>());

@@ -286,19 +286,16 @@ class RangeOp : public ValueOp {
   using ValueOp::ValueOp;
   Shape out_shape(const std::vector<ValueMeta>& in) override {
     if (in.size() != 3) error("needs start, limit and delta");
+    std::vector<const Tensor*> v;
     for (const auto& m : in) {
       if (!m.value) error("start, limit and delta must be known when the model is planned");
       if (m.dtype != in[0].dtype) error("start, limit and delta must share one dtype");
+      v.push_back(m.value);
     }
-    const double start = in[0].value->to_f32().data<float>()[0];
-    const double limit = in[1].value->to_f32().data<float>()[0];
-    const double delta = in[2].value->to_f32().data<float>()[0];
-    if (delta == 0) error("delta must not be 0");
-    const auto n = static_cast<std::int64_t>(std::max(0.0, std::ceil((limit - start) / delta)));
-    return {n};
+    return {length(v)};
   }
   Tensor compute(const std::vector<const Tensor*>& in) override {
-    const std::int64_t n = out_shape_of(in);
+    const std::int64_t n = length(in);
     Tensor y(in[0]->dtype(), {n});
     if (in[0]->dtype() == DType::kFloat32) {
       const float s = in[0]->data<float>()[0], d = in[2]->data<float>()[0];
@@ -317,10 +314,25 @@ class RangeOp : public ValueOp {
   }
 
  private:
-  static std::int64_t out_shape_of(const std::vector<const Tensor*>& in) {
-    const double start = in[0]->to_f32().data<float>()[0], limit = in[1]->to_f32().data<float>()[0];
-    const double delta = in[2]->to_f32().data<float>()[0];
-    return static_cast<std::int64_t>(std::max(0.0, std::ceil((limit - start) / delta)));
+  // max(ceil((limit - start) / delta), 0): exactly in integers for integer ranges, bounded for floats.
+  std::int64_t length(const std::vector<const Tensor*>& in) const {
+    if (in[0]->numel() != 1 || in[1]->numel() != 1 || in[2]->numel() != 1)
+      error("start, limit and delta must be scalars");
+    if (in[0]->dtype() != DType::kFloat32) {
+      const __int128 s = in[0]->to_i64_vector()[0], l = in[1]->to_i64_vector()[0],
+                     d = in[2]->to_i64_vector()[0];
+      if (d == 0) error("delta must not be 0");
+      const __int128 span = l - s;
+      const __int128 n = (span > 0) == (d > 0) && span != 0 ? (span + d - (d > 0 ? 1 : -1)) / d : 0;
+      if (n > kMaxTensorElements)
+        error("the range has more than " + std::to_string(kMaxTensorElements) + " elements");
+      return static_cast<std::int64_t>(n);
+    }
+    const double s = in[0]->data<float>()[0], l = in[1]->data<float>()[0], d = in[2]->data<float>()[0];
+    if (d == 0) error("delta must not be 0");
+    const double n = std::max(0.0, std::ceil((l - s) / d));
+    if (!(n <= static_cast<double>(kMaxTensorElements))) error("the range is not finite or too long");
+    return static_cast<std::int64_t>(n);
   }
 };
 

@@ -316,8 +316,9 @@ class CastOp : public ValueOp {
     }
     std::vector<std::int64_t> v;
     if (in[0]->dtype() == DType::kFloat32) {
-      // Float to integer truncates toward zero; values beyond int64 saturate and NaN becomes 0 (the
-      // spec leaves both undefined), then narrower types wrap as numpy's astype does.
+      // Float to integer truncates toward zero; values beyond int64 saturate and NaN becomes 0, then
+      // narrower types wrap modulo 2^bits (the spec leaves out-of-range casts undefined; numpy differs
+      // by target, e.g. INT32_MIN for float32 -> int32 on x86).
       const float* src = in[0]->data<float>();
       v.resize(static_cast<std::size_t>(n));
       for (std::int64_t i = 0; i < n; ++i) {
@@ -406,7 +407,8 @@ class IdentityOp : public Op {
         in[2]->to_i64_vector().at(0) != 0) {
       // Training mode drops nothing at ratio 0 (torchvision 0.14's Swin exports F.dropout(p=0) so): the
       // output is the input and the mask all ones. Any other ratio would need random masks.
-      const float ratio = in.size() > 1 && in[1] ? in[1]->to_f32().data<float>()[0] : 0.5f;
+      const float ratio =
+          in.size() > 1 && in[1] && in[1]->numel() > 0 ? in[1]->to_f32().data<float>()[0] : 0.5f;
       if (ratio != 0.0f) error("Dropout in training mode is not supported (aciq runs inference only)");
     }
     copy_into(*out[0], *in[0], *this);
