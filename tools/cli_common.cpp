@@ -196,10 +196,12 @@ void QuantArgs::add(CLI::App& app, bool with_activation_options) {
   };
   if (with_activation_options) {
     app.add_option("--qtype", qtype, "simulate intM activations, e.g. int4 (default: fp32)");
-    track("--clip", app.add_option("--clip,-t,--threshold", clip,
-                                   "clipping: no | laplace | gaus | mix (the seed's -th)")
-                        ->check(CLI::IsMember({"no", "none", "laplace", "gaus", "gauss", "mix"}))
-                        ->capture_default_str());
+    track("--clip",
+          app.add_option("--clip,-t,--threshold", clip,
+                         "clipping: no | laplace | gaus | mix (the seed's -th) | laplace-grid | gauss-grid")
+              ->check(CLI::IsMember({"no", "none", "laplace", "gaus", "gauss", "mix", "laplace-grid",
+                                     "gaus-grid", "gauss-grid"}))
+              ->capture_default_str());
     track("--stats", app.add_option("--stats", stats, "statistics file from `aciq collect`"));
     app.add_option("--stats-mode", stats_mode,
                    "the seed's -sm: collect (run `collect`), use (--stats, default "

@@ -279,7 +279,7 @@ int run_sweep(const SweepCmd& c, const Invocation& inv) {
     try {
       (void)quant::parse_clip_method(cl);
     } catch (const Error&) {
-      throw Error("--clips '" + cl + "': expected no, laplace, gaus or mix");
+      throw Error("--clips '" + cl + "': expected no, laplace, gaus, mix, laplace-grid or gauss-grid");
     }
   }
   auto options_for = [&c](const std::string& qt, const std::string& clip,

@@ -21,6 +21,7 @@ struct AlphaCmd {
   std::string dist = "laplace";
   std::string bits;  // "" = 1-8, or 2-8 with --seed-coefficients (the seed's tables)
   bool seed = false;
+  std::string grid;  // "" = the midrise model; "symmetric" | "half": the optimum for the grid that runs
 };
 
 struct LayersCmd {
@@ -61,6 +62,24 @@ int run_alpha(const AlphaCmd& c) {
     throw Error("--bits " + c.bits + ": the seed's tables (--seed-coefficients) cover 2..8 bits");
   }
   const auto d = c.dist == "laplace" ? quant::Distribution::kLaplace : quant::Distribution::kGauss;
+  if (!c.grid.empty()) {
+    if (c.seed) throw Error("--grid: the seed's tables are for the midrise model; drop --seed-coefficients");
+    const auto grid = c.grid == "half" ? quant::ClipGrid::kHalf : quant::ClipGrid::kSymmetric;
+    const char* unit = d == quant::Distribution::kLaplace ? "b" : "sigma";
+    std::cout << fmt::format(
+        "# {} clipping for the {} grid of 2^M levels: alpha = c * {}; MSE of that grid at {} = 1\n",
+        quant::distribution_name(d), c.grid, unit, unit);
+    std::cout << fmt::format("{:>4}  {:>12}  {:>14}  {:>12}  {:>14}\n", "bits", "grid c", "grid mse",
+                             "midrise c", "its grid mse");
+    for (int bits = lo; bits <= hi; ++bits) {
+      const double gc = quant::grid_alpha_coefficient(d, grid, bits);
+      const double mc = quant::optimal_alpha_coefficient(d, bits);
+      std::cout << fmt::format("{:>4}  {:>12.8f}  {:>14.8e}  {:>12.8f}  {:>14.8e}\n", bits, gc,
+                               quant::grid_clip_mse(d, grid, gc, 1.0, bits), mc,
+                               quant::grid_clip_mse(d, grid, mc, 1.0, bits));
+    }
+    return 0;
+  }
   std::cout << quant::alpha_table(d, lo, hi, c.seed);
   return 0;
 }
@@ -164,9 +183,10 @@ int run_layers(const LayersCmd& c, const Invocation& inv) {
   return 0;
 }
 
-constexpr std::size_t kMethods = 4;
-constexpr quant::ClipMethod kMethodList[kMethods] = {quant::ClipMethod::kNone, quant::ClipMethod::kLaplace,
-                                                     quant::ClipMethod::kGauss, quant::ClipMethod::kMix};
+constexpr std::size_t kMethods = 6;
+constexpr quant::ClipMethod kMethodList[kMethods] = {
+    quant::ClipMethod::kNone, quant::ClipMethod::kLaplace,     quant::ClipMethod::kGauss,
+    quant::ClipMethod::kMix,  quant::ClipMethod::kLaplaceGrid, quant::ClipMethod::kGaussGrid};
 
 // Sums the squared quantization error of every observed value under each method's quantizer, over
 // every batch, leaving the values themselves untouched (the fp32 network runs on). Fixed 64K-element
@@ -279,12 +299,12 @@ int run_analyze(const AnalyzeCmd& c, const Invocation& inv) {
   nlohmann::ordered_json rows = nlohmann::ordered_json::array();
   std::string csv =
       "point,role,bits,b,std,sigma_est,mean_min,mean_max,alpha_laplace,alpha_gaus,mix_choice,"
-      "mse_no,mse_laplace,mse_gaus,mse_mix,est_laplace,est_gaus\n";
+      "mse_no,mse_laplace,mse_gaus,mse_mix,mse_laplace_grid,mse_gauss_grid,est_laplace,est_gaus\n";
   std::cout << fmt::format(
-      "{:<{}} {:<11} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} | {:>10} {:>10} {:>10} {:>10} | {:>10} "
-      "{:>10}\n",
+      "{:<{}} {:<11} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} | {:>10} {:>10} {:>10} {:>10} {:>10} "
+      "{:>10} | {:>10} {:>10}\n",
       "point", name_w, "role", "bits", "b", "std", "min", "max", "a_lap", "a_gaus", "mix", "mse_no",
-      "mse_lap", "mse_gaus", "mse_mix", "est_lap", "est_gaus");
+      "mse_lap", "mse_gaus", "mse_mix", "mse_lapgrid", "mse_gausgrid", "est_lap", "est_gaus");
   auto json_or_null = [](const std::optional<double>& v) {
     return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json();
   };
@@ -310,14 +330,15 @@ int run_analyze(const AnalyzeCmd& c, const Invocation& inv) {
     }
     std::cout << fmt::format(
         "{:<{}} {:<11} {:>4} {:>9.4f} {:>9.4f} {:>9.4f} {:>9.4f} {:>9} {:>9} {:>6} | {:>10} {:>10} {:>10} "
-        "{:>10} | {:>10} {:>10}\n",
+        "{:>10} {:>10} {:>10} | {:>10} {:>10}\n",
         p.value, name_w, policy::role_name(p.role), p.bits, b, sd, mn, mx, cell(a_lap, "{:.4f}"),
-        cell(a_gaus, "{:.4f}"), mix, cell(m[0]), cell(m[1]), cell(m[2]), cell(m[3]), cell(est_l),
-        cell(est_g));
-    csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", p.value,
+        cell(a_gaus, "{:.4f}"), mix, cell(m[0]), cell(m[1]), cell(m[2]), cell(m[3]), cell(m[4]), cell(m[5]),
+        cell(est_l), cell(est_g));
+    csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", p.value,
                        policy::role_name(p.role), p.bits, b, sd, sigma_est, mn, mx, cell(a_lap, "{}"),
                        cell(a_gaus, "{}"), mix, cell(m[0], "{}"), cell(m[1], "{}"), cell(m[2], "{}"),
-                       cell(m[3], "{}"), cell(est_l, "{}"), cell(est_g, "{}"));
+                       cell(m[3], "{}"), cell(m[4], "{}"), cell(m[5], "{}"), cell(est_l, "{}"),
+                       cell(est_g, "{}"));
     rows.push_back({{"point", p.value},
                     {"node", p.node},
                     {"role", policy::role_name(p.role)},
@@ -334,7 +355,9 @@ int run_analyze(const AnalyzeCmd& c, const Invocation& inv) {
                      {{"no", json_or_null(m[0])},
                       {"laplace", json_or_null(m[1])},
                       {"gaus", json_or_null(m[2])},
-                      {"mix", json_or_null(m[3])}}},
+                      {"mix", json_or_null(m[3])},
+                      {"laplace-grid", json_or_null(m[4])},
+                      {"gauss-grid", json_or_null(m[5])}}},
                     {"estimate", {{"laplace", json_or_null(est_l)}, {"gaus", json_or_null(est_g)}}}});
   }
   std::cout << fmt::format(
@@ -403,7 +426,12 @@ void add_info_commands(CLI::App& app, SetAction set_action) {
       ->capture_default_str();
   alpha->add_option("--bits", a->bits, "bit range A-B (default 1-8; 2-8 with --seed-coefficients)");
   alpha->add_flag("--seed-coefficients", a->seed, "the seed's 2-decimal tables instead of the exact optima");
-  alpha->footer("Example:\n  aciq alpha --dist gauss --bits 2-4");
+  alpha
+      ->add_option(
+          "--grid", a->grid,
+          "symmetric | half: the optimum for the 2^M-level grid that runs (half: [0, alpha] after a ReLU)")
+      ->check(CLI::IsMember({"symmetric", "half"}));
+  alpha->footer("Example:\n  aciq alpha --dist gauss --bits 2-4\n  aciq alpha --grid symmetric --bits 1-8");
   alpha->callback([a, set_action] { set_action([a](const Invocation&) { return run_alpha(*a); }); });
 
   auto o = std::make_shared<OpsCmd>();

@@ -24,14 +24,19 @@ inline constexpr int kMaxBits = 16;
 // ---------------------------------------------------------------------------------------------
 
 enum class Distribution : std::uint8_t { kLaplace, kGauss };
-enum class ClipMethod : std::uint8_t { kNone, kLaplace, kGauss, kMix };
+// kLaplaceGrid / kGaussGrid: the same window rule as kLaplace / kGauss, with the coefficient that is
+// optimal for the grid that runs (2^M levels, 2^M - 1 steps; grid_alpha_coefficient) instead of the
+// seed's 2^M-bin midrise model (docs/clipping.md, "The optimum for the grid that runs").
+enum class ClipMethod : std::uint8_t { kNone, kLaplace, kGauss, kMix, kLaplaceGrid, kGaussGrid };
 
 // CLI spellings: "laplace", "gaus" (the seed's spelling) or "gauss". Throws aciq::Error listing the
 // accepted words otherwise.
 Distribution parse_distribution(std::string_view text);
-// CLI spellings: "no" (the seed's spelling) or "none", "laplace", "gaus" or "gauss", "mix".
+// CLI spellings: "no" (the seed's spelling) or "none", "laplace", "gaus" or "gauss", "mix",
+// "laplace-grid", "gaus-grid" or "gauss-grid".
 ClipMethod parse_clip_method(std::string_view text);
-// Canonical names: "laplace", "gauss"; "none", "laplace", "gauss", "mix". They parse back.
+// Canonical names: "laplace", "gauss"; "none", "laplace", "gauss", "mix", "laplace-grid", "gauss-grid".
+// They parse back.
 std::string_view distribution_name(Distribution d);
 std::string_view clip_method_name(ClipMethod m);
 
@@ -48,6 +53,21 @@ double clip_mse(Distribution d, double alpha, double scale, int bits);
 // The alpha/b (Laplace) or alpha/sigma (Gauss) minimizing the MSE above. Laplace: the closed form
 // W0(3 * 4^bits) (Lambert W); Gauss: bracketed root of dMSE/dalpha, relative accuracy < 1e-12.
 double optimal_alpha_coefficient(Distribution d, int bits);
+// Which grid a clipping optimum is computed for (docs/clipping.md, "The optimum for the grid that runs").
+enum class ClipGrid : std::uint8_t {
+  kSymmetric,  // window [-alpha, alpha] of zero-mean data, 2^M levels (2^M - 1 steps) including both ends
+  kHalf,  // max(X, 0) of zero-mean X (a ReLU output): window [0, alpha], 2^M levels including 0 and alpha
+};
+// Expected squared error E[(X - Q(X))^2] of that grid (round to the nearest level, clip outside) for
+// X ~ Laplace(0, b) or N(0, sigma^2), scale = b or sigma: the in-window cells integrated piece by piece
+// (8-point Gauss-Legendre on pieces <= scale/4, ~1e-12 relative) plus the clipped tails in closed form.
+// Throws for alpha <= 0, scale <= 0, non-finite values or bits outside [kMinBits, kMaxBits].
+double grid_clip_mse(Distribution d, ClipGrid grid, double alpha, double scale, int bits);
+// The alpha/scale minimizing grid_clip_mse (scale-free): a scan, then golden section (to ~1e-8: the MSE
+// is flat at its minimum).
+// Unlike optimal_alpha_coefficient (2^M midrise bins, no level at 0), this is the optimum for the
+// uniform grid GEMMLOWP and ONNX QuantizeLinear run. Computed once per argument triple.
+double grid_alpha_coefficient(Distribution d, ClipGrid grid, int bits);
 // The seed's hard-coded table values (int_quantizer.py, bits 2..8 only; mostly truncated, not rounded,
 // to two decimals). Throws aciq::Error for other widths, where the seed raises KeyError.
 double seed_alpha_coefficient(Distribution d, int bits);

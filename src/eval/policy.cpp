@@ -216,7 +216,10 @@ PointRange point_range(const QuantPoint& p, const calib::PointStats& s, const Po
   const double mn = s.column("mean", Stat::kMin), mx = s.column("mean", Stat::kMax);
   if (p.clip == quant::ClipMethod::kNone) return unclipped(mn, mx);
 
+  // The grid methods keep the seed's statistics and window rule and change only the coefficient.
+  const bool grid = p.clip == quant::ClipMethod::kLaplaceGrid || p.clip == quant::ClipMethod::kGaussGrid;
   auto coef = [&](quant::Distribution d) {
+    if (grid) return quant::grid_alpha_coefficient(d, quant::ClipGrid::kSymmetric, p.bits);
     return o.seed_coefficients ? quant::seed_alpha_coefficient(d, p.bits)
                                : quant::optimal_alpha_coefficient(d, p.bits);
   };
@@ -241,7 +244,8 @@ PointRange point_range(const QuantPoint& p, const calib::PointStats& s, const Po
     }
   }
   r.method = method;
-  r.alpha = method == quant::ClipMethod::kLaplace ? alpha_laplace : alpha_gauss;
+  r.alpha = method == quant::ClipMethod::kLaplace || method == quant::ClipMethod::kLaplaceGrid ? alpha_laplace
+                                                                                               : alpha_gauss;
   r.window = quant::seed_window(r.alpha, mn, mx, s.column("mean", Stat::kMean));
   r.lo = r.window.offset;
   r.hi = r.window.offset + r.window.delta;

@@ -34,6 +34,11 @@ std::string statistic_of(const policy::QuantPoint& p, quant::ClipMethod method) 
     case quant::ClipMethod::kLaplace: return "mean of per-sample b = mean|x - mean|, centred on the mean";
     case quant::ClipMethod::kGauss: return "the seed's range-based sigma from the mean per-sample min/max";
     case quant::ClipMethod::kMix: return "mix";
+    case quant::ClipMethod::kLaplaceGrid:
+      return "mean of per-sample b = mean|x - mean|, centred on the mean; coefficient for the 2^M-level grid";
+    case quant::ClipMethod::kGaussGrid:
+      return "the seed's range-based sigma from the mean per-sample min/max; coefficient for the 2^M-level "
+             "grid";
   }
   return "";
 }
@@ -198,10 +203,14 @@ QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const
     if (p.clip == quant::ClipMethod::kMix) t.method = "mix:" + t.method;
     t.alpha = range.alpha;
     if (range.alpha > 0.0) {
-      const auto d = range.method == quant::ClipMethod::kGauss ? quant::Distribution::kGauss
-                                                               : quant::Distribution::kLaplace;
-      t.coefficient = o.policy.seed_coefficients ? quant::seed_alpha_coefficient(d, p.bits)
-                                                 : quant::optimal_alpha_coefficient(d, p.bits);
+      const bool gauss =
+          range.method == quant::ClipMethod::kGauss || range.method == quant::ClipMethod::kGaussGrid;
+      const auto d = gauss ? quant::Distribution::kGauss : quant::Distribution::kLaplace;
+      const bool grid =
+          range.method == quant::ClipMethod::kLaplaceGrid || range.method == quant::ClipMethod::kGaussGrid;
+      t.coefficient = grid ? quant::grid_alpha_coefficient(d, quant::ClipGrid::kSymmetric, p.bits)
+                      : o.policy.seed_coefficients ? quant::seed_alpha_coefficient(d, p.bits)
+                                                   : quant::optimal_alpha_coefficient(d, p.bits);
     }
     if (o.semantics == Semantics::kSeed) {
       set_seed_grid(t, quant::affine_params(range.window, p.bits));

@@ -76,7 +76,12 @@ ClipMethod parse_clip_method(std::string_view text) {
   if (text == "laplace") return ClipMethod::kLaplace;
   if (text == "gaus" || text == "gauss") return ClipMethod::kGauss;
   if (text == "mix") return ClipMethod::kMix;
-  fail(fmt::format("unknown clipping method '{}' (expected no, none, laplace, gaus, gauss or mix)", text));
+  if (text == "laplace-grid") return ClipMethod::kLaplaceGrid;
+  if (text == "gaus-grid" || text == "gauss-grid") return ClipMethod::kGaussGrid;
+  fail(
+      fmt::format("unknown clipping method '{}' (expected no, none, laplace, gaus, gauss, mix, laplace-grid "
+                  "or gauss-grid)",
+                  text));
 }
 
 std::string_view distribution_name(Distribution d) {
@@ -93,6 +98,8 @@ std::string_view clip_method_name(ClipMethod m) {
     case ClipMethod::kLaplace: return "laplace";
     case ClipMethod::kGauss: return "gauss";
     case ClipMethod::kMix: return "mix";
+    case ClipMethod::kLaplaceGrid: return "laplace-grid";
+    case ClipMethod::kGaussGrid: return "gauss-grid";
   }
   return "?";
 }

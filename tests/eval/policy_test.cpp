@@ -166,6 +166,31 @@ TEST(Policy, LaplaceGaussAndMixAlphas) {
   EXPECT_NEAR(policy::point_range(p, s, o).alpha, 5.03 * 0.5, 1e-12);
 }
 
+TEST(Policy, GridMethodsUseTheGridCoefficient) {
+  // Same statistics and window rule as laplace/gaus; only the coefficient changes, to the optimum for
+  // the 2^M-level grid (at 2 bits Laplace: 2.3067 b instead of W0(48) = 2.8307 b; at 1 bit exactly b).
+  policy::PolicyOptions o;
+  policy::QuantPoint p;
+  p.role = policy::Role::kConv;
+  const auto s = stats_with(-2.0, 10.0, 0.5, 1.5, 0.25, 4096);
+  p.clip = quant::ClipMethod::kLaplaceGrid;
+  p.bits = 1;
+  EXPECT_NEAR(policy::point_range(p, s, o).alpha, 1.0 * 0.5, 1e-8);
+  p.bits = 2;
+  auto r = policy::point_range(p, s, o);
+  EXPECT_NEAR(r.alpha, 2.30670824 * 0.5, 1e-7);
+  EXPECT_EQ(r.method, quant::ClipMethod::kLaplaceGrid);
+  EXPECT_NEAR(r.window.offset, 0.25 - r.alpha, 1e-12);
+  p.clip = quant::ClipMethod::kGaussGrid;
+  p.bits = 1;
+  const double sigma =
+      12.0 * 0.5 * 0.35 * (1 + std::sqrt(M_PI * std::log(4.0))) / std::sqrt(2 * std::log(4096.0));
+  EXPECT_NEAR(policy::point_range(p, s, o).alpha, std::sqrt(2.0 / M_PI) * sigma, 1e-7);
+  EXPECT_EQ(quant::parse_clip_method("gaus-grid"), quant::ClipMethod::kGaussGrid);
+  EXPECT_EQ(quant::parse_clip_method(quant::clip_method_name(quant::ClipMethod::kLaplaceGrid)),
+            quant::ClipMethod::kLaplaceGrid);
+}
+
 TEST(Policy, ClassifierAndLinearRanges) {
   calib::PointStats s = stats_with(-1.0, 3.0, 0.1, 0.1, 0.0, 10);
   s[calib::Stat::kMin].add(-5.0);  // mean of mins -3, min of mins -5
