@@ -80,6 +80,7 @@ struct PointRange {
   quant::QuantWindow window;  // what the quantizer is given: [offset, offset + delta]
   double lo = 0.0, hi = 0.0;  // the same window as a range, for reports
   double alpha = 0.0;         // clipping value (0 when not clipped)
+  double coefficient = 0.0;   // alpha / b or alpha / sigma (0 when not clipped)
   quant::ClipMethod method = quant::ClipMethod::kNone;  // for mix: the method actually chosen
 };
 PointRange point_range(const QuantPoint& point, const calib::PointStats& stats, const PolicyOptions& options);

@@ -25,8 +25,9 @@ inline constexpr int kMaxBits = 16;
 
 enum class Distribution : std::uint8_t { kLaplace, kGauss };
 // kLaplaceGrid / kGaussGrid: the same window rule as kLaplace / kGauss, with the coefficient that is
-// optimal for the grid that runs (2^M levels, 2^M - 1 steps; grid_alpha_coefficient) instead of the
-// seed's 2^M-bin midrise model (docs/clipping.md, "The optimum for the grid that runs").
+// optimal for a grid of 2^M levels (2^M - 1 steps) spanning [-alpha, alpha] (grid_alpha_coefficient) instead
+// of the seed's 2^M-bin midrise model. The kernels round the zero point, which shifts that grid by half a
+// step; the coefficient ignores the shift (docs/clipping.md, "Caveat").
 enum class ClipMethod : std::uint8_t { kNone, kLaplace, kGauss, kMix, kLaplaceGrid, kGaussGrid };
 
 // CLI spellings: "laplace", "gaus" (the seed's spelling) or "gauss". Throws aciq::Error listing the
@@ -65,8 +66,9 @@ enum class ClipGrid : std::uint8_t {
 double grid_clip_mse(Distribution d, ClipGrid grid, double alpha, double scale, int bits);
 // The alpha/scale minimizing grid_clip_mse (scale-free): a scan, then golden section (to ~1e-8: the MSE
 // is flat at its minimum).
-// Unlike optimal_alpha_coefficient (2^M midrise bins, no level at 0), this is the optimum for the
-// uniform grid GEMMLOWP and ONNX QuantizeLinear run. Computed once per argument triple.
+// Unlike optimal_alpha_coefficient (2^M midrise bins), this counts the 2^M - 1 steps GEMMLOWP and ONNX
+// QuantizeLinear have; kSymmetric leaves out their zero-point rounding (a half-step shift), kHalf is exact.
+// Computed once per argument triple.
 double grid_alpha_coefficient(Distribution d, ClipGrid grid, int bits);
 // The seed's hard-coded table values (int_quantizer.py, bits 2..8 only; mostly truncated, not rounded,
 // to two decimals). Throws aciq::Error for other widths, where the seed raises KeyError.

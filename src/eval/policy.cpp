@@ -244,8 +244,10 @@ PointRange point_range(const QuantPoint& p, const calib::PointStats& s, const Po
     }
   }
   r.method = method;
-  r.alpha = method == quant::ClipMethod::kLaplace || method == quant::ClipMethod::kLaplaceGrid ? alpha_laplace
-                                                                                               : alpha_gauss;
+  const bool laplace = method == quant::ClipMethod::kLaplace || method == quant::ClipMethod::kLaplaceGrid;
+  r.alpha = laplace ? alpha_laplace : alpha_gauss;
+  if (r.alpha > 0.0)
+    r.coefficient = coef(laplace ? quant::Distribution::kLaplace : quant::Distribution::kGauss);
   r.window = quant::seed_window(r.alpha, mn, mx, s.column("mean", Stat::kMean));
   r.lo = r.window.offset;
   r.hi = r.window.offset + r.window.delta;

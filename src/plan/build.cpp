@@ -202,16 +202,7 @@ QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const
     t.statistic = statistic_of(p, p.clip == quant::ClipMethod::kNone ? p.clip : range.method);
     if (p.clip == quant::ClipMethod::kMix) t.method = "mix:" + t.method;
     t.alpha = range.alpha;
-    if (range.alpha > 0.0) {
-      const bool gauss =
-          range.method == quant::ClipMethod::kGauss || range.method == quant::ClipMethod::kGaussGrid;
-      const auto d = gauss ? quant::Distribution::kGauss : quant::Distribution::kLaplace;
-      const bool grid =
-          range.method == quant::ClipMethod::kLaplaceGrid || range.method == quant::ClipMethod::kGaussGrid;
-      t.coefficient = grid ? quant::grid_alpha_coefficient(d, quant::ClipGrid::kSymmetric, p.bits)
-                      : o.policy.seed_coefficients ? quant::seed_alpha_coefficient(d, p.bits)
-                                                   : quant::optimal_alpha_coefficient(d, p.bits);
-    }
+    t.coefficient = range.coefficient;
     if (o.semantics == Semantics::kSeed) {
       set_seed_grid(t, quant::affine_params(range.window, p.bits));
       t.lo.push_back(range.lo);

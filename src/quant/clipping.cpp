@@ -104,23 +104,26 @@ std::string_view clip_method_name(ClipMethod m) {
   return "?";
 }
 
+double clipping_error(Distribution d, double alpha, double scale) {
+  using std::numbers::pi;
+  if (d == Distribution::kLaplace) return 2.0 * scale * scale * std::exp(-alpha / scale);
+  // erfc instead of the seed's 1 - erf: the same value, without cancellation for large alpha / sigma.
+  return (scale * scale + alpha * alpha) * std::erfc(alpha / (scale * std::numbers::sqrt2)) -
+         std::sqrt(2.0 / pi) * alpha * scale * std::exp(-0.5 * alpha * alpha / (scale * scale));
+}
+
 double laplace_clip_mse(double alpha, double b, int bits) {
   check_bits(bits, "laplace_clip_mse");
   check_scale(b, "b", "laplace_clip_mse");
   check_alpha(alpha, "laplace_clip_mse");
-  return 2.0 * b * b * std::exp(-alpha / b) + quantization_noise(alpha, bits);
+  return clipping_error(Distribution::kLaplace, alpha, b) + quantization_noise(alpha, bits);
 }
 
 double gauss_clip_mse(double alpha, double sigma, int bits) {
-  using std::numbers::pi;
   check_bits(bits, "gauss_clip_mse");
   check_scale(sigma, "sigma", "gauss_clip_mse");
   check_alpha(alpha, "gauss_clip_mse");
-  // erfc instead of the seed's 1 - erf: the same value, without cancellation for large alpha / sigma.
-  const double clipping =
-      (sigma * sigma + alpha * alpha) * std::erfc(alpha / (sigma * std::numbers::sqrt2)) -
-      std::sqrt(2.0 / pi) * alpha * sigma * std::exp(-0.5 * alpha * alpha / (sigma * sigma));
-  return clipping + quantization_noise(alpha, bits);
+  return clipping_error(Distribution::kGauss, alpha, sigma) + quantization_noise(alpha, bits);
 }
 
 double clip_mse(Distribution d, double alpha, double scale, int bits) {

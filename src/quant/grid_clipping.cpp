@@ -1,4 +1,4 @@
-// The clipping optimum for the grid that runs: 2^M levels spanning the window (docs/clipping.md).
+// The clipping optimum for a uniform grid of 2^M levels spanning the window (docs/clipping.md).
 #include <fmt/format.h>
 
 #include <array>
@@ -20,14 +20,9 @@ double density(Distribution d, double x) {
   return std::exp(-0.5 * x * x) / std::sqrt(2.0 * std::numbers::pi);
 }
 
-// One clipped tail at scale 1: integral over x > alpha of (x - alpha)^2 p(x) dx (closed forms; twice
-// the Laplace one is the seed's 2 b^2 exp(-alpha/b), twice the Gauss one its erfc term).
-double tail(Distribution d, double alpha) {
-  if (d == Distribution::kLaplace) return std::exp(-alpha);
-  using std::numbers::pi;
-  return 0.5 * ((1.0 + alpha * alpha) * std::erfc(alpha / std::numbers::sqrt2) -
-                std::sqrt(2.0 / pi) * alpha * std::exp(-0.5 * alpha * alpha));
-}
+// One clipped tail at scale 1: integral over x > alpha of (x - alpha)^2 p(x) dx, half the seed's
+// two-sided clipping term.
+double tail(Distribution d, double alpha) { return 0.5 * clipping_error(d, alpha, 1.0); }
 
 // 8-point Gauss-Legendre nodes and weights on [-1, 1]: exact for polynomials of degree 15, so on a piece
 // no wider than a quarter of the scale the smooth integrand (x - level)^2 p(x) is integrated to ~1e-14.

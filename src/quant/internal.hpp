@@ -8,6 +8,11 @@ namespace aciq::quant {
 // Throws aciq::Error naming `fn` when bits is outside [kMinBits, kMaxBits].
 void check_bits(int bits, const char* fn);
 
+// Both clipped tails of Laplace(0, b) / N(0, sigma^2) beyond +-alpha (scale = b or sigma): the integral of
+// (|x| - alpha)^2 p(x) over |x| > alpha, in closed form. The clipping term of the seed's MSE model and of
+// grid_clip_mse alike; arguments are not checked.
+double clipping_error(Distribution d, double alpha, double scale);
+
 // Throws when `p` could not have come from the *_params constructors (bad form, non-positive or
 // non-finite scale, qmax not 2^bits - 1), so a hand-built struct cannot silently produce garbage.
 void check_params(const AffineQuantParams& p, const char* fn);
