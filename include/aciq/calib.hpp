@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -58,10 +59,51 @@ struct Summary {
   [[nodiscard]] double mean() const { return count ? sum() / static_cast<double>(count) : 0.0; }
 };
 
+// Histogram of one tensor's values over every calibration sample, exactly mergeable (docs/histograms.md).
+// Two one-sided halves, positive values and magnitudes of negative ones, plus a count of exact zeros. A
+// half with exponent e holds kBins bins of width 2^e / kBins covering [0, 2^e); value v lands in bin
+// floor(v * 2^(kBinBits - e)), exact in double because the scale is a power of two. When a value >= 2^e
+// arrives, e grows to the smallest exponent that holds it and bin j moves to j >> d: floor(floor(x) / 2^d)
+// = floor(x / 2^d), so the result equals binning every value directly at the final exponent. The final
+// exponent depends only on the largest value, and counts are integers: any order of adds and merges,
+// any thread count, batch size or number of workers gives the same histogram. Memory: 2 x kBins counts.
+class Histogram {
+ public:
+  static constexpr int kBinBits = 11;
+  static constexpr int kBins = 1 << kBinBits;  // 2048, TensorRT's and PyTorch's bin count
+  struct Half {
+    int exponent = 0;                  // bins cover [0, 2^exponent)
+    std::vector<std::int64_t> counts;  // kBins entries, or none while the half is empty
+    [[nodiscard]] bool empty() const { return counts.empty(); }
+    [[nodiscard]] double bin_width() const;  // 2^exponent / kBins
+    [[nodiscard]] std::int64_t total() const;
+    friend bool operator==(const Half&, const Half&) = default;
+  };
+
+  // Adds values whose minimum and maximum are `lo` and `hi` (a sample's statistics give them). Nothing
+  // is added when lo or hi is not finite (the statistics of such a sample are refused anyway).
+  void add(std::span<const float> x, float lo, float hi);
+  void merge(const Histogram& other);
+  [[nodiscard]] std::int64_t total() const { return zeros + positive.total() + negative.total(); }
+  // The histogram of |x| on one exponent (the larger half's), zeros in bin 0.
+  [[nodiscard]] Half magnitudes() const;
+
+  // Canonical text of a half: "e:EXP" then " BIN:COUNT" for each non-empty bin; "" for an empty half.
+  static std::string half_to_string(const Half& h);
+  static Half half_from_string(const std::string& text);  // throws aciq::Error on malformed text
+
+  std::int64_t zeros = 0;
+  Half positive, negative;
+  friend bool operator==(const Histogram&, const Histogram&) = default;
+};
+
 struct PointStats {
   std::string name;               // the quantization point's stable name (ONNX value name)
   std::int64_t sample_numel = 0;  // elements per sample (C*H*W), the N of the Gaussian estimate
   std::array<Summary, kStatCount> summaries{};
+  // Per-tensor histogram over all samples (statistics files of version 2 collected with histograms;
+  // absent in version 1 files and after merging with a file that has none).
+  std::optional<Histogram> histogram;
 
   [[nodiscard]] const Summary& operator[](Stat s) const { return summaries[static_cast<std::size_t>(s)]; }
   Summary& operator[](Stat s) { return summaries[static_cast<std::size_t>(s)]; }
@@ -78,7 +120,7 @@ struct SampleRange {
 };
 
 struct StatsFile {
-  static constexpr int kVersion = 1;
+  static constexpr int kVersion = 2;  // 2 adds histograms; version 1 files still load
   std::string model_hash;  // graph::Graph::model_hash of the model the statistics were collected on
   std::string model_path;
   std::string data_source;  // human-readable dataset description
@@ -118,10 +160,14 @@ struct StatsFile {
 // order (so results do not depend on the thread count).
 class Accumulator {
  public:
-  explicit Accumulator(std::vector<std::string> point_names);
+  // With `histograms`, every point also gets a Histogram of all its values.
+  explicit Accumulator(std::vector<std::string> point_names, bool histograms = false);
   // `batch` is [N, ...]; each of its N rows (C*H*W elements) is one sample. Rows are reduced in
   // parallel on the context's pool, then added in order.
   void add_batch(std::size_t point, const Tensor& batch, Context& ctx);
+  [[nodiscard]] bool histograms() const { return histograms_; }
+  // Adds a histogram of values of `point` built elsewhere (an observer binning while data is in cache).
+  void merge_histogram(std::size_t point, const Histogram& h);
   // Adds statistics already reduced per sample (in sample order), e.g. by an observer that fuses the
   // reduction with other per-sample work; `sample_numel` is the element count of one sample.
   void add_samples(std::size_t point, std::int64_t sample_numel, std::span<const quant::SampleStats> rows);
@@ -129,6 +175,7 @@ class Accumulator {
 
  private:
   std::vector<PointStats> points_;
+  bool histograms_ = false;
 };
 
 // Atomically writes `contents` to `path` (temp file + fsync + rename).

@@ -33,10 +33,11 @@ struct TopK {
   void add(const Tensor& logits, const std::vector<std::int64_t>& labels);
 };
 
-// Collects per-sample statistics of the observed values into an Accumulator.
+// Collects per-sample statistics (and, unless turned off, per-tensor histograms) of the observed values.
 class CollectObserver : public runtime::Observer {
  public:
-  CollectObserver(std::vector<std::string> points, Context& ctx) : acc_(std::move(points)), ctx_(ctx) {}
+  CollectObserver(std::vector<std::string> points, Context& ctx, bool histograms = true)
+      : acc_(std::move(points), histograms), ctx_(ctx) {}
   void observe(std::size_t index, Tensor& value) override { acc_.add_batch(index, value, ctx_); }
   // Raw statistics, activation and activated statistics per sample while it is in cache.
   void observe_activation(std::size_t index, Tensor& value, const Activation& act,

@@ -1,17 +1,24 @@
 // Accumulator: per-sample activation statistics reduced in parallel and summarized in sample order.
 #include <cmath>
+#include <mutex>
 
 #include "aciq/calib.hpp"
 #include "aciq/quant.hpp"
 
 namespace aciq::calib {
 
-Accumulator::Accumulator(std::vector<std::string> point_names) {
+Accumulator::Accumulator(std::vector<std::string> point_names, bool histograms) : histograms_(histograms) {
   for (auto& n : point_names) {
     PointStats p;
     p.name = std::move(n);
+    if (histograms) p.histogram.emplace();
     points_.push_back(std::move(p));
   }
+}
+
+void Accumulator::merge_histogram(std::size_t point, const Histogram& h) {
+  auto& target = points_.at(point).histogram;
+  if (target) target->merge(h);
 }
 
 void Accumulator::add_batch(std::size_t point, const Tensor& batch, Context& ctx) {
@@ -27,6 +34,19 @@ void Accumulator::add_batch(std::size_t point, const Tensor& batch, Context& ctx
   } else {
     ctx.pool->parallel_for(n, [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t i = b; i < e; ++i) quant::sample_stats(sample(i), rows[i]);
+    });
+  }
+  if (histograms_) {
+    // Chunk-local histograms merged under a lock: merging is exact and commutative, so the order the
+    // chunks finish in cannot change the result.
+    std::mutex m;
+    ctx.pool->parallel_for(n, [&](std::int64_t b, std::int64_t e) {
+      Histogram local;
+      for (std::int64_t i = b; i < e; ++i) {
+        local.add(sample(i), static_cast<float>(rows[i].min), static_cast<float>(rows[i].max));
+      }
+      const std::lock_guard<std::mutex> lock(m);
+      merge_histogram(point, local);
     });
   }
   add_samples(point, row, rows);

@@ -116,6 +116,12 @@ void StatsFile::merge(const StatsFile& other) {
     if (it->sample_numel != op.sample_numel)
       fail("cannot merge point '" + op.name + "': sample sizes differ");
     for (std::size_t s = 0; s < kStatCount; ++s) it->summaries[s].merge(op.summaries[s]);
+    // A histogram stays only while both sides have one: half a histogram would misstate the data.
+    if (it->histogram && op.histogram) {
+      it->histogram->merge(*op.histogram);
+    } else {
+      it->histogram.reset();
+    }
   }
   // Ranges stay only while both sides account for all their samples; a file from before ranges were
   // recorded makes the merged ranges unknown rather than falsely complete.
@@ -155,6 +161,10 @@ void StatsFile::validate(const std::string& source) const {
              std::to_string(p[s].min) + "); it cannot be");
       }
     }
+    if (p.histogram && p.histogram->total() != samples * p.sample_numel) {
+      fail(where + ": the histogram counts " + std::to_string(p.histogram->total()) + " values, not samples x " +
+           "sample size = " + std::to_string(samples * p.sample_numel));
+    }
     if (p[Stat::kMin].mean() > p[Stat::kMax].mean()) {
       fail(where + ": mean of per-sample minima " + std::to_string(p[Stat::kMin].mean()) +
            " exceeds mean of per-sample maxima " + std::to_string(p[Stat::kMax].mean()));
@@ -186,6 +196,12 @@ std::string StatsFile::to_json() const {
                                                  {"max", sm.max},   {"count", sm.count},
                                                  {"sum", sm.sum()}, {"sum_exact", sm.total.to_string()}};
     }
+    if (p.histogram) {
+      jp["histogram"] = {{"bins", Histogram::kBins},
+                         {"zeros", p.histogram->zeros},
+                         {"positive", Histogram::half_to_string(p.histogram->positive)},
+                         {"negative", Histogram::half_to_string(p.histogram->negative)}};
+    }
     pts.push_back(std::move(jp));
   }
   return j.dump(1) + "\n";
@@ -213,7 +229,7 @@ StatsFile StatsFile::from_json(const std::string& text, const std::string& sourc
   try {
     if (!j.is_object() || j.value("format", "") != kFormat) fail(source + ": not an aciq statistics file");
     const std::int64_t version = json_int(j.at("version"), source, "version");
-    if (version != kVersion)
+    if (version != 1 && version != kVersion)
       fail(source + ": statistics file version " + std::to_string(version) + " is not supported");
     StatsFile f;
     f.model_hash = j.at("model_hash").get<std::string>();
@@ -272,6 +288,21 @@ StatsFile StatsFile::from_json(const std::string& text, const std::string& sourc
           fail(source + ": point '" + p.name + "' statistic '" + std::string(kStatNames[s]) +
                "' is not finite");
         }
+      }
+      if (jp.contains("histogram")) {
+        const auto& jh = jp.at("histogram");
+        if (json_int(jh.at("bins"), source, "bins") != Histogram::kBins)
+          fail(source + ": point '" + p.name + "': histogram bin count is not " + std::to_string(Histogram::kBins));
+        Histogram h;
+        h.zeros = json_int(jh.at("zeros"), source, "zeros");
+        if (h.zeros < 0) fail(source + ": point '" + p.name + "': negative histogram count");
+        try {
+          h.positive = Histogram::half_from_string(jh.at("positive").get<std::string>());
+          h.negative = Histogram::half_from_string(jh.at("negative").get<std::string>());
+        } catch (const Error& e) {
+          fail(source + ": point '" + p.name + "': " + e.what());
+        }
+        p.histogram = std::move(h);
       }
       f.points.push_back(std::move(p));
     }

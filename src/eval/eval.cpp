@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <mutex>
 #include <numeric>
 
 #include "eval/progress.hpp"
@@ -92,26 +93,41 @@ void CollectObserver::observe_activation(std::size_t index, Tensor& value, const
   // Samples run in parallel; with fewer samples than threads, each sample's segments do instead.
   const bool split = n < ctx.threads();
   ThreadPool* inner = split ? ctx.pool.get() : nullptr;
-  auto one = [&](std::int64_t i) {
+  const bool histograms = acc_.histograms();
+  // The raw histogram needs the raw values, so with histograms the raw statistics come first (their
+  // min/max fix the bins), then the binning, the activation and the activated statistics.
+  auto one = [&](std::int64_t i, calib::Histogram* hraw, calib::Histogram* hact) {
     const std::span<float> sample(data + i * row, static_cast<std::size_t>(row));
-    if (clamp && !activated.empty()) {
+    if (clamp && !activated.empty() && !histograms) {
       quant::sample_stats_clamped(sample, lo, hi, raw[i], activated[i], inner);
       return;
     }
     quant::sample_stats(sample, raw[i], inner);
+    if (hraw) hraw->add(sample, static_cast<float>(raw[i].min), static_cast<float>(raw[i].max));
     if (split) {
       kernels::apply_activation(act, sample.data(), static_cast<std::int64_t>(sample.size()), ctx);
     } else {
       kernels::apply_activation_serial(act, sample.data(), static_cast<std::int64_t>(sample.size()));
     }
-    if (!activated.empty()) quant::sample_stats(sample, activated[i], inner);
+    if (!activated.empty()) {
+      quant::sample_stats(sample, activated[i], inner);
+      if (hact) hact->add(sample, static_cast<float>(activated[i].min), static_cast<float>(activated[i].max));
+    }
+  };
+  std::mutex merge_lock;
+  auto range = [&](std::int64_t b, std::int64_t e) {
+    calib::Histogram hraw, hact;
+    for (std::int64_t i = b; i < e; ++i) one(i, histograms ? &hraw : nullptr, histograms ? &hact : nullptr);
+    if (!histograms) return;
+    // Exact, commutative merges: the order chunks finish in does not matter.
+    const std::lock_guard<std::mutex> guard(merge_lock);
+    acc_.merge_histogram(index, hraw);
+    if (!activated.empty()) acc_.merge_histogram(activated_index, hact);
   };
   if (split) {
-    for (std::int64_t i = 0; i < n; ++i) one(i);
+    range(0, n);
   } else {
-    ctx.pool->parallel_for(n, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t i = b; i < e; ++i) one(i);
-    });
+    ctx.pool->parallel_for(n, range);
   }
   acc_.add_samples(index, row, raw);
   if (!activated.empty()) acc_.add_samples(activated_index, row, activated);

@@ -1,0 +1,144 @@
+// Histogram: exactly mergeable two-sided binning of activations (power-of-two ranges, docs/histograms.md).
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "aciq/calib.hpp"
+
+namespace aciq::calib {
+
+namespace {
+
+// The smallest e with m < 2^e, for finite m > 0.
+int exponent_for(double m) { return std::ilogb(m) + 1; }
+
+// Makes `h` cover [0, 2^e) (e >= its exponent): bins merge by j >> d, exact (see the header).
+void grow_to(Histogram::Half& h, int e) {
+  if (h.empty()) {
+    h.exponent = e;
+    h.counts.assign(Histogram::kBins, 0);
+    return;
+  }
+  if (e <= h.exponent) return;
+  const int d = e - h.exponent;
+  std::vector<std::int64_t> coarse(Histogram::kBins, 0);
+  for (int j = 0; j < Histogram::kBins; ++j) coarse[d >= Histogram::kBinBits ? 0 : j >> d] += h.counts[j];
+  h.counts = std::move(coarse);
+  h.exponent = e;
+}
+
+void merge_half(Histogram::Half& into, const Histogram::Half& from) {
+  if (from.empty()) return;
+  grow_to(into, from.exponent);
+  const int d = into.exponent - from.exponent;
+  for (int j = 0; j < Histogram::kBins; ++j) {
+    if (from.counts[j] != 0) into.counts[d >= Histogram::kBinBits ? 0 : j >> d] += from.counts[j];
+  }
+}
+
+}  // namespace
+
+double Histogram::Half::bin_width() const { return std::ldexp(1.0, exponent - kBinBits); }
+
+std::int64_t Histogram::Half::total() const {
+  std::int64_t t = 0;
+  for (auto c : counts) t += c;
+  return t;
+}
+
+void Histogram::add(std::span<const float> x, float lo, float hi) {
+  if (x.empty() || !std::isfinite(lo) || !std::isfinite(hi)) return;
+  if (hi > 0.0f) grow_to(positive, exponent_for(hi));
+  if (lo < 0.0f) grow_to(negative, exponent_for(-static_cast<double>(lo)));
+  // v * 2^(kBinBits - e) is exact in double; v < 2^e keeps it below kBins (the min guards a wrong hi/lo).
+  const double ps = positive.empty() ? 0.0 : std::ldexp(1.0, kBinBits - positive.exponent);
+  const double ns = negative.empty() ? 0.0 : std::ldexp(1.0, kBinBits - negative.exponent);
+  std::int64_t* pc = positive.counts.data();
+  std::int64_t* nc = negative.counts.data();
+  constexpr auto kLast = static_cast<std::int64_t>(kBins - 1);
+  for (const float v : x) {
+    if (v > 0.0f) {
+      ++pc[std::min(static_cast<std::int64_t>(static_cast<double>(v) * ps), kLast)];
+    } else if (v < 0.0f) {
+      ++nc[std::min(static_cast<std::int64_t>(-static_cast<double>(v) * ns), kLast)];
+    } else {
+      ++zeros;
+    }
+  }
+}
+
+void Histogram::merge(const Histogram& o) {
+  zeros += o.zeros;
+  merge_half(positive, o.positive);
+  merge_half(negative, o.negative);
+}
+
+Histogram::Half Histogram::magnitudes() const {
+  Half m;
+  merge_half(m, positive);
+  merge_half(m, negative);
+  if (zeros > 0) {
+    if (m.empty()) grow_to(m, 0);
+    m.counts[0] += zeros;
+  }
+  return m;
+}
+
+std::string Histogram::half_to_string(const Half& h) {
+  if (h.empty()) return "";
+  // Built by appending: GCC 12 reports a false -Wrestrict for "literal" + std::string.
+  std::string s("e:");
+  s += std::to_string(h.exponent);
+  for (int j = 0; j < kBins; ++j) {
+    if (h.counts[j] == 0) continue;
+    s += ' ';
+    s += std::to_string(j);
+    s += ':';
+    s += std::to_string(h.counts[j]);
+  }
+  return s;
+}
+
+Histogram::Half Histogram::half_from_string(const std::string& text) {
+  Half h;
+  if (text.empty()) return h;
+  std::istringstream in(text);
+  std::string tok;
+  auto bad = [&](const std::string& why) { fail("malformed histogram '" + text.substr(0, 40) + "': " + why); };
+  auto pair = [&](const std::string& t, long long& a, long long& b) {
+    const auto colon = t.find(':');
+    if (colon == std::string::npos) bad("expected KEY:VALUE, got '" + t + "'");
+    try {
+      std::size_t u1 = 0, u2 = 0;
+      const std::string l = t.substr(0, colon), r = t.substr(colon + 1);
+      a = std::stoll(l, &u1);
+      b = std::stoll(r, &u2);
+      if (u1 != l.size() || u2 != r.size()) bad("'" + t + "' is not two integers");
+    } catch (const std::logic_error&) {
+      bad("'" + t + "' is not two integers");
+    }
+  };
+  in >> tok;
+  if (tok.rfind("e:", 0) != 0) bad("it must start with e:EXPONENT");
+  try {
+    std::size_t used = 0;
+    const long long e = std::stoll(tok.substr(2), &used);
+    if (used != tok.size() - 2 || e < -200 || e > 1100) bad("exponent out of range");
+    h.exponent = static_cast<int>(e);
+  } catch (const std::logic_error&) {
+    bad("exponent is not an integer");
+  }
+  h.counts.assign(kBins, 0);
+  long long last = -1;
+  while (in >> tok) {
+    long long j = 0, c = 0;
+    pair(tok, j, c);
+    if (j <= last || j >= kBins) bad("bin indices must increase within [0, 2048)");
+    if (c <= 0) bad("counts must be positive");
+    h.counts[static_cast<std::size_t>(j)] = c;
+    last = j;
+  }
+  return h;
+}
+
+}  // namespace aciq::calib
