@@ -189,6 +189,29 @@ std::pair<std::int64_t, std::int64_t> DataArgs::range(const data::Dataset& ds) c
   return {offset, end};
 }
 
+std::string clip_help() {
+  std::string s = "clipping (the seed's -th):";
+  for (const auto& c : calib::calibrators()) {
+    s += " ";
+    s += c.name;
+    if (c.default_param > 0) s += fmt::format("[:P, default {}]", c.default_param);
+  }
+  return s + " (docs/calibrators.md)";
+}
+
+CLI::Validator clip_validator() {
+  return CLI::Validator(
+      [](std::string& v) {
+        try {
+          (void)calib::parse_clip(v);
+          return std::string();
+        } catch (const Error& e) {
+          return std::string(e.what());
+        }
+      },
+      "METHOD");
+}
+
 void QuantArgs::add(CLI::App& app, bool with_activation_options) {
   auto track = [this](const std::string& name, CLI::Option* o) {
     needs_qtype_.emplace_back(name, o);
@@ -196,12 +219,12 @@ void QuantArgs::add(CLI::App& app, bool with_activation_options) {
   };
   if (with_activation_options) {
     app.add_option("--qtype", qtype, "simulate intM activations, e.g. int4 (default: fp32)");
-    track("--clip",
-          app.add_option("--clip,-t,--threshold", clip,
-                         "clipping: no | laplace | gaus | mix (the seed's -th) | laplace-grid | gauss-grid")
-              ->check(CLI::IsMember({"no", "none", "laplace", "gaus", "gauss", "mix", "laplace-grid",
-                                     "gaus-grid", "gauss-grid"}))
-              ->capture_default_str());
+    track("--clip", app.add_option("--clip,-t,--threshold", clip, clip_help())
+                        ->check(clip_validator())
+                        ->capture_default_str());
+    track("--clip-override",
+          app.add_option("--clip-override", clip_overrides,
+                         "POINT=METHOD: the clipping method for one node or value (repeatable)"));
     track("--stats", app.add_option("--stats", stats, "statistics file from `aciq collect`"));
     app.add_option("--stats-mode", stats_mode,
                    "the seed's -sm: collect (run `collect`), use (--stats, default "
@@ -272,7 +295,21 @@ int parse_qtype(const std::string& qtype) {
 policy::PolicyOptions QuantArgs::options() const {
   policy::PolicyOptions o;
   o.activation_bits = parse_qtype(qtype);
-  o.clip = quant::parse_clip_method(clip);
+  try {
+    o.clip = calib::parse_clip(clip);
+  } catch (const Error& e) {
+    throw Error(std::string("--clip: ") + e.what());
+  }
+  for (const auto& ov : clip_overrides) {
+    const auto eq = ov.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == ov.size())
+      throw Error("--clip-override '" + ov + "': expected POINT=METHOD, e.g. conv1_out=kl");
+    try {
+      o.clip_overrides.emplace_back(ov.substr(0, eq), calib::parse_clip(ov.substr(eq + 1)));
+    } catch (const Error& e) {
+      throw Error("--clip-override '" + ov + "': " + e.what());
+    }
+  }
   o.weight_bits = wbits;
   o.fc_bits = fc_bits;
   o.placement = policy::parse_placement(placement);

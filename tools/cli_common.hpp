@@ -72,11 +72,16 @@ struct DataArgs {
   [[nodiscard]] std::string default_split() const;
 };
 
+// --clip's help and check, from the calibrator table.
+std::string clip_help();
+CLI::Validator clip_validator();
+
 // The quantization options of eval, analyze, calibrate, layers, bench and sweep (sweep takes its bit
 // widths and clipping methods as lists and adds only the rest).
 struct QuantArgs {
   std::string qtype;  // "" = fp32
   std::string clip = "no";
+  std::vector<std::string> clip_overrides;  // POINT=METHOD
   std::string stats;
   std::string stats_mode;  // the seed's -sm: "" | collect | use | no
   int wbits = 8;

@@ -62,7 +62,7 @@ nlohmann::ordered_json data_record(const data::Dataset& ds, std::int64_t offset,
 
 nlohmann::ordered_json plan_options_record(const plan::PlanOptions& o) {
   return {{"qtype", "int" + std::to_string(o.policy.activation_bits)},
-          {"clip", std::string(quant::clip_method_name(o.policy.clip))},
+          {"clip", calib::clip_name(o.policy.clip)},
           {"semantics", std::string(plan::semantics_name(o.semantics))},
           {"wgran", std::string(plan::weight_granularity_name(o.weights))},
           {"wbits", o.policy.weight_bits},
@@ -277,9 +277,9 @@ int run_sweep(const SweepCmd& c, const Invocation& inv) {
   for (const auto& qt : c.qtypes) (void)parse_qtype(qt);
   for (const auto& cl : c.clips) {
     try {
-      (void)quant::parse_clip_method(cl);
-    } catch (const Error&) {
-      throw Error("--clips '" + cl + "': expected no, laplace, gaus, mix, laplace-grid or gauss-grid");
+      (void)calib::parse_clip(cl);
+    } catch (const Error& e) {
+      throw Error("--clips '" + cl + "': " + e.what());
     }
   }
   auto options_for = [&c](const std::string& qt, const std::string& clip,

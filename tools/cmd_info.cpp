@@ -135,7 +135,7 @@ int run_layers(const LayersCmd& c, const Invocation& inv) {
     const auto it = shapes.find(p.value);
     rows.push_back({p.value, p.node, n ? n->op_type : "?", std::string(policy::role_name(p.role)),
                     it == shapes.end() ? "?" : shape_str(it->second), std::to_string(p.bits),
-                    std::string(quant::clip_method_name(p.clip))});
+                    calib::clip_name(p.clip)});
   }
   Row head{"point (value)", "node", "op", "role", "shape (batch 1)", "bits", "clip"};
   std::size_t w[5] = {head.value.size(), head.node.size(), head.op.size(), head.role.size(),

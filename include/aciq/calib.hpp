@@ -178,6 +178,58 @@ class Accumulator {
   bool histograms_ = false;
 };
 
+// ---- Calibrators: how one activation tensor's window is chosen (docs/calibrators.md) ----
+
+// What a calibrator is asked for one tensor.
+struct WindowRequest {
+  const PointStats* stats = nullptr;
+  int bits = 8;
+  quant::ClipSpec clip;
+  bool seed_coefficients = false;  // the seed's 2-decimal alpha tables (analytical methods)
+  bool onnx_grid = false;          // the grid that runs: ONNX QuantizeLinear (true) or the seed's GEMMLOWP
+};
+
+struct WindowChoice {
+  quant::QuantWindow window;  // [offset, offset + delta]: what the seed's kernel is given
+  double lo = 0.0, hi = 0.0;  // the same window as a range: what the ONNX grid is built from (range-based
+                              // methods keep their exact ends; for the seed's rule hi = offset + delta)
+  double alpha = 0.0;         // clipping value of the analytical methods (0 otherwise)
+  double coefficient = 0.0;   // alpha / b or alpha / sigma (0 when not analytical)
+  quant::ClipSpec method;     // the method that chose it (for mix and auto: the one picked)
+};
+
+struct Calibrator {
+  quant::ClipMethod method;
+  std::string_view name;       // canonical CLI name
+  std::string_view aliases;    // other accepted spellings, space-separated
+  std::string_view statistic;  // what it reads, as the plan records it
+  bool needs_histogram = false;
+  double default_param = 0.0;  // > 0: takes ":P" (percentile)
+  bool auto_candidate = false; // one of the methods `auto` compares
+  WindowChoice (*choose)(const WindowRequest&) = nullptr;
+};
+
+// The table, in the order of reports and of `auto`'s tie-break.
+std::span<const Calibrator> calibrators();
+const Calibrator& calibrator(quant::ClipMethod m);
+// "percentile:99.9", "kl", "gaus", ...; throws listing the table's names otherwise (or for a bad P).
+quant::ClipSpec parse_clip(std::string_view text);
+// Canonical text, parsing back: "laplace", "percentile:99.99".
+std::string clip_name(const quant::ClipSpec& c);
+// The window of `request` by its method; throws naming the point when the method needs a histogram the
+// statistics lack.
+WindowChoice choose_window(const WindowRequest& request);
+// The grid a window becomes when it runs (the plan's activation grids): the seed's GEMMLOWP parameters or
+// the ONNX unsigned grid of `bits`.
+quant::PointQuantizer activation_quantizer(const WindowChoice& window, int bits, bool onnx_grid);
+// A WindowChoice for [lo, hi], or for a seed-style window (hi = offset + delta).
+WindowChoice window_of_range(double lo, double hi);
+WindowChoice window_of(const quant::QuantWindow& w);
+// Mean squared error of quantizing the histogram's values with `window` under the grid that runs, each
+// bin's values taken at its centre (which changes the error by a term the same for every window, except
+// in bins a rounding boundary cuts).
+double histogram_mse(const Histogram& h, const WindowChoice& window, int bits, bool onnx_grid);
+
 // Atomically writes `contents` to `path` (temp file + fsync + rename).
 void write_file_atomically(const std::string& path, const std::string& contents);
 

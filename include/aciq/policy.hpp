@@ -35,12 +35,15 @@ struct QuantPoint {
   std::string node;   // the Conv/Gemm node it belongs to
   Role role = Role::kConv;
   int bits = 8;
-  quant::ClipMethod clip = quant::ClipMethod::kNone;
+  quant::ClipSpec clip;
 };
 
 struct PolicyOptions {
   int activation_bits = 8;  // --qtype intM
-  quant::ClipMethod clip = quant::ClipMethod::kNone;
+  quant::ClipSpec clip;     // --clip
+  // --clip-override POINT=METHOD: the method for one point (node or value name), whatever its role.
+  std::vector<std::pair<std::string, quant::ClipSpec>> clip_overrides;
+  bool onnx_grid = false;  // the grid the windows run on (set from the plan's semantics): for mse/auto
   int weight_bits = 8;      // --wbits (0 = keep float weights)
   int fc_bits = 8;          // --fc-bits
   int first_conv_bits = 8;  // the seed's conv0 exception
@@ -81,7 +84,7 @@ struct PointRange {
   double lo = 0.0, hi = 0.0;  // the same window as a range, for reports
   double alpha = 0.0;         // clipping value (0 when not clipped)
   double coefficient = 0.0;   // alpha / b or alpha / sigma (0 when not clipped)
-  quant::ClipMethod method = quant::ClipMethod::kNone;  // for mix: the method actually chosen
+  quant::ClipSpec method;     // for mix and auto: the method actually chosen
 };
 PointRange point_range(const QuantPoint& point, const calib::PointStats& stats, const PolicyOptions& options);
 

@@ -28,18 +28,39 @@ enum class Distribution : std::uint8_t { kLaplace, kGauss };
 // optimal for a grid of 2^M levels (2^M - 1 steps) spanning [-alpha, alpha] (grid_alpha_coefficient) instead
 // of the seed's 2^M-bin midrise model. The kernels round the zero point, which shifts that grid by half a
 // step; the coefficient ignores the shift (docs/clipping.md, "Caveat").
-enum class ClipMethod : std::uint8_t { kNone, kLaplace, kGauss, kMix, kLaplaceGrid, kGaussGrid };
+// How an activation tensor's window is chosen (the calibrators, one file each under src/calib/methods/,
+// named and described by one table: calib::calibrators()). kNone: the seed's `no`, the mean of per-sample
+// min/max; kMinMax: min of minima and max of maxima; the histogram methods kPercentile, kKl, kMse and kAuto
+// read the statistics file's histograms (docs/calibrators.md).
+enum class ClipMethod : std::uint8_t {
+  kNone,
+  kLaplace,
+  kGauss,
+  kMix,
+  kLaplaceGrid,
+  kGaussGrid,
+  kMinMax,
+  kPercentile,
+  kKl,
+  kMse,
+  kAuto,
+};
+
+// A method and its parameter (percentile: P in (0, 100); 0 for the methods without one). Converts from a
+// bare method, so `spec == ClipMethod::kNone` reads as it should.
+struct ClipSpec {
+  ClipMethod method = ClipMethod::kNone;
+  double param = 0.0;
+  constexpr ClipSpec() = default;
+  constexpr ClipSpec(ClipMethod m, double p = 0.0) : method(m), param(p) {}  // NOLINT: implicit on purpose
+  friend constexpr bool operator==(const ClipSpec&, const ClipSpec&) = default;
+};
 
 // CLI spellings: "laplace", "gaus" (the seed's spelling) or "gauss". Throws aciq::Error listing the
 // accepted words otherwise.
 Distribution parse_distribution(std::string_view text);
-// CLI spellings: "no" (the seed's spelling) or "none", "laplace", "gaus" or "gauss", "mix",
-// "laplace-grid", "gaus-grid" or "gauss-grid".
-ClipMethod parse_clip_method(std::string_view text);
-// Canonical names: "laplace", "gauss"; "none", "laplace", "gauss", "mix", "laplace-grid", "gauss-grid".
-// They parse back.
+// Canonical names "laplace", "gauss"; they parse back.
 std::string_view distribution_name(Distribution d);
-std::string_view clip_method_name(ClipMethod m);
 
 // Expected squared error of clipping Laplace(0, b) data to [-alpha, alpha] and quantizing the clipped
 // range uniformly into 2^bits bins: 2 b^2 exp(-alpha/b) + alpha^2 / (3 * 4^bits).

@@ -193,6 +193,11 @@ std::vector<QuantPoint> quant_points(const graph::Graph& g, const PolicyOptions&
       points.push_back(std::move(p));
     }
   }
+  for (const auto& [name, spec] : o.clip_overrides) {
+    for (auto& p : points) {
+      if (p.node == name || p.value == name) p.clip = spec;
+    }
+  }
   // A --keep-8bit name that matches nothing would silently change nothing.
   std::vector<std::string> names;
   for (const auto& p : points) {
@@ -200,57 +205,36 @@ std::vector<QuantPoint> quant_points(const graph::Graph& g, const PolicyOptions&
     names.push_back(p.value);
   }
   require_known_names(o.keep_8bit, names, "--keep-8bit", "no quantized node or value has this name");
+  std::vector<std::string> overridden;
+  for (const auto& ov : o.clip_overrides) overridden.push_back(ov.first);
+  require_known_names(overridden, names, "--clip-override", "no quantized node or value has this name");
   return points;
 }
 
 PointRange point_range(const QuantPoint& p, const calib::PointStats& s, const PolicyOptions& o) {
   using calib::Stat;
   PointRange r;
-  auto unclipped = [&r](double lo, double hi) {
-    r.window = {lo, hi - lo};
-    r.lo = lo;
-    r.hi = hi;
-    return r;
-  };
-  if (p.role == Role::kClassifier) return unclipped(s.column("min", Stat::kMin), s.column("max", Stat::kMax));
-  const double mn = s.column("mean", Stat::kMin), mx = s.column("mean", Stat::kMax);
-  if (p.clip == quant::ClipMethod::kNone) return unclipped(mn, mx);
-
-  // The grid methods keep the seed's statistics and window rule and change only the coefficient.
-  const bool grid = p.clip == quant::ClipMethod::kLaplaceGrid || p.clip == quant::ClipMethod::kGaussGrid;
-  auto coef = [&](quant::Distribution d) {
-    if (grid) return quant::grid_alpha_coefficient(d, quant::ClipGrid::kSymmetric, p.bits);
-    return o.seed_coefficients ? quant::seed_alpha_coefficient(d, p.bits)
-                               : quant::optimal_alpha_coefficient(d, p.bits);
-  };
-  // A constant activation (b = 0, std = 0, min = max) has nothing to clip: alpha = 0 makes the
-  // seed's window rule fall back to [min, max], and the quantizer leaves a zero-width range as is.
-  const double b = s.column("mean", Stat::kB);
-  const double sd = s.column("mean", Stat::kStd);
-  const double alpha_laplace = coef(quant::Distribution::kLaplace) * b;
-  const double alpha_gauss =
-      mx > mn && s.sample_numel >= 2
-          ? coef(quant::Distribution::kGauss) * quant::seed_gauss_sigma(mn, mx, s.sample_numel)
-          : 0.0;
-  quant::ClipMethod method = p.clip;
-  if (method == quant::ClipMethod::kMix) {
-    // The seed compares the analytical MSEs with the measured b and std (not the range estimate).
-    if (b > 0 && sd > 0) {
-      const double mse_l = quant::laplace_clip_mse(alpha_laplace, b, p.bits);
-      const double mse_g = quant::gauss_clip_mse(alpha_gauss, sd, p.bits);
-      method = mse_l < mse_g ? quant::ClipMethod::kLaplace : quant::ClipMethod::kGauss;
-    } else {
-      method = quant::ClipMethod::kLaplace;
-    }
+  calib::WindowChoice c;
+  if (p.clip == quant::ClipMethod::kNone) {
+    // Unclipped: what the network answers with spans every sample (min of minima, max of maxima); the
+    // other points take the seed's mean of per-sample min/max.
+    const auto& cal = calib::calibrator(p.role == Role::kClassifier ? quant::ClipMethod::kMinMax
+                                                                   : quant::ClipMethod::kNone);
+    c = cal.choose({.stats = &s, .bits = p.bits, .clip = cal.method});
+    c.method = quant::ClipMethod::kNone;
+  } else {
+    c = calib::choose_window({.stats = &s,
+                              .bits = p.bits,
+                              .clip = p.clip,
+                              .seed_coefficients = o.seed_coefficients,
+                              .onnx_grid = o.onnx_grid});
   }
-  r.method = method;
-  const bool laplace = method == quant::ClipMethod::kLaplace || method == quant::ClipMethod::kLaplaceGrid;
-  r.alpha = laplace ? alpha_laplace : alpha_gauss;
-  if (r.alpha > 0.0)
-    r.coefficient = coef(laplace ? quant::Distribution::kLaplace : quant::Distribution::kGauss);
-  r.window = quant::seed_window(r.alpha, mn, mx, s.column("mean", Stat::kMean));
-  r.lo = r.window.offset;
-  r.hi = r.window.offset + r.window.delta;
+  r.window = c.window;
+  r.lo = c.lo;
+  r.hi = c.hi;
+  r.alpha = c.alpha;
+  r.coefficient = c.coefficient;
+  r.method = c.method;
   return r;
 }
 

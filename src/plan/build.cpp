@@ -27,20 +27,10 @@ int output_axis(const graph::Node& n, const Tensor& w) {
   return static_cast<int>(w.rank()) - 1;
 }
 
-std::string statistic_of(const policy::QuantPoint& p, quant::ClipMethod method) {
-  if (p.role == policy::Role::kClassifier) return "min of per-sample min, max of per-sample max";
-  switch (method) {
-    case quant::ClipMethod::kNone: return "mean of per-sample min and max";
-    case quant::ClipMethod::kLaplace: return "mean of per-sample b = mean|x - mean|, centred on the mean";
-    case quant::ClipMethod::kGauss: return "the seed's range-based sigma from the mean per-sample min/max";
-    case quant::ClipMethod::kMix: return "mix";
-    case quant::ClipMethod::kLaplaceGrid:
-      return "mean of per-sample b = mean|x - mean|, centred on the mean; coefficient for the 2^M-level grid";
-    case quant::ClipMethod::kGaussGrid:
-      return "the seed's range-based sigma from the mean per-sample min/max; coefficient for the 2^M-level "
-             "grid";
-  }
-  return "";
+std::string statistic_of(const policy::QuantPoint& p, const quant::ClipSpec& method) {
+  if (p.role == policy::Role::kClassifier && p.clip == quant::ClipMethod::kNone)
+    return "min of per-sample min, max of per-sample max";
+  return std::string(calib::calibrator(method.method).statistic);
 }
 
 void set_seed_grid(TensorQuant& t, const quant::AffineQuantParams& ap) {
@@ -186,7 +176,9 @@ QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const
     const calib::PointStats* s = stats.find(p.value);
     if (!s)
       fail(stats_path + ": has no statistics for quantization point '" + p.value + "' (node " + p.node + ")");
-    const auto range = policy::point_range(p, *s, o.policy);
+    auto policy_options = o.policy;
+    policy_options.onnx_grid = o.semantics == Semantics::kOnnx;
+    const auto range = policy::point_range(p, *s, policy_options);
     TensorQuant t;
     t.tensor = p.value;
     t.node = p.node;
@@ -198,9 +190,10 @@ QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const
     t.requested_hi = range.hi;
     t.method = p.clip == quant::ClipMethod::kNone
                    ? (p.role == policy::Role::kClassifier ? "minmax-global" : "minmax")
-                   : std::string(quant::clip_method_name(range.method));
+                   : (range.method == quant::ClipMethod::kMinMax ? "minmax-global" : calib::clip_name(range.method));
     t.statistic = statistic_of(p, p.clip == quant::ClipMethod::kNone ? p.clip : range.method);
-    if (p.clip == quant::ClipMethod::kMix) t.method = "mix:" + t.method;
+    if (p.clip == quant::ClipMethod::kMix || p.clip == quant::ClipMethod::kAuto)
+      t.method = calib::clip_name(p.clip) + ":" + t.method;
     t.alpha = range.alpha;
     t.coefficient = range.coefficient;
     if (o.semantics == Semantics::kSeed) {

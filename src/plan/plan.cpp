@@ -131,7 +131,12 @@ T read_value(const json& j, const std::string& where, const char* key) {
 json options_json(const PlanOptions& o) {
   json j;
   j["qtype"] = "int" + std::to_string(o.policy.activation_bits);
-  j["clip"] = std::string(quant::clip_method_name(o.policy.clip));
+  j["clip"] = calib::clip_name(o.policy.clip);
+  if (!o.policy.clip_overrides.empty()) {
+    json ov = json::array();
+    for (const auto& [point, spec] : o.policy.clip_overrides) ov.push_back({{"point", point}, {"clip", calib::clip_name(spec)}});
+    j["clip_overrides"] = ov;
+  }
   j["wbits"] = o.policy.weight_bits;
   j["fc_bits"] = o.policy.fc_bits;
   j["first_conv_bits"] = o.policy.first_conv_bits;
@@ -154,7 +159,14 @@ PlanOptions parse_options(const json& j, const std::string& where) {
   if (o.policy.activation_bits < quant::kMinBits || o.policy.activation_bits > quant::kMaxBits)
     fail(where + ": qtype '" + qtype + "' is outside int1..int16");
   try {
-    o.policy.clip = quant::parse_clip_method(read_value<std::string>(j, where, "clip"));
+    o.policy.clip = calib::parse_clip(read_value<std::string>(j, where, "clip"));
+    if (j.contains("clip_overrides")) {
+      if (!j.at("clip_overrides").is_array()) fail("'clip_overrides' must be an array");
+      for (const auto& ov : j.at("clip_overrides")) {
+        o.policy.clip_overrides.emplace_back(read_value<std::string>(ov, where, "point"),
+                                             calib::parse_clip(read_value<std::string>(ov, where, "clip")));
+      }
+    }
     o.policy.placement = policy::parse_placement(read_value<std::string>(j, where, "placement"));
     o.semantics = parse_semantics(read_value<std::string>(j, where, "semantics"));
     o.weights = parse_weight_granularity(read_value<std::string>(j, where, "wgran"));

@@ -71,35 +71,10 @@ Distribution parse_distribution(std::string_view text) {
   fail(fmt::format("unknown distribution '{}' (expected laplace, gaus or gauss)", text));
 }
 
-ClipMethod parse_clip_method(std::string_view text) {
-  if (text == "no" || text == "none") return ClipMethod::kNone;
-  if (text == "laplace") return ClipMethod::kLaplace;
-  if (text == "gaus" || text == "gauss") return ClipMethod::kGauss;
-  if (text == "mix") return ClipMethod::kMix;
-  if (text == "laplace-grid") return ClipMethod::kLaplaceGrid;
-  if (text == "gaus-grid" || text == "gauss-grid") return ClipMethod::kGaussGrid;
-  fail(
-      fmt::format("unknown clipping method '{}' (expected no, none, laplace, gaus, gauss, mix, laplace-grid "
-                  "or gauss-grid)",
-                  text));
-}
-
 std::string_view distribution_name(Distribution d) {
   switch (d) {
     case Distribution::kLaplace: return "laplace";
     case Distribution::kGauss: return "gauss";
-  }
-  return "?";
-}
-
-std::string_view clip_method_name(ClipMethod m) {
-  switch (m) {
-    case ClipMethod::kNone: return "none";
-    case ClipMethod::kLaplace: return "laplace";
-    case ClipMethod::kGauss: return "gauss";
-    case ClipMethod::kMix: return "mix";
-    case ClipMethod::kLaplaceGrid: return "laplace-grid";
-    case ClipMethod::kGaussGrid: return "gauss-grid";
   }
   return "?";
 }

@@ -186,9 +186,30 @@ TEST(Policy, GridMethodsUseTheGridCoefficient) {
   const double sigma =
       12.0 * 0.5 * 0.35 * (1 + std::sqrt(M_PI * std::log(4.0))) / std::sqrt(2 * std::log(4096.0));
   EXPECT_NEAR(policy::point_range(p, s, o).alpha, std::sqrt(2.0 / M_PI) * sigma, 1e-7);
-  EXPECT_EQ(quant::parse_clip_method("gaus-grid"), quant::ClipMethod::kGaussGrid);
-  EXPECT_EQ(quant::parse_clip_method(quant::clip_method_name(quant::ClipMethod::kLaplaceGrid)),
-            quant::ClipMethod::kLaplaceGrid);
+  EXPECT_EQ(calib::parse_clip("gaus-grid"), quant::ClipMethod::kGaussGrid);
+  EXPECT_EQ(calib::parse_clip(calib::clip_name(quant::ClipMethod::kLaplaceGrid)), quant::ClipMethod::kLaplaceGrid);
+}
+
+// --clip-override sets one point's method by node or value name (even an unclipped role), the others keep
+// --clip, and a name that matches nothing is refused with a suggestion.
+TEST(Policy, ClipOverrideSetsOnePoint) {
+  const auto g = segmentation_like_model();
+  policy::PolicyOptions o;
+  o.activation_bits = 4;
+  o.clip = quant::ClipMethod::kLaplace;
+  o.clip_overrides = {{"convT", quant::ClipMethod::kMse}, {"head", {quant::ClipMethod::kPercentile, 99.9}}};
+  std::map<std::string, policy::QuantPoint> by_value;
+  for (const auto& p : policy::quant_points(g, o)) by_value[p.value] = p;
+  EXPECT_EQ(by_value["up"].clip, quant::ClipMethod::kMse);
+  EXPECT_EQ(by_value["head"].clip, quant::ClipSpec(quant::ClipMethod::kPercentile, 99.9));
+  EXPECT_EQ(by_value["c1"].clip, quant::ClipMethod::kLaplace);
+  o.clip_overrides = {{"convX", quant::ClipMethod::kMse}};
+  try {
+    (void)policy::quant_points(g, o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--clip-override 'convX'"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Policy, ClassifierAndLinearRanges) {

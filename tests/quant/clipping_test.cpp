@@ -140,22 +140,11 @@ TEST(Clipping, BitsOutsideRangeThrow) {
 }
 
 TEST(Clipping, ParseAndNames) {
-  EXPECT_EQ(parse_clip_method("no"), ClipMethod::kNone);
-  EXPECT_EQ(parse_clip_method("none"), ClipMethod::kNone);
-  EXPECT_EQ(parse_clip_method("laplace"), ClipMethod::kLaplace);
-  EXPECT_EQ(parse_clip_method("gaus"), ClipMethod::kGauss);
-  EXPECT_EQ(parse_clip_method("gauss"), ClipMethod::kGauss);
-  EXPECT_EQ(parse_clip_method("mix"), ClipMethod::kMix);
   EXPECT_EQ(parse_distribution("gaus"), Distribution::kGauss);
   EXPECT_EQ(parse_distribution("laplace"), Distribution::kLaplace);
-  for (const ClipMethod m : {ClipMethod::kNone, ClipMethod::kLaplace, ClipMethod::kGauss, ClipMethod::kMix}) {
-    EXPECT_EQ(parse_clip_method(clip_method_name(m)), m);
-  }
   for (const Distribution d : {Distribution::kLaplace, Distribution::kGauss}) {
     EXPECT_EQ(parse_distribution(distribution_name(d)), d);
   }
-  EXPECT_THROW(parse_clip_method("Laplace"), Error);
-  EXPECT_THROW(parse_clip_method(""), Error);
   EXPECT_THROW(parse_distribution("mix"), Error);
   EXPECT_EQ(parse_weight_mode(weight_mode_name(WeightMode::kPerChannelSymmetric)),
             WeightMode::kPerChannelSymmetric);
