@@ -257,6 +257,9 @@ void QuantArgs::add(CLI::App& app, bool with_activation_options) {
           ->capture_default_str());
   track("--keep-8bit",
         app.add_option("--keep-8bit", keep_8bit, "node or value names kept at 8 bits")->delimiter(','));
+  track("--half", app.add_flag("--half", half,
+                               "outputs consumed only by a Relu/Clip: choose the window on the activated "
+                               "values, lo = 0 (docs/calibrators.md)"));
   track("--seed-coefficients",
         app.add_flag("--seed-coefficients", seed_coefficients,
                      "use the seed's 2-decimal alpha tables (int_quantizer.py, bits 2..8)"));
@@ -315,6 +318,7 @@ policy::PolicyOptions QuantArgs::options() const {
   o.placement = policy::parse_placement(placement);
   o.keep_8bit = keep_8bit;
   o.seed_coefficients = seed_coefficients;
+  o.half = half;
   if (seed_coefficients) {
     // The seed's tables cover 2..8 bits; say so now rather than at the first point of another width.
     if (o.activation_bits < 2 || o.activation_bits > 8) {

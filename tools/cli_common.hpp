@@ -89,6 +89,7 @@ struct QuantArgs {
   std::string placement = "outputs";
   std::vector<std::string> keep_8bit;
   bool seed_coefficients = false;
+  bool half = false;
   std::string semantics = "seed";
   std::string wgran = "tensor";
   // with_activation_options = false leaves out --qtype/--clip/--stats/-sm (sweep has its own lists).

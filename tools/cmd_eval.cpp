@@ -70,6 +70,7 @@ nlohmann::ordered_json plan_options_record(const plan::PlanOptions& o) {
           {"placement", std::string(policy::placement_name(o.policy.placement))},
           {"keep_8bit", o.policy.keep_8bit},
           {"seed_coefficients", o.policy.seed_coefficients},
+          {"half", o.policy.half},
           {"fold_batchnorm", o.fold_batchnorm}};
 }
 

@@ -36,6 +36,9 @@ struct QuantPoint {
   Role role = Role::kConv;
   int bits = 8;
   quant::ClipSpec clip;
+  // Placement outputs: the value of the Relu/Clip that is this output's only consumer ("" otherwise). With
+  // --half the window is chosen on its statistics (docs/calibrators.md, "half").
+  std::string activated;
 };
 
 struct PolicyOptions {
@@ -43,6 +46,7 @@ struct PolicyOptions {
   quant::ClipSpec clip;     // --clip
   // --clip-override POINT=METHOD: the method for one point (node or value name), whatever its role.
   std::vector<std::pair<std::string, quant::ClipSpec>> clip_overrides;
+  bool half = false;       // --half: windows of ReLU-consumed outputs from the activated values, lo = 0
   bool onnx_grid = false;  // the grid the windows run on (set from the plan's semantics): for mse/auto
   int weight_bits = 8;      // --wbits (0 = keep float weights)
   int fc_bits = 8;          // --fc-bits
@@ -85,8 +89,11 @@ struct PointRange {
   double alpha = 0.0;         // clipping value (0 when not clipped)
   double coefficient = 0.0;   // alpha / b or alpha / sigma (0 when not clipped)
   quant::ClipSpec method;     // for mix and auto: the method actually chosen
+  bool half = false;          // chosen on the activated values (--half)
 };
-PointRange point_range(const QuantPoint& point, const calib::PointStats& stats, const PolicyOptions& options);
+// `activated`: the statistics of point.activated, used instead of `stats` when options.half is set.
+PointRange point_range(const QuantPoint& point, const calib::PointStats& stats, const PolicyOptions& options,
+                       const calib::PointStats* activated = nullptr);
 
 // Fake-quantizes Conv/Gemm/MatMul weights and biases in place (the seed: int8, per-tensor min/max).
 void quantize_weights(graph::Graph& g, int bits);

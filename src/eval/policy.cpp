@@ -169,6 +169,7 @@ std::vector<QuantPoint> quant_points(const graph::Graph& g, const PolicyOptions&
       QuantPoint p;
       p.value = value;
       p.node = n.name;
+      if (value == n.outputs.at(0) && deploy_output(g, n) != value) p.activated = deploy_output(g, n);
       if (g.initializer(p.value) || !seen.insert(p.value).second) continue;
       if (first.count(&n)) {
         p.role = Role::kFirstConv;
@@ -211,9 +212,14 @@ std::vector<QuantPoint> quant_points(const graph::Graph& g, const PolicyOptions&
   return points;
 }
 
-PointRange point_range(const QuantPoint& p, const calib::PointStats& s, const PolicyOptions& o) {
+PointRange point_range(const QuantPoint& p, const calib::PointStats& raw, const PolicyOptions& o,
+                       const calib::PointStats* activated) {
   using calib::Stat;
   PointRange r;
+  // Half: the activation after this output clamps negatives to 0 (Relu, Clip), so only what it passes
+  // matters; quantizing on [0, hi] and then clamping equals clamping and then quantizing.
+  const bool half = o.half && activated && p.role != Role::kClassifier;
+  const calib::PointStats& s = half ? *activated : raw;
   calib::WindowChoice c;
   if (p.clip == quant::ClipMethod::kNone) {
     // Unclipped: what the network answers with spans every sample (min of minima, max of maxima); the
@@ -229,9 +235,11 @@ PointRange point_range(const QuantPoint& p, const calib::PointStats& s, const Po
                               .seed_coefficients = o.seed_coefficients,
                               .onnx_grid = o.onnx_grid});
   }
+  if (half && c.lo > 0.0) c = calib::window_of_range(0.0, c.hi);
   r.window = c.window;
   r.lo = c.lo;
   r.hi = c.hi;
+  r.half = half;
   r.alpha = c.alpha;
   r.coefficient = c.coefficient;
   r.method = c.method;

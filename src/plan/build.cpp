@@ -178,7 +178,8 @@ QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const
       fail(stats_path + ": has no statistics for quantization point '" + p.value + "' (node " + p.node + ")");
     auto policy_options = o.policy;
     policy_options.onnx_grid = o.semantics == Semantics::kOnnx;
-    const auto range = policy::point_range(p, *s, policy_options);
+    const calib::PointStats* activated = p.activated.empty() ? nullptr : stats.find(p.activated);
+    const auto range = policy::point_range(p, *s, policy_options, activated);
     TensorQuant t;
     t.tensor = p.value;
     t.node = p.node;
@@ -194,6 +195,10 @@ QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const
     t.statistic = statistic_of(p, p.clip == quant::ClipMethod::kNone ? p.clip : range.method);
     if (p.clip == quant::ClipMethod::kMix || p.clip == quant::ClipMethod::kAuto)
       t.method = calib::clip_name(p.clip) + ":" + t.method;
+    if (range.half) {
+      t.method += "+half";
+      t.statistic += "; on the values after " + p.activated + " (what the Relu/Clip passes), lo = 0";
+    }
     t.alpha = range.alpha;
     t.coefficient = range.coefficient;
     if (o.semantics == Semantics::kSeed) {

@@ -143,6 +143,7 @@ json options_json(const PlanOptions& o) {
   j["placement"] = std::string(policy::placement_name(o.policy.placement));
   j["keep_8bit"] = o.policy.keep_8bit;
   j["seed_coefficients"] = o.policy.seed_coefficients;
+  if (o.policy.half) j["half"] = true;
   j["semantics"] = std::string(semantics_name(o.semantics));
   j["wgran"] = std::string(weight_granularity_name(o.weights));
   j["fold_bn"] = o.fold_batchnorm;
@@ -178,6 +179,7 @@ PlanOptions parse_options(const json& j, const std::string& where) {
   o.policy.first_conv_bits = read_value<int>(j, where, "first_conv_bits");
   o.policy.keep_8bit = read_value<std::vector<std::string>>(j, where, "keep_8bit");
   o.policy.seed_coefficients = read_value<bool>(j, where, "seed_coefficients");
+  if (j.contains("half")) o.policy.half = read_value<bool>(j, where, "half");
   o.fold_batchnorm = read_value<bool>(j, where, "fold_bn");
   for (int b : {o.policy.fc_bits, o.policy.first_conv_bits})
     if (b < quant::kMinBits || b > quant::kMaxBits) fail(where + ": fc_bits/first_conv_bits must be 1..16");

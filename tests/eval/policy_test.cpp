@@ -212,6 +212,30 @@ TEST(Policy, ClipOverrideSetsOnePoint) {
   }
 }
 
+// --half: a point consumed only by a Relu takes its window from the activated value's statistics, with
+// lo = 0; without --half, or without activated statistics, the raw statistics decide.
+TEST(Policy, HalfUsesTheActivatedStatistics) {
+  const auto g = segmentation_like_model();
+  policy::PolicyOptions o;
+  o.activation_bits = 4;
+  o.clip = quant::ClipMethod::kNone;
+  std::map<std::string, policy::QuantPoint> by_value;
+  for (const auto& p : policy::quant_points(g, o)) by_value[p.value] = p;
+  EXPECT_EQ(by_value["c1"].activated, "r1");  // conv1 -> relu1
+  EXPECT_EQ(by_value["up"].activated, "");    // convT feeds a Conv
+  const auto raw = stats_with(-2.0, 10.0, 0.5, 1.5, 0.25, 4096);
+  const auto act = stats_with(0.5, 8.0, 0.4, 1.0, 1.0, 4096);
+  auto p = by_value["c1"];
+  p.role = policy::Role::kConv;
+  EXPECT_EQ(policy::point_range(p, raw, o, &act).lo, -2.0);  // no --half
+  o.half = true;
+  const auto r = policy::point_range(p, raw, o, &act);
+  EXPECT_TRUE(r.half);
+  EXPECT_EQ(r.lo, 0.0);  // activated mean-min 0.5, lowered to 0
+  EXPECT_EQ(r.hi, 8.0);
+  EXPECT_FALSE(policy::point_range(p, raw, o, nullptr).half);
+}
+
 TEST(Policy, ClassifierAndLinearRanges) {
   calib::PointStats s = stats_with(-1.0, 3.0, 0.1, 0.1, 0.0, 10);
   s[calib::Stat::kMin].add(-5.0);  // mean of mins -3, min of mins -5
