@@ -183,30 +183,39 @@ int run_layers(const LayersCmd& c, const Invocation& inv) {
   return 0;
 }
 
-constexpr std::size_t kMethods = 6;
-constexpr quant::ClipMethod kMethodList[kMethods] = {
-    quant::ClipMethod::kNone, quant::ClipMethod::kLaplace,     quant::ClipMethod::kGauss,
-    quant::ClipMethod::kMix,  quant::ClipMethod::kLaplaceGrid, quant::ClipMethod::kGaussGrid};
+// analyze's columns: every calibrator of the table (the histogram ones when the statistics have histograms).
+std::vector<const calib::Calibrator*> analyze_methods(const calib::StatsFile& stats) {
+  const bool histograms = std::all_of(stats.points.begin(), stats.points.end(),
+                                      [](const calib::PointStats& p) { return p.histogram.has_value(); });
+  std::vector<const calib::Calibrator*> m;
+  for (const auto& c : calib::calibrators()) {
+    if (!c.needs_histogram || histograms) m.push_back(&c);
+  }
+  return m;
+}
 
 // Sums the squared quantization error of every observed value under each method's quantizer, over
 // every batch, leaving the values themselves untouched (the fp32 network runs on). Fixed 64K-element
 // chunks added in order: the sums do not depend on the thread count.
 class MseObserver : public runtime::Observer {
  public:
-  MseObserver(std::vector<std::array<std::optional<quant::PointQuantizer>, kMethods>> quantizers,
+  MseObserver(std::vector<std::vector<std::optional<quant::PointQuantizer>>> quantizers,
               Context& ctx)
-      : q_(std::move(quantizers)), sums_(q_.size()), counts_(q_.size(), 0), ctx_(ctx) {}
+      : q_(std::move(quantizers)), counts_(q_.size(), 0), ctx_(ctx) {
+    for (const auto& q : q_) sums_.emplace_back(q.size(), 0.0);
+  }
   void observe(std::size_t index, Tensor& value) override {
     const auto data = value.f32();
     const std::int64_t n = static_cast<std::int64_t>(data.size());
     const std::int64_t chunk = 1 << 16, chunks = (n + chunk - 1) / chunk;
-    std::vector<std::array<double, kMethods>> partial(static_cast<std::size_t>(chunks));
+    const std::size_t methods = q_[index].size();
+    std::vector<std::vector<double>> partial(static_cast<std::size_t>(chunks), std::vector<double>(methods));
     ctx_.pool->parallel_for(chunks, [&](std::int64_t b, std::int64_t e) {
       std::vector<float> tmp;
       for (std::int64_t k = b; k < e; ++k) {
         const std::int64_t lo = k * chunk, hi = std::min(n, lo + chunk);
         const auto src = data.subspan(static_cast<std::size_t>(lo), static_cast<std::size_t>(hi - lo));
-        for (std::size_t m = 0; m < kMethods; ++m) {
+        for (std::size_t m = 0; m < methods; ++m) {
           double s = 0.0;
           if (q_[index][m]) {
             tmp.assign(src.begin(), src.end());
@@ -221,7 +230,7 @@ class MseObserver : public runtime::Observer {
       }
     });
     for (const auto& p : partial) {
-      for (std::size_t m = 0; m < kMethods; ++m) sums_[index][m] += p[m];
+      for (std::size_t m = 0; m < methods; ++m) sums_[index][m] += p[m];
     }
     counts_[index] += n;
   }
@@ -230,8 +239,8 @@ class MseObserver : public runtime::Observer {
   }
 
  private:
-  std::vector<std::array<std::optional<quant::PointQuantizer>, kMethods>> q_;
-  std::vector<std::array<double, kMethods>> sums_;
+  std::vector<std::vector<std::optional<quant::PointQuantizer>>> q_;
+  std::vector<std::vector<double>> sums_;
   std::vector<std::int64_t> counts_;
   Context& ctx_;
 };
@@ -260,14 +269,26 @@ int run_analyze(const AnalyzeCmd& c, const Invocation& inv) {
   stats.require_model(g.model_hash, cmd.quant.stats);
   const auto points = policy::quant_points(g, base_options.policy);
   // One plan per clipping method: its activation grids are what eval would run (semantics included).
+  const auto methods = analyze_methods(stats);
+  const std::size_t kMethods = methods.size();
+  auto column_of = [&](quant::ClipMethod m) {
+    for (std::size_t k = 0; k < kMethods; ++k) {
+      if (methods[k]->method == m) return k;
+    }
+    throw Error("analyze: calibrator table lacks a seed method");
+  };
+  const std::size_t col_laplace = column_of(quant::ClipMethod::kLaplace),
+                    col_gauss = column_of(quant::ClipMethod::kGauss), col_mix = column_of(quant::ClipMethod::kMix);
   std::vector<plan::QuantPlan> plans;
-  for (const auto m : kMethodList) {
+  for (const auto* m : methods) {
     auto o = base_options;
-    o.policy.clip = m;
+    o.policy.clip = quant::ClipSpec(m->method, m->default_param);
     plans.push_back(plan::build_plan(g, stats, o, cmd.quant.stats));
   }
-  std::vector<std::array<std::optional<quant::PointQuantizer>, kMethods>> quantizers(points.size());
-  std::vector<std::array<const plan::TensorQuant*, kMethods>> entries(points.size());
+  std::vector<std::vector<std::optional<quant::PointQuantizer>>> quantizers(
+      points.size(), std::vector<std::optional<quant::PointQuantizer>>(kMethods));
+  std::vector<std::vector<const plan::TensorQuant*>> entries(points.size(),
+                                                              std::vector<const plan::TensorQuant*>(kMethods));
   std::vector<std::string> values;
   for (std::size_t i = 0; i < points.size(); ++i) {
     values.push_back(points[i].value);
@@ -297,14 +318,18 @@ int run_analyze(const AnalyzeCmd& c, const Invocation& inv) {
   std::size_t name_w = 5;
   for (const auto& p : points) name_w = std::max(name_w, p.value.size());
   nlohmann::ordered_json rows = nlohmann::ordered_json::array();
-  std::string csv =
-      "point,role,bits,b,std,sigma_est,mean_min,mean_max,alpha_laplace,alpha_gaus,mix_choice,"
-      "mse_no,mse_laplace,mse_gaus,mse_mix,mse_laplace_grid,mse_gauss_grid,est_laplace,est_gaus\n";
-  std::cout << fmt::format(
-      "{:<{}} {:<11} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} | {:>10} {:>10} {:>10} {:>10} {:>10} "
-      "{:>10} | {:>10} {:>10}\n",
-      "point", name_w, "role", "bits", "b", "std", "min", "max", "a_lap", "a_gaus", "mix", "mse_no",
-      "mse_lap", "mse_gaus", "mse_mix", "mse_lapgrid", "mse_gausgrid", "est_lap", "est_gaus");
+  // Column names from the table: mse_<name> ('-' as '_' in CSV).
+  std::string csv = "point,role,bits,b,std,sigma_est,mean_min,mean_max,alpha_laplace,alpha_gaus,mix_choice";
+  std::string head = fmt::format("{:<{}} {:<11} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} |", "point",
+                                 name_w, "role", "bits", "b", "std", "min", "max", "a_lap", "a_gaus", "mix");
+  for (const auto* m : methods) {
+    std::string n(m->name);
+    std::replace(n.begin(), n.end(), '-', '_');
+    csv += ",mse_" + n;
+    head += fmt::format(" {:>12}", m->name);
+  }
+  csv += ",est_laplace,est_gaus\n";
+  std::cout << head << fmt::format(" | {:>10} {:>10}\n", "est_lap", "est_gaus");
   auto json_or_null = [](const std::optional<double>& v) {
     return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json();
   };
@@ -315,30 +340,33 @@ int run_analyze(const AnalyzeCmd& c, const Invocation& inv) {
     const double b = s->column("mean", Stat::kB), sd = s->column("mean", Stat::kStd);
     const double mn = s->column("mean", Stat::kMin), mx = s->column("mean", Stat::kMax);
     const double sigma_est = quant::seed_gauss_sigma(mn, mx, s->sample_numel);
-    const bool clipped = quantizers[i][1].has_value();
-    std::optional<double> m[kMethods], a_lap, a_gaus, est_l, est_g;
+    const bool clipped = quantizers[i][col_laplace].has_value();
+    std::vector<std::optional<double>> m(kMethods);
+    std::optional<double> a_lap, a_gaus, est_l, est_g;
     for (std::size_t k = 0; k < kMethods; ++k) {
       if (quantizers[i][k]) m[k] = mse.mse(i, k);
     }
     std::string mix;
     if (clipped) {
-      a_lap = entries[i][1]->alpha;
-      a_gaus = entries[i][2]->alpha;
-      mix = entries[i][3]->method == "laplace" ? "lap" : "gaus";
+      a_lap = entries[i][col_laplace]->alpha;
+      a_gaus = entries[i][col_gauss]->alpha;
+      mix = entries[i][col_mix]->method == "mix:laplace" ? "lap" : "gaus";
       if (b > 0) est_l = quant::laplace_clip_mse(*a_lap, b, p.bits);
       if (sd > 0) est_g = quant::gauss_clip_mse(*a_gaus, sd, p.bits);
     }
-    std::cout << fmt::format(
-        "{:<{}} {:<11} {:>4} {:>9.4f} {:>9.4f} {:>9.4f} {:>9.4f} {:>9} {:>9} {:>6} | {:>10} {:>10} {:>10} "
-        "{:>10} {:>10} {:>10} | {:>10} {:>10}\n",
-        p.value, name_w, policy::role_name(p.role), p.bits, b, sd, mn, mx, cell(a_lap, "{:.4f}"),
-        cell(a_gaus, "{:.4f}"), mix, cell(m[0]), cell(m[1]), cell(m[2]), cell(m[3]), cell(m[4]), cell(m[5]),
-        cell(est_l), cell(est_g));
-    csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", p.value,
-                       policy::role_name(p.role), p.bits, b, sd, sigma_est, mn, mx, cell(a_lap, "{}"),
-                       cell(a_gaus, "{}"), mix, cell(m[0], "{}"), cell(m[1], "{}"), cell(m[2], "{}"),
-                       cell(m[3], "{}"), cell(m[4], "{}"), cell(m[5], "{}"), cell(est_l, "{}"),
-                       cell(est_g, "{}"));
+    std::string line = fmt::format("{:<{}} {:<11} {:>4} {:>9.4f} {:>9.4f} {:>9.4f} {:>9.4f} {:>9} {:>9} {:>6} |",
+                                   p.value, name_w, policy::role_name(p.role), p.bits, b, sd, mn, mx,
+                                   cell(a_lap, "{:.4f}"), cell(a_gaus, "{:.4f}"), mix);
+    csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{}", p.value, policy::role_name(p.role), p.bits, b, sd,
+                       sigma_est, mn, mx, cell(a_lap, "{}"), cell(a_gaus, "{}"), mix);
+    nlohmann::ordered_json jm;
+    for (std::size_t k = 0; k < kMethods; ++k) {
+      line += fmt::format(" {:>12}", cell(m[k]));
+      csv += "," + cell(m[k], "{}");
+      jm[std::string(methods[k]->name)] = json_or_null(m[k]);
+    }
+    std::cout << line << fmt::format(" | {:>10} {:>10}\n", cell(est_l), cell(est_g));
+    csv += fmt::format(",{},{}\n", cell(est_l, "{}"), cell(est_g, "{}"));
     rows.push_back({{"point", p.value},
                     {"node", p.node},
                     {"role", policy::role_name(p.role)},
@@ -351,13 +379,7 @@ int run_analyze(const AnalyzeCmd& c, const Invocation& inv) {
                     {"alpha_laplace", json_or_null(a_lap)},
                     {"alpha_gaus", json_or_null(a_gaus)},
                     {"mix_choice", mix.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(mix)},
-                    {"mse",
-                     {{"no", json_or_null(m[0])},
-                      {"laplace", json_or_null(m[1])},
-                      {"gaus", json_or_null(m[2])},
-                      {"mix", json_or_null(m[3])},
-                      {"laplace-grid", json_or_null(m[4])},
-                      {"gauss-grid", json_or_null(m[5])}}},
+                    {"mse", std::move(jm)},
                     {"estimate", {{"laplace", json_or_null(est_l)}, {"gaus", json_or_null(est_g)}}}});
   }
   std::cout << fmt::format(

@@ -310,7 +310,7 @@ TEST(CliContract, AnalyzeUsesEverySampleAndFullNames) {
   ASSERT_EQ(j["points"].size(), 2u);
   EXPECT_EQ(j["points"][1]["role"], "classifier");
   EXPECT_TRUE(j["points"][1]["mse"]["laplace"].is_null()) << "the classifier is never clipped";
-  EXPECT_TRUE(j["points"][1]["mse"]["no"].is_number());
+  EXPECT_TRUE(j["points"][1]["mse"]["none"].is_number());
   EXPECT_TRUE(j["points"][0]["mse"]["laplace"].is_number());
 }
 
