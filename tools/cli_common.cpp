@@ -255,6 +255,12 @@ void QuantArgs::add(CLI::App& app, bool with_activation_options) {
                      "weight grids: tensor (asymmetric, the seed) or channel (symmetric per output channel)")
           ->check(CLI::IsMember({"tensor", "channel"}))
           ->capture_default_str());
+  track("--wclip",
+        app.add_option("--wclip", wclip,
+                       "per-channel weight thresholds: minmax (max |w|), laplace, gauss (ACIQ on each "
+                       "channel's b / std) or mse (least quantization error); needs --wgran channel")
+            ->check(CLI::IsMember({"minmax", "laplace", "gauss", "gaus", "mse"}))
+            ->capture_default_str());
   track("--keep-8bit",
         app.add_option("--keep-8bit", keep_8bit, "node or value names kept at 8 bits")->delimiter(','));
   track("--half", app.add_flag("--half", half,
@@ -334,6 +340,9 @@ plan::PlanOptions QuantArgs::plan_options(bool fold_batchnorm) const {
   o.policy = options();
   o.semantics = plan::parse_semantics(semantics);
   o.weights = plan::parse_weight_granularity(wgran);
+  o.weight_clip = plan::parse_weight_clip(wclip);
+  if (o.weight_clip != plan::WeightClip::kMinMax && o.weights != plan::WeightGranularity::kChannel)
+    throw Error("--wclip " + wclip + ": weight clipping needs --wgran channel");
   o.fold_batchnorm = fold_batchnorm;
   return o;
 }

@@ -92,6 +92,7 @@ struct QuantArgs {
   bool half = false;
   std::string semantics = "seed";
   std::string wgran = "tensor";
+  std::string wclip = "minmax";
   // with_activation_options = false leaves out --qtype/--clip/--stats/-sm (sweep has its own lists).
   void add(CLI::App& app, bool with_activation_options = true);
   [[nodiscard]] bool quantized() const { return !qtype.empty(); }

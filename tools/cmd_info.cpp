@@ -199,8 +199,7 @@ std::vector<const calib::Calibrator*> analyze_methods(const calib::StatsFile& st
 // chunks added in order: the sums do not depend on the thread count.
 class MseObserver : public runtime::Observer {
  public:
-  MseObserver(std::vector<std::vector<std::optional<quant::PointQuantizer>>> quantizers,
-              Context& ctx)
+  MseObserver(std::vector<std::vector<std::optional<quant::PointQuantizer>>> quantizers, Context& ctx)
       : q_(std::move(quantizers)), counts_(q_.size(), 0), ctx_(ctx) {
     for (const auto& q : q_) sums_.emplace_back(q.size(), 0.0);
   }
@@ -278,7 +277,8 @@ int run_analyze(const AnalyzeCmd& c, const Invocation& inv) {
     throw Error("analyze: calibrator table lacks a seed method");
   };
   const std::size_t col_laplace = column_of(quant::ClipMethod::kLaplace),
-                    col_gauss = column_of(quant::ClipMethod::kGauss), col_mix = column_of(quant::ClipMethod::kMix);
+                    col_gauss = column_of(quant::ClipMethod::kGauss),
+                    col_mix = column_of(quant::ClipMethod::kMix);
   std::vector<plan::QuantPlan> plans;
   for (const auto* m : methods) {
     auto o = base_options;
@@ -288,7 +288,7 @@ int run_analyze(const AnalyzeCmd& c, const Invocation& inv) {
   std::vector<std::vector<std::optional<quant::PointQuantizer>>> quantizers(
       points.size(), std::vector<std::optional<quant::PointQuantizer>>(kMethods));
   std::vector<std::vector<const plan::TensorQuant*>> entries(points.size(),
-                                                              std::vector<const plan::TensorQuant*>(kMethods));
+                                                             std::vector<const plan::TensorQuant*>(kMethods));
   std::vector<std::string> values;
   for (std::size_t i = 0; i < points.size(); ++i) {
     values.push_back(points[i].value);
@@ -354,9 +354,9 @@ int run_analyze(const AnalyzeCmd& c, const Invocation& inv) {
       if (b > 0) est_l = quant::laplace_clip_mse(*a_lap, b, p.bits);
       if (sd > 0) est_g = quant::gauss_clip_mse(*a_gaus, sd, p.bits);
     }
-    std::string line = fmt::format("{:<{}} {:<11} {:>4} {:>9.4f} {:>9.4f} {:>9.4f} {:>9.4f} {:>9} {:>9} {:>6} |",
-                                   p.value, name_w, policy::role_name(p.role), p.bits, b, sd, mn, mx,
-                                   cell(a_lap, "{:.4f}"), cell(a_gaus, "{:.4f}"), mix);
+    std::string line = fmt::format(
+        "{:<{}} {:<11} {:>4} {:>9.4f} {:>9.4f} {:>9.4f} {:>9.4f} {:>9} {:>9} {:>6} |", p.value, name_w,
+        policy::role_name(p.role), p.bits, b, sd, mn, mx, cell(a_lap, "{:.4f}"), cell(a_gaus, "{:.4f}"), mix);
     csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{}", p.value, policy::role_name(p.role), p.bits, b, sd,
                        sigma_est, mn, mx, cell(a_lap, "{}"), cell(a_gaus, "{}"), mix);
     nlohmann::ordered_json jm;

@@ -204,8 +204,8 @@ struct Calibrator {
   std::string_view aliases;    // other accepted spellings, space-separated
   std::string_view statistic;  // what it reads, as the plan records it
   bool needs_histogram = false;
-  double default_param = 0.0;  // > 0: takes ":P" (percentile)
-  bool auto_candidate = false; // one of the methods `auto` compares
+  double default_param = 0.0;   // > 0: takes ":P" (percentile)
+  bool auto_candidate = false;  // one of the methods `auto` compares
   WindowChoice (*choose)(const WindowRequest&) = nullptr;
 };
 

@@ -30,6 +30,13 @@ enum class WeightGranularity : std::uint8_t {
 WeightGranularity parse_weight_granularity(std::string_view text);  // "tensor" | "channel"
 std::string_view weight_granularity_name(WeightGranularity g);
 
+// How each per-channel weight grid's threshold t (levels k * t / (2^(M-1) - 1)) is chosen (docs/plan.md):
+// max |w| of the channel, the ACIQ coefficient times the channel's b = mean|w - mean| or std, or the t
+// with the least quantization MSE of the channel's weights on the grid that runs.
+enum class WeightClip : std::uint8_t { kMinMax, kLaplace, kGauss, kMse };
+WeightClip parse_weight_clip(std::string_view text);  // "minmax" | "laplace" | "gauss" (or "gaus") | "mse"
+std::string_view weight_clip_name(WeightClip c);
+
 enum class TensorKind : std::uint8_t { kActivation, kWeight, kBias };
 std::string_view tensor_kind_name(TensorKind k);  // "activation" | "weight" | "bias"
 
@@ -38,6 +45,7 @@ struct PlanOptions {
   policy::PolicyOptions policy;
   Semantics semantics = Semantics::kSeed;
   WeightGranularity weights = WeightGranularity::kTensor;
+  WeightClip weight_clip = WeightClip::kMinMax;  // per-channel weights only
   bool fold_batchnorm = true;
 };
 

@@ -46,8 +46,8 @@ struct PolicyOptions {
   quant::ClipSpec clip;     // --clip
   // --clip-override POINT=METHOD: the method for one point (node or value name), whatever its role.
   std::vector<std::pair<std::string, quant::ClipSpec>> clip_overrides;
-  bool half = false;       // --half: windows of ReLU-consumed outputs from the activated values, lo = 0
-  bool onnx_grid = false;  // the grid the windows run on (set from the plan's semantics): for mse/auto
+  bool half = false;        // --half: windows of ReLU-consumed outputs from the activated values, lo = 0
+  bool onnx_grid = false;   // the grid the windows run on (set from the plan's semantics): for mse/auto
   int weight_bits = 8;      // --wbits (0 = keep float weights)
   int fc_bits = 8;          // --fc-bits
   int first_conv_bits = 8;  // the seed's conv0 exception

@@ -27,7 +27,9 @@ void Accumulator::add_batch(std::size_t point, const Tensor& batch, Context& ctx
   const std::int64_t row = batch.numel() / n;
   std::vector<quant::SampleStats> rows(static_cast<std::size_t>(n));
   const float* data = batch.data<float>();
-  auto sample = [&](std::int64_t i) { return std::span<const float>(data + i * row, static_cast<std::size_t>(row)); };
+  auto sample = [&](std::int64_t i) {
+    return std::span<const float>(data + i * row, static_cast<std::size_t>(row));
+  };
   if (n < ctx.threads()) {
     // Fewer samples than threads (batch 1, a last partial batch): split each sample instead.
     for (std::int64_t i = 0; i < n; ++i) quant::sample_stats(sample(i), rows[i], ctx.pool.get());
@@ -56,8 +58,8 @@ void Accumulator::add_samples(std::size_t point, std::int64_t row, std::span<con
   PointStats& p = points_.at(point);
   if (p.sample_numel == 0) p.sample_numel = row;
   if (p.sample_numel != row) {
-    fail("statistics point '" + p.name + "': sample size changed from " + std::to_string(p.sample_numel) + " to " +
-         std::to_string(row));
+    fail("statistics point '" + p.name + "': sample size changed from " + std::to_string(p.sample_numel) +
+         " to " + std::to_string(row));
   }
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const auto& s = rows[i];

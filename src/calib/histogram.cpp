@@ -104,7 +104,9 @@ Histogram::Half Histogram::half_from_string(const std::string& text) {
   if (text.empty()) return h;
   std::istringstream in(text);
   std::string tok;
-  auto bad = [&](const std::string& why) { fail("malformed histogram '" + text.substr(0, 40) + "': " + why); };
+  auto bad = [&](const std::string& why) {
+    fail("malformed histogram '" + text.substr(0, 40) + "': " + why);
+  };
   auto pair = [&](const std::string& t, long long& a, long long& b) {
     const auto colon = t.find(':');
     if (colon == std::string::npos) bad("expected KEY:VALUE, got '" + t + "'");

@@ -162,8 +162,8 @@ void StatsFile::validate(const std::string& source) const {
       }
     }
     if (p.histogram && p.histogram->total() != samples * p.sample_numel) {
-      fail(where + ": the histogram counts " + std::to_string(p.histogram->total()) + " values, not samples x " +
-           "sample size = " + std::to_string(samples * p.sample_numel));
+      fail(where + ": the histogram counts " + std::to_string(p.histogram->total()) +
+           " values, not samples x " + "sample size = " + std::to_string(samples * p.sample_numel));
     }
     if (p[Stat::kMin].mean() > p[Stat::kMax].mean()) {
       fail(where + ": mean of per-sample minima " + std::to_string(p[Stat::kMin].mean()) +
@@ -292,7 +292,8 @@ StatsFile StatsFile::from_json(const std::string& text, const std::string& sourc
       if (jp.contains("histogram")) {
         const auto& jh = jp.at("histogram");
         if (json_int(jh.at("bins"), source, "bins") != Histogram::kBins)
-          fail(source + ": point '" + p.name + "': histogram bin count is not " + std::to_string(Histogram::kBins));
+          fail(source + ": point '" + p.name + "': histogram bin count is not " +
+               std::to_string(Histogram::kBins));
         Histogram h;
         h.zeros = json_int(jh.at("zeros"), source, "zeros");
         if (h.zeros < 0) fail(source + ": point '" + p.name + "': negative histogram count");

@@ -225,7 +225,7 @@ PointRange point_range(const QuantPoint& p, const calib::PointStats& raw, const 
     // Unclipped: what the network answers with spans every sample (min of minima, max of maxima); the
     // other points take the seed's mean of per-sample min/max.
     const auto& cal = calib::calibrator(p.role == Role::kClassifier ? quant::ClipMethod::kMinMax
-                                                                   : quant::ClipMethod::kNone);
+                                                                    : quant::ClipMethod::kNone);
     c = cal.choose({.stats = &s, .bits = p.bits, .clip = cal.method});
     c.method = quant::ClipMethod::kNone;
   } else {

@@ -73,6 +73,78 @@ ChannelRange channel_ranges(const Tensor& w, int axis) {
   return r;
 }
 
+// The values of channel c along `axis`.
+std::vector<float> channel_values(const Tensor& w, int axis, std::size_t c) {
+  const auto& shape = w.shape();
+  const std::int64_t channels = shape.at(static_cast<std::size_t>(axis));
+  std::int64_t inner = 1;
+  for (std::size_t d = static_cast<std::size_t>(axis) + 1; d < shape.size(); ++d) inner *= shape[d];
+  const auto v = w.f32();
+  std::vector<float> out;
+  for (std::int64_t base = static_cast<std::int64_t>(c) * inner; base < static_cast<std::int64_t>(v.size());
+       base += channels * inner) {
+    out.insert(out.end(), v.begin() + base, v.begin() + base + inner);
+  }
+  return out;
+}
+
+std::string weight_clip_statistic(WeightClip c) {
+  switch (c) {
+    case WeightClip::kMinMax: return "max |w| of each output channel";
+    case WeightClip::kLaplace:
+      return "min(max |w|, optimal Laplace coefficient x b = mean|w - mean|) per output channel";
+    case WeightClip::kGauss: return "min(max |w|, optimal Gauss coefficient x std) per output channel";
+    case WeightClip::kMse:
+      return "per output channel, the threshold with the least MSE of its weights on the grid that runs";
+  }
+  return "";
+}
+
+// The symmetric grid's threshold for one channel's weights: levels k * t / (2^(M-1) - 1), |k| <= 2^(M-1) - 1.
+float channel_threshold(const std::vector<float>& v, float max_abs, int bits, const PlanOptions& o) {
+  if (o.weight_clip == WeightClip::kMinMax || max_abs == 0.0f || v.empty()) return max_abs;
+  double mean = 0.0;
+  for (float x : v) mean += x;
+  mean /= static_cast<double>(v.size());
+  if (o.weight_clip == WeightClip::kLaplace || o.weight_clip == WeightClip::kGauss) {
+    double b = 0.0, var = 0.0;
+    for (float x : v) {
+      b += std::fabs(x - mean);
+      var += (x - mean) * (x - mean);
+    }
+    b /= static_cast<double>(v.size());
+    const double sd = v.size() > 1 ? std::sqrt(var / static_cast<double>(v.size() - 1)) : 0.0;
+    const bool laplace = o.weight_clip == WeightClip::kLaplace;
+    const double t = quant::optimal_alpha_coefficient(
+                         laplace ? quant::Distribution::kLaplace : quant::Distribution::kGauss, bits) *
+                     (laplace ? b : sd);
+    return t > 0.0 ? std::min(max_abs, static_cast<float>(t)) : max_abs;
+  }
+  // mse: t = max_abs * k / 256 for k = 1..256, the least error of the channel's weights quantized on the
+  // very grid the plan will hold (ties: the larger t, which clips less).
+  const int qmax = (1 << (bits - 1)) - 1;
+  float best = max_abs;
+  double best_err = INFINITY;
+  std::vector<float> q;
+  for (int k = 256; k >= 1; --k) {
+    const float t = max_abs * static_cast<float>(k) / 256.0f;
+    q = v;
+    if (o.semantics == Semantics::kSeed) {
+      quant::fake_quant(q, quant::symmetric_params(t, bits));
+    } else {
+      quant::fake_quant_onnx(q, quant::onnx_symmetric_grid(t, qmax));
+    }
+    double e = 0.0;
+    for (std::size_t i = 0; i < q.size(); ++i)
+      e += (static_cast<double>(q[i]) - v[i]) * (static_cast<double>(q[i]) - v[i]);
+    if (e < best_err) {
+      best_err = e;
+      best = t;
+    }
+  }
+  return best;
+}
+
 TensorQuant weight_entry(const graph::Graph& g, const graph::Node& n, const std::string& name,
                          const Tensor& w, const PlanOptions& o) {
   const auto v = w.f32();
@@ -107,12 +179,13 @@ TensorQuant weight_entry(const graph::Graph& g, const graph::Node& n, const std:
     }
     return t;
   }
-  t.method = "minmax-symmetric";
-  t.statistic = "max |w| of each output channel";
+  t.method = std::string(weight_clip_name(o.weight_clip)) + "-symmetric";
+  t.statistic = weight_clip_statistic(o.weight_clip);
   t.axis = output_axis(n, w);
   const auto r = channel_ranges(w, t.axis);
   for (std::size_t c = 0; c < r.lo.size(); ++c) {
-    const float max_abs = std::max(std::abs(r.lo[c]), std::abs(r.hi[c]));
+    const float max_abs = channel_threshold(channel_values(w, t.axis, c),
+                                            std::max(std::abs(r.lo[c]), std::abs(r.hi[c])), t.bits, o);
     if (o.semantics == Semantics::kSeed) {
       // The seed's kernel on a symmetric grid (quant::symmetric_params): levels k * scale, |k| <= 2^(M-1)
       // - 1.
@@ -163,6 +236,9 @@ QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const
   stats.require_model(g.model_hash, stats_path);
   if (o.weights == WeightGranularity::kChannel && o.policy.weight_bits > 0 && o.policy.weight_bits < 2)
     fail("--wgran channel: symmetric weights need --wbits >= 2");
+  if (o.weight_clip != WeightClip::kMinMax && o.weights != WeightGranularity::kChannel)
+    fail("--wclip " + std::string(weight_clip_name(o.weight_clip)) +
+         ": weight clipping needs --wgran channel");
   QuantPlan plan;
   plan.model_hash = g.model_hash;
   plan.model_path = g.source;
@@ -189,9 +265,10 @@ QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const
     t.is_signed = false;
     t.requested_lo = range.lo;
     t.requested_hi = range.hi;
-    t.method = p.clip == quant::ClipMethod::kNone
-                   ? (p.role == policy::Role::kClassifier ? "minmax-global" : "minmax")
-                   : (range.method == quant::ClipMethod::kMinMax ? "minmax-global" : calib::clip_name(range.method));
+    t.method =
+        p.clip == quant::ClipMethod::kNone
+            ? (p.role == policy::Role::kClassifier ? "minmax-global" : "minmax")
+            : (range.method == quant::ClipMethod::kMinMax ? "minmax-global" : calib::clip_name(range.method));
     t.statistic = statistic_of(p, p.clip == quant::ClipMethod::kNone ? p.clip : range.method);
     if (p.clip == quant::ClipMethod::kMix || p.clip == quant::ClipMethod::kAuto)
       t.method = calib::clip_name(p.clip) + ":" + t.method;

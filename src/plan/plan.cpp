@@ -32,6 +32,23 @@ std::string_view weight_granularity_name(WeightGranularity g) {
   return g == WeightGranularity::kTensor ? "tensor" : "channel";
 }
 
+WeightClip parse_weight_clip(std::string_view text) {
+  if (text == "minmax") return WeightClip::kMinMax;
+  if (text == "laplace") return WeightClip::kLaplace;
+  if (text == "gauss" || text == "gaus") return WeightClip::kGauss;
+  if (text == "mse") return WeightClip::kMse;
+  fail("--wclip '" + std::string(text) + "': expected minmax, laplace, gauss or mse");
+}
+std::string_view weight_clip_name(WeightClip c) {
+  switch (c) {
+    case WeightClip::kMinMax: return "minmax";
+    case WeightClip::kLaplace: return "laplace";
+    case WeightClip::kGauss: return "gauss";
+    case WeightClip::kMse: return "mse";
+  }
+  return "?";
+}
+
 std::string_view tensor_kind_name(TensorKind k) {
   switch (k) {
     case TensorKind::kActivation: return "activation";
@@ -134,7 +151,8 @@ json options_json(const PlanOptions& o) {
   j["clip"] = calib::clip_name(o.policy.clip);
   if (!o.policy.clip_overrides.empty()) {
     json ov = json::array();
-    for (const auto& [point, spec] : o.policy.clip_overrides) ov.push_back({{"point", point}, {"clip", calib::clip_name(spec)}});
+    for (const auto& [point, spec] : o.policy.clip_overrides)
+      ov.push_back({{"point", point}, {"clip", calib::clip_name(spec)}});
     j["clip_overrides"] = ov;
   }
   j["wbits"] = o.policy.weight_bits;
@@ -146,6 +164,7 @@ json options_json(const PlanOptions& o) {
   if (o.policy.half) j["half"] = true;
   j["semantics"] = std::string(semantics_name(o.semantics));
   j["wgran"] = std::string(weight_granularity_name(o.weights));
+  if (o.weight_clip != WeightClip::kMinMax) j["wclip"] = std::string(weight_clip_name(o.weight_clip));
   j["fold_bn"] = o.fold_batchnorm;
   return j;
 }
@@ -171,6 +190,7 @@ PlanOptions parse_options(const json& j, const std::string& where) {
     o.policy.placement = policy::parse_placement(read_value<std::string>(j, where, "placement"));
     o.semantics = parse_semantics(read_value<std::string>(j, where, "semantics"));
     o.weights = parse_weight_granularity(read_value<std::string>(j, where, "wgran"));
+    if (j.contains("wclip")) o.weight_clip = parse_weight_clip(read_value<std::string>(j, where, "wclip"));
   } catch (const Error& e) {
     fail(where + ": " + e.what());
   }

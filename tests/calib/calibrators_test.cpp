@@ -56,8 +56,8 @@ TEST(Calibrators, EveryNameParsesBack) {
   EXPECT_EQ(parse_clip("percentile"), quant::ClipSpec(quant::ClipMethod::kPercentile, 99.99));
   EXPECT_EQ(parse_clip("percentile:99.9"), quant::ClipSpec(quant::ClipMethod::kPercentile, 99.9));
   EXPECT_EQ(clip_name(parse_clip("percentile:99.9")), "percentile:99.9");
-  for (const char* bad : {"foo", "", "Laplace", "percentile:0", "percentile:100", "percentile:abc", "kl:5",
-                          "percentile:99x"}) {
+  for (const char* bad :
+       {"foo", "", "Laplace", "percentile:0", "percentile:100", "percentile:abc", "kl:5", "percentile:99x"}) {
     EXPECT_THROW(parse_clip(bad), Error) << bad;
   }
 }
@@ -100,7 +100,8 @@ TEST(Calibrators, MseFindsTheBestWindowOfItsSearch) {
     const auto s = stats_of(x);
     for (const int bits : {2, 3, 4, 8}) {
       for (const bool onnx : {false, true}) {
-        const WindowRequest req{.stats = &s, .bits = bits, .clip = quant::ClipMethod::kMse, .onnx_grid = onnx};
+        const WindowRequest req{
+            .stats = &s, .bits = bits, .clip = quant::ClipMethod::kMse, .onnx_grid = onnx};
         const auto chosen = choose_window(req);
         const double got = histogram_mse(*s.histogram, chosen, bits, onnx);
         // Exhaustive: every symmetric threshold at a bin edge of |x|.

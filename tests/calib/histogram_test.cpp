@@ -82,7 +82,8 @@ TEST(Histogram, MergingInAnyOrderEqualsAddingAll) {
   std::mt19937 rng(3);
   for (int trial = 0; trial < 5; ++trial) {
     std::vector<std::size_t> cuts{0, x.size()};
-    for (int k = 0; k < 7; ++k) cuts.push_back(std::uniform_int_distribution<std::size_t>(1, x.size() - 1)(rng));
+    for (int k = 0; k < 7; ++k)
+      cuts.push_back(std::uniform_int_distribution<std::size_t>(1, x.size() - 1)(rng));
     std::sort(cuts.begin(), cuts.end());
     std::vector<Histogram> parts;
     for (std::size_t k = 0; k + 1 < cuts.size(); ++k) {
@@ -111,11 +112,11 @@ TEST(Histogram, MagnitudesFoldBothHalvesOntoOneRange) {
   const auto m = h.magnitudes();
   EXPECT_EQ(m.exponent, 2);  // [0, 4): 3 < 4
   EXPECT_EQ(m.total(), 5);
-  EXPECT_EQ(m.counts[0], 1);                       // the zero
-  EXPECT_EQ(m.counts[1536], 1);                    // 3.0 / (4 / 2048)
-  EXPECT_EQ(m.counts[256], 1);                     // 0.5
-  EXPECT_EQ(m.counts[384], 1);                     // 0.75
-  EXPECT_EQ(m.counts[768], 1);                     // 1.5
+  EXPECT_EQ(m.counts[0], 1);     // the zero
+  EXPECT_EQ(m.counts[1536], 1);  // 3.0 / (4 / 2048)
+  EXPECT_EQ(m.counts[256], 1);   // 0.5
+  EXPECT_EQ(m.counts[384], 1);   // 0.75
+  EXPECT_EQ(m.counts[768], 1);   // 1.5
 }
 
 TEST(Histogram, NonFiniteRangeAddsNothing) {

@@ -89,7 +89,8 @@ TEST(CliContract, ResultPrintedBeforeALateWriteError) {
 
 TEST(CliContract, OptionErrorsAreOneLineAndExitOne) {
   const std::string m = tiny_model_file().string();
-  expect_one_line_error(aciq("eval -q --model " + m + " --clip foo"), "--clip: unknown clipping method 'foo' (expected one of none, minmax", false);
+  expect_one_line_error(aciq("eval -q --model " + m + " --clip foo"),
+                        "--clip: unknown clipping method 'foo' (expected one of none, minmax", false);
   expect_one_line_error(aciq("eval -q --model " + m + " --limt 5"),
                         "--limt: unknown option for `aciq eval`; did you mean --limit?", false);
   expect_one_line_error(aciq("eval -q"), "--model: required", false);

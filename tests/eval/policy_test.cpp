@@ -187,7 +187,8 @@ TEST(Policy, GridMethodsUseTheGridCoefficient) {
       12.0 * 0.5 * 0.35 * (1 + std::sqrt(M_PI * std::log(4.0))) / std::sqrt(2 * std::log(4096.0));
   EXPECT_NEAR(policy::point_range(p, s, o).alpha, std::sqrt(2.0 / M_PI) * sigma, 1e-7);
   EXPECT_EQ(calib::parse_clip("gaus-grid"), quant::ClipMethod::kGaussGrid);
-  EXPECT_EQ(calib::parse_clip(calib::clip_name(quant::ClipMethod::kLaplaceGrid)), quant::ClipMethod::kLaplaceGrid);
+  EXPECT_EQ(calib::parse_clip(calib::clip_name(quant::ClipMethod::kLaplaceGrid)),
+            quant::ClipMethod::kLaplaceGrid);
 }
 
 // --clip-override sets one point's method by node or value name (even an unclipped role), the others keep

@@ -1,6 +1,7 @@
 // QuantPlan: the seed plan equals the legacy policy path bit for bit, JSON round trips, hostile files.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <utility>
 
@@ -40,6 +41,67 @@ TEST_F(Resnet20, SeedPlanEqualsThePolicyPathBitForBit) {
       EXPECT_EQ(got.seed.qmax, want.qmax) << points[i].value;
     }
   }
+}
+
+// --wclip: per channel, laplace's threshold is min(max |w|, coefficient x b) computed here from the weights;
+// mse's grid gives each channel no more error than max |w| and than laplace's (it searches a superset of
+// thresholds near them); both semantics; the option survives the JSON round trip.
+TEST_F(Resnet20, WeightClippingThresholds) {
+  for (const auto sem : {Semantics::kSeed, Semantics::kOnnx}) {
+    auto o = plan_options(4, quant::ClipMethod::kNone, sem, WeightGranularity::kChannel, Placement::kOutputs);
+    o.policy.weight_bits = 4;
+    std::map<plan::WeightClip, plan::QuantPlan> plans;
+    for (const auto wc : {plan::WeightClip::kMinMax, plan::WeightClip::kLaplace, plan::WeightClip::kMse}) {
+      o.weight_clip = wc;
+      plans[wc] = plan::build_plan(g, stats, o, "s.json");
+    }
+    EXPECT_EQ(plan::QuantPlan::from_json(plans[plan::WeightClip::kMse].to_json(), "p.json").options.weight_clip,
+              plan::WeightClip::kMse);
+    int checked = 0;
+    double total_mse = 0.0, total_minmax = 0.0;
+    for (const auto& t : plans[plan::WeightClip::kMinMax].tensors) {
+      if (t.kind != plan::TensorKind::kWeight || !t.per_channel() || t.axis != 0) continue;
+      const Tensor& w = g.initializers.at(t.tensor);
+      const std::size_t inner = static_cast<std::size_t>(w.numel()) / t.channels();
+      const auto* lap = plans[plan::WeightClip::kLaplace].find(t.tensor, plan::TensorKind::kWeight);
+      const auto* mse = plans[plan::WeightClip::kMse].find(t.tensor, plan::TensorKind::kWeight);
+      ASSERT_TRUE(lap && mse);
+      EXPECT_EQ(mse->method, "mse-symmetric");
+      for (std::size_t c = 0; c < t.channels(); ++c) {
+        const std::span<const float> v = w.f32().subspan(c * inner, inner);
+        double mean = 0.0, b = 0.0, max_abs = 0.0;
+        for (float x : v) mean += x;
+        mean /= static_cast<double>(inner);
+        for (float x : v) {
+          b += std::fabs(x - mean);
+          max_abs = std::max(max_abs, static_cast<double>(std::fabs(x)));
+        }
+        b /= static_cast<double>(inner);
+        const double want = std::min(max_abs, quant::optimal_alpha_coefficient(quant::Distribution::kLaplace, 4) * b);
+        EXPECT_NEAR(lap->scale[c] * 7.0, want, 1e-5 * want) << t.tensor << " channel " << c;
+        auto error = [&](const plan::TensorQuant& q) {
+          std::vector<float> x(v.begin(), v.end());
+          if (sem == Semantics::kSeed) {
+            quant::fake_quant(x, quant::symmetric_params(q.scale[c] * 7.0f, 4));
+          } else {
+            quant::fake_quant_onnx(x, q.grid(c));
+          }
+          double e = 0.0;
+          for (std::size_t i = 0; i < x.size(); ++i) e += (x[i] - v[i]) * static_cast<double>(x[i] - v[i]);
+          return e;
+        };
+        EXPECT_LE(error(*mse), error(t) * (1 + 1e-9)) << t.tensor << " channel " << c;
+        total_mse += error(*mse);
+        total_minmax += error(t);
+        ++checked;
+      }
+    }
+    EXPECT_GT(checked, 100);
+    EXPECT_LT(total_mse, 0.9 * total_minmax);  // it does clip: 4-bit weights have outliers worth clipping
+  }
+  auto o = plan_options(4, quant::ClipMethod::kNone, Semantics::kSeed, WeightGranularity::kTensor, Placement::kOutputs);
+  o.weight_clip = plan::WeightClip::kMse;
+  EXPECT_THROW(plan::build_plan(g, stats, o, "s.json"), Error);
 }
 
 TEST_F(Resnet20, JsonRoundTripIsExact) {

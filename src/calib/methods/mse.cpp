@@ -54,7 +54,9 @@ WindowChoice choose_mse(const WindowRequest& r) {
   const Histogram& h = require_histogram(r);
   const WeightedValues v = weighted_values(h);
   const auto [obs_lo, obs_hi] = observed_range(*r.stats);
-  auto err = [&](double lo, double hi) { return weighted_mse(v, window_of_range(lo, hi), r.bits, r.onnx_grid); };
+  auto err = [&](double lo, double hi) {
+    return weighted_mse(v, window_of_range(lo, hi), r.bits, r.onnx_grid);
+  };
   const auto pos = edges(h.positive, std::max(obs_hi, 0.0));
   const auto neg = edges(h.negative, std::max(-obs_lo, 0.0));
   if (neg.empty()) {  // no negative values: only the upper end moves
@@ -68,9 +70,8 @@ WindowChoice choose_mse(const WindowRequest& r) {
   }
   // Both signs: a common magnitude threshold first, then each end in turn with the other fixed.
   const auto mag = edges(h.magnitudes(), std::max(obs_hi, -obs_lo));
-  const auto t = mag[search(mag.size(), [&](std::size_t k) {
-    return err(std::max(obs_lo, -mag[k]), std::min(obs_hi, mag[k]));
-  })];
+  const auto t = mag[search(
+      mag.size(), [&](std::size_t k) { return err(std::max(obs_lo, -mag[k]), std::min(obs_hi, mag[k])); })];
   double lo = std::max(obs_lo, -t), hi = std::min(obs_hi, t);
   for (int round = 0; round < 2; ++round) {
     hi = pos[search(pos.size(), [&](std::size_t k) { return err(lo, pos[k]); })];

@@ -13,26 +13,27 @@ namespace aciq::calib {
 namespace {
 using quant::ClipMethod;
 constexpr std::array<Calibrator, 11> kTable{{
-    {ClipMethod::kNone, "none", "no", "mean of per-sample min and max", false, 0.0, true, methods::choose_none},
+    {ClipMethod::kNone, "none", "no", "mean of per-sample min and max", false, 0.0, true,
+     methods::choose_none},
     {ClipMethod::kMinMax, "minmax", "", "min of per-sample min, max of per-sample max", false, 0.0, true,
      methods::choose_minmax},
     {ClipMethod::kLaplace, "laplace", "", "mean of per-sample b = mean|x - mean|, centred on the mean", false,
      0.0, true, methods::choose_analytical},
-    {ClipMethod::kGauss, "gauss", "gaus", "the seed's range-based sigma from the mean per-sample min/max", false,
-     0.0, true, methods::choose_analytical},
+    {ClipMethod::kGauss, "gauss", "gaus", "the seed's range-based sigma from the mean per-sample min/max",
+     false, 0.0, true, methods::choose_analytical},
     {ClipMethod::kMix, "mix", "", "mix", false, 0.0, false, methods::choose_analytical},
     {ClipMethod::kLaplaceGrid, "laplace-grid", "",
-     "mean of per-sample b = mean|x - mean|, centred on the mean; coefficient for the 2^M-level grid", false, 0.0,
-     true, methods::choose_analytical},
-    {ClipMethod::kGaussGrid, "gauss-grid", "gaus-grid",
-     "the seed's range-based sigma from the mean per-sample min/max; coefficient for the 2^M-level grid", false,
+     "mean of per-sample b = mean|x - mean|, centred on the mean; coefficient for the 2^M-level grid", false,
      0.0, true, methods::choose_analytical},
+    {ClipMethod::kGaussGrid, "gauss-grid", "gaus-grid",
+     "the seed's range-based sigma from the mean per-sample min/max; coefficient for the 2^M-level grid",
+     false, 0.0, true, methods::choose_analytical},
     {ClipMethod::kPercentile, "percentile", "",
      "histogram of |x|: the smallest bin edge with P% of the values below it, on the observed range", true,
      99.99, true, methods::choose_percentile},
     {ClipMethod::kKl, "kl", "entropy",
-     "histogram of |x|: TensorRT's minimum-KL threshold (2^(M-1) levels signed, 2^M unsigned)", true, 0.0, true,
-     methods::choose_kl},
+     "histogram of |x|: TensorRT's minimum-KL threshold (2^(M-1) levels signed, 2^M unsigned)", true, 0.0,
+     true, methods::choose_kl},
     {ClipMethod::kMse, "mse", "",
      "histogram: the window with the least measured MSE on the grid that runs (search over bin edges)", true,
      0.0, true, methods::choose_mse},
@@ -81,7 +82,8 @@ quant::ClipSpec parse_clip(std::string_view text) {
       p = -1.0;
     }
     if (!(p > 0.0 && p < 100.0))
-      fail("clipping method '" + std::string(text) + "': P must be a number in (0, 100), e.g. percentile:99.99");
+      fail("clipping method '" + std::string(text) +
+           "': P must be a number in (0, 100), e.g. percentile:99.99");
     return {c.method, p};
   }
   fail("unknown clipping method '" + std::string(text) + "' (expected one of " + all_names() + ")");

@@ -68,7 +68,8 @@ WindowChoice choose_analytical(const WindowRequest& r) {
   WindowChoice c = window_of(quant::seed_window(alpha, mn, mx, s.column("mean", Stat::kMean)));
   c.method = method;
   c.alpha = alpha;
-  if (alpha > 0.0) c.coefficient = coef(laplace ? quant::Distribution::kLaplace : quant::Distribution::kGauss);
+  if (alpha > 0.0)
+    c.coefficient = coef(laplace ? quant::Distribution::kLaplace : quant::Distribution::kGauss);
   return c;
 }
 
