@@ -261,6 +261,14 @@ void QuantArgs::add(CLI::App& app, bool with_activation_options) {
                        "channel's b / std) or mse (least quantization error); needs --wgran channel")
             ->check(CLI::IsMember({"minmax", "laplace", "gauss", "gaus", "mse"}))
             ->capture_default_str());
+  track("--bits-budget",
+        app.add_option(
+            "--bits-budget", bits_budget,
+            "mixed precision: the conv points' widths from --bit-widths minimizing their summed measured "
+            "error under this average width, weighted by tensor size (needs histograms)"));
+  track("--bit-widths", app.add_option("--bit-widths", bit_widths, "the widths --bits-budget chooses from")
+                            ->delimiter(',')
+                            ->capture_default_str());
   track("--keep-8bit",
         app.add_option("--keep-8bit", keep_8bit, "node or value names kept at 8 bits")->delimiter(','));
   track("--half", app.add_flag("--half", half,
@@ -341,6 +349,18 @@ plan::PlanOptions QuantArgs::plan_options(bool fold_batchnorm) const {
   o.semantics = plan::parse_semantics(semantics);
   o.weights = plan::parse_weight_granularity(wgran);
   o.weight_clip = plan::parse_weight_clip(wclip);
+  o.bits_budget = bits_budget;
+  o.bit_widths = bit_widths;
+  if (bits_budget > 0) {
+    if (!std::is_sorted(bit_widths.begin(), bit_widths.end()) ||
+        std::adjacent_find(bit_widths.begin(), bit_widths.end()) != bit_widths.end() ||
+        bit_widths.front() < 1 || bit_widths.back() > 16)
+      throw Error("--bit-widths: give increasing widths in 1..16, e.g. 2,3,4,8");
+    if (bits_budget < bit_widths.front() || bits_budget > bit_widths.back())
+      throw Error(
+          fmt::format("--bits-budget {}: must lie between the narrowest and widest of --bit-widths ({}..{})",
+                      bits_budget, bit_widths.front(), bit_widths.back()));
+  }
   if (o.weight_clip != plan::WeightClip::kMinMax && o.weights != plan::WeightGranularity::kChannel)
     throw Error("--wclip " + wclip + ": weight clipping needs --wgran channel");
   o.fold_batchnorm = fold_batchnorm;

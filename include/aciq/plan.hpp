@@ -46,6 +46,10 @@ struct PlanOptions {
   Semantics semantics = Semantics::kSeed;
   WeightGranularity weights = WeightGranularity::kTensor;
   WeightClip weight_clip = WeightClip::kMinMax;  // per-channel weights only
+  // --bits-budget B (0: off): the conv points' widths chosen from bit_widths to minimize their summed
+  // measured histogram error under an average of B bits weighted by tensor size (docs/plan.md).
+  double bits_budget = 0.0;
+  std::vector<int> bit_widths{2, 3, 4, 8};
   bool fold_batchnorm = true;
 };
 
@@ -112,6 +116,16 @@ struct QuantPlan {
 
 // Builds the plan for `options` from collected statistics: the policy chooses the points, bits and
 // clipping; the semantics turns each window into a grid; weights and biases get theirs from their values.
+// The multiple-choice knapsack behind --bits-budget: item i takes width widths[k] at cost size[i] * widths[k]
+// and error error[i][k]; returns k per item with sum size * width <= budget * sum size and the least total
+// error, by dynamic programming over the budget: exact when the budget holds at most 2^16 multiples of the
+// costs' common divisor (tensor sizes share C x H x W factors), otherwise in 2^16 steps with costs rounded
+// up (the result always fits); then single upgrades that still fit. Throws when even the narrowest widths
+// exceed the budget. Memory: n x (steps + 1) bytes.
+std::vector<std::size_t> allocate_widths(const std::vector<std::vector<double>>& error,
+                                         const std::vector<double>& size, const std::vector<int>& widths,
+                                         double budget);
+
 QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const PlanOptions& options,
                      const std::string& stats_path);
 

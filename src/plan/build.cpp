@@ -229,6 +229,46 @@ void raise_weight_scale_for_bias(TensorQuant& wq, std::span<const float> bias, f
   if (raised) wq.statistic += "; scale raised so that the int32 bias fits (|b| / (s_in s_w) <= 2^30)";
 }
 
+// --bits-budget: the conv points' widths from their measured histogram errors at every allowed width.
+void allocate_point_widths(std::vector<policy::QuantPoint>& points, const calib::StatsFile& stats,
+                           const PlanOptions& o, const std::string& stats_path) {
+  auto policy_options = o.policy;
+  policy_options.onnx_grid = o.semantics == Semantics::kOnnx;
+  std::vector<std::size_t> items;
+  std::vector<std::vector<double>> error;
+  std::vector<double> size;
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    auto p = points[i];
+    if (p.role != policy::Role::kConv) continue;
+    const calib::PointStats* s = stats.find(p.value);
+    if (!s) fail(stats_path + ": has no statistics for quantization point '" + p.value + "'");
+    const calib::PointStats* activated = p.activated.empty() ? nullptr : stats.find(p.activated);
+    const bool half = o.policy.half && activated;
+    const calib::PointStats& measured = half ? *activated : *s;
+    if (!measured.histogram)
+      fail(stats_path +
+           ": --bits-budget measures each width on the histograms, which these statistics do not "
+           "hold; collect them again");
+    std::vector<double> e;
+    for (const int w : o.bit_widths) {
+      p.bits = w;
+      const auto r = policy::point_range(p, *s, policy_options, activated);
+      calib::WindowChoice c;
+      c.window = r.window;
+      c.lo = r.lo;
+      c.hi = r.hi;
+      e.push_back(calib::histogram_mse(*measured.histogram, c, w, policy_options.onnx_grid) *
+                  static_cast<double>(measured.sample_numel));
+    }
+    items.push_back(i);
+    error.push_back(std::move(e));
+    size.push_back(static_cast<double>(s->sample_numel));
+  }
+  if (items.empty()) return;
+  const auto k = allocate_widths(error, size, o.bit_widths, o.bits_budget);
+  for (std::size_t j = 0; j < items.size(); ++j) points[items[j]].bits = o.bit_widths[k[j]];
+}
+
 }  // namespace
 
 QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const PlanOptions& o,
@@ -247,7 +287,8 @@ QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const
   plan.stats_samples = stats.samples;
   plan.options = o;
 
-  const auto points = policy::quant_points(g, o.policy);
+  auto points = policy::quant_points(g, o.policy);
+  if (o.bits_budget > 0) allocate_point_widths(points, stats, o, stats_path);
   for (const auto& p : points) {
     const calib::PointStats* s = stats.find(p.value);
     if (!s)
@@ -272,6 +313,8 @@ QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const
     t.statistic = statistic_of(p, p.clip == quant::ClipMethod::kNone ? p.clip : range.method);
     if (p.clip == quant::ClipMethod::kMix || p.clip == quant::ClipMethod::kAuto)
       t.method = calib::clip_name(p.clip) + ":" + t.method;
+    if (o.bits_budget > 0 && p.role == policy::Role::kConv)
+      t.statistic += fmt::format("; {} bits chosen by --bits-budget {}", p.bits, o.bits_budget);
     if (range.half) {
       t.method += "+half";
       t.statistic += "; on the values after " + p.activated + " (what the Relu/Clip passes), lo = 0";

@@ -165,6 +165,10 @@ json options_json(const PlanOptions& o) {
   j["semantics"] = std::string(semantics_name(o.semantics));
   j["wgran"] = std::string(weight_granularity_name(o.weights));
   if (o.weight_clip != WeightClip::kMinMax) j["wclip"] = std::string(weight_clip_name(o.weight_clip));
+  if (o.bits_budget > 0) {
+    j["bits_budget"] = o.bits_budget;
+    j["bit_widths"] = o.bit_widths;
+  }
   j["fold_bn"] = o.fold_batchnorm;
   return j;
 }
@@ -191,6 +195,10 @@ PlanOptions parse_options(const json& j, const std::string& where) {
     o.semantics = parse_semantics(read_value<std::string>(j, where, "semantics"));
     o.weights = parse_weight_granularity(read_value<std::string>(j, where, "wgran"));
     if (j.contains("wclip")) o.weight_clip = parse_weight_clip(read_value<std::string>(j, where, "wclip"));
+    if (j.contains("bits_budget")) {
+      o.bits_budget = read_value<double>(j, where, "bits_budget");
+      o.bit_widths = read_value<std::vector<int>>(j, where, "bit_widths");
+    }
   } catch (const Error& e) {
     fail(where + ": " + e.what());
   }
