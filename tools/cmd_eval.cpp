@@ -192,6 +192,11 @@ int run_eval(const EvalCmd& c, const Invocation& inv) {
     if (q.semantics != "seed" || q.wgran != "tensor") {
       throw Error("-sm no: dynamic ranges run the seed's arithmetic only (--semantics seed --wgran tensor)");
     }
+    if (q.half)
+      throw Error(
+          "--half: needs the activated values' statistics (--stats); -sm no has only each batch's own");
+    if (q.bits_budget > 0)
+      throw Error("--bits-budget: needs --stats with histograms; -sm no has only each batch's own");
   }
   if (!cmd.json.empty()) calib::check_writable(cmd.json, "--json");
 

@@ -148,7 +148,8 @@ void FakeQuantObserver::quantize(std::size_t index, Tensor& value, const quant::
 
 void DynamicRangeObserver::observe(std::size_t index, Tensor& value) {
   const auto& point = points_.at(index);
-  calib::Accumulator acc({point.value});
+  // The histogram methods bin the batch too.
+  calib::Accumulator acc({point.value}, calib::calibrator(point.clip.method).needs_histogram);
   acc.add_batch(0, value, ctx_);
   if (acc.points()[0][calib::Stat::kMin].count == 0) return;  // no samples in this tensor
   const auto range = policy::point_range(point, acc.points()[0], options_);

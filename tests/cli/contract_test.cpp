@@ -124,6 +124,19 @@ TEST(CliContract, NoSilentNoOps) {
                  " --keep-8bit conv2")
                 .code,
             0);
+  // The calibrators and their options: overrides name real points, --half and --bits-budget need statistics.
+  expect_one_line_error(aciq("eval -q --model " + m + " --limit 10 --qtype int4 --stats " + stats.string() +
+                             " --clip-override conv9=kl"),
+                        "--clip-override 'conv9': no quantized node or value has this name");
+  expect_one_line_error(aciq("eval -q --model " + m + " --limit 10 --qtype int4 --clip mse -sm no --half"),
+                        "--half: needs the activated values' statistics");
+  expect_one_line_error(aciq("eval -q --model " + m + " --limit 10 --qtype int4 --stats " + stats.string() +
+                             " --bits-budget 1"),
+                        "--bits-budget 1: must lie between");
+  EXPECT_EQ(aciq("eval -q --model " + m + " --limit 10 --qtype int3 --clip kl --half --bits-budget 3 --stats " +
+                 stats.string() + " --clip-override conv2=percentile:99.9")
+                .code,
+            0);
 }
 
 TEST(CliContract, SeedSpellings) {
