@@ -261,6 +261,13 @@ void QuantArgs::add(CLI::App& app, bool with_activation_options) {
                        "channel's b / std) or mse (least quantization error); needs --wgran channel")
             ->check(CLI::IsMember({"minmax", "laplace", "gauss", "gaus", "mse"}))
             ->capture_default_str());
+  track("--bias-correction",
+        app.add_option(
+               "--bias-correction", bias_correction,
+               "paper: restore each output channel's weight mean and std after quantization (Banner et al. "
+               "2019; simulation only, exports refuse it)")
+            ->check(CLI::IsMember({"none", "paper"}))
+            ->capture_default_str());
   track("--bits-budget",
         app.add_option(
             "--bits-budget", bits_budget,
@@ -349,6 +356,7 @@ plan::PlanOptions QuantArgs::plan_options(bool fold_batchnorm) const {
   o.semantics = plan::parse_semantics(semantics);
   o.weights = plan::parse_weight_granularity(wgran);
   o.weight_clip = plan::parse_weight_clip(wclip);
+  o.bias_correction = plan::parse_bias_correction(bias_correction);
   o.bits_budget = bits_budget;
   o.bit_widths = bit_widths;
   if (bits_budget > 0) {

@@ -37,6 +37,14 @@ enum class WeightClip : std::uint8_t { kMinMax, kLaplace, kGauss, kMse };
 WeightClip parse_weight_clip(std::string_view text);  // "minmax" | "laplace" | "gauss" (or "gaus") | "mse"
 std::string_view weight_clip_name(WeightClip c);
 
+// Banner et al. 2019's bias correction of quantized weights (eq. 12-13), per output channel c:
+// w_q <- (w_q - mean(w_q,c)) * std(w_c) / std(w_q,c) + mean(w_c), restoring each channel's mean and spread.
+// kPaper applies it in the simulation only: the corrected weights leave the integer grid, so exporters
+// refuse such plans. (The deployable form, folded into scales and biases, is not built.)
+enum class BiasCorrection : std::uint8_t { kNone, kPaper };
+BiasCorrection parse_bias_correction(std::string_view text);  // "none" | "paper"
+std::string_view bias_correction_name(BiasCorrection b);
+
 enum class TensorKind : std::uint8_t { kActivation, kWeight, kBias };
 std::string_view tensor_kind_name(TensorKind k);  // "activation" | "weight" | "bias"
 
@@ -46,6 +54,7 @@ struct PlanOptions {
   Semantics semantics = Semantics::kSeed;
   WeightGranularity weights = WeightGranularity::kTensor;
   WeightClip weight_clip = WeightClip::kMinMax;  // per-channel weights only
+  BiasCorrection bias_correction = BiasCorrection::kNone;
   // --bits-budget B (0: off): the conv points' widths chosen from bit_widths to minimize their summed
   // measured histogram error under an average of B bits weighted by tensor size (docs/plan.md).
   double bits_budget = 0.0;

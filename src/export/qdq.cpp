@@ -53,6 +53,10 @@ graph::Graph insert_qdq(const graph::Graph& src, const plan::QuantPlan& plan) {
     fail(
         "export qdq: the plan uses the seed semantics (float zero point, offset grids), which QuantizeLinear/"
         "DequantizeLinear cannot express; calibrate with --semantics onnx (docs/plan.md)");
+  if (plan.options.bias_correction == plan::BiasCorrection::kPaper)
+    fail(
+        "export qdq: --bias-correction paper moves the weights off the integer grid (simulation only); "
+        "calibrate without it to export");
   plan.require_graph(src, plan.model_path);
   const bool per_channel = std::any_of(plan.tensors.begin(), plan.tensors.end(),
                                        [](const plan::TensorQuant& t) { return t.per_channel(); });

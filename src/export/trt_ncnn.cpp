@@ -33,7 +33,18 @@ std::string trim(const std::string& s) {
 
 }  // namespace
 
+namespace {
+// The runtimes quantize the original weights; a simulation-only correction would not reach them.
+void require_deployable(const plan::QuantPlan& plan, const char* what) {
+  if (plan.options.bias_correction == plan::BiasCorrection::kPaper)
+    fail(std::string(what) +
+         ": --bias-correction paper moves the weights off the integer grid (simulation only); calibrate "
+         "without it to export");
+}
+}  // namespace
+
 std::string tensorrt_cache(const graph::Graph& g, const plan::QuantPlan& plan) {
+  require_deployable(plan, "export tensorrt");
   plan.require_graph(g, plan.model_path);
   // TensorRT 8.6.1 writes this header for IInt8EntropyCalibrator2; readers check the algorithm name.
   std::string out = "TRT-8601-EntropyCalibration2\n";
@@ -74,6 +85,7 @@ std::vector<NamedScales> parse_tensorrt_cache(const std::string& text, const std
 }
 
 std::string ncnn_table(const graph::Graph& g, const plan::QuantPlan& plan) {
+  require_deployable(plan, "export ncnn");
   plan.require_graph(g, plan.model_path);
   std::string weights, blobs;
   for (const auto& n : g.nodes) {

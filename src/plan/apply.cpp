@@ -49,6 +49,35 @@ void quantize_tensor(Tensor& w, const TensorQuant& t, Semantics semantics) {
   for (std::size_t i = 0; i < v.size(); ++i) v[i] = quant::dequantize_linear(q[i], t.grid(channel(i)));
 }
 
+// The paper's correction of quantized weights `q` toward the float weights `w`, channel by channel:
+// q <- (q - mean_q) * std_w / std_q + mean_w (a channel whose quantized values are constant keeps q's
+// spread and only moves its mean).
+void correct_bias(std::span<float> q, std::span<const float> w, const ChannelIndex& channel) {
+  const auto channels = static_cast<std::size_t>(channel.channels);
+  std::vector<double> n(channels, 0.0), mw(channels, 0.0), mq(channels, 0.0), vw(channels, 0.0),
+      vq(channels, 0.0);
+  for (std::size_t i = 0; i < q.size(); ++i) {
+    const std::size_t c = channel(i);
+    n[c] += 1.0;
+    mw[c] += w[i];
+    mq[c] += q[i];
+  }
+  for (std::size_t c = 0; c < channels; ++c) {
+    mw[c] /= n[c];
+    mq[c] /= n[c];
+  }
+  for (std::size_t i = 0; i < q.size(); ++i) {
+    const std::size_t c = channel(i);
+    vw[c] += (w[i] - mw[c]) * (w[i] - mw[c]);
+    vq[c] += (q[i] - mq[c]) * (q[i] - mq[c]);
+  }
+  for (std::size_t i = 0; i < q.size(); ++i) {
+    const std::size_t c = channel(i);
+    const double ratio = vq[c] > 0.0 ? std::sqrt(vw[c] / vq[c]) : 1.0;
+    q[i] = static_cast<float>((q[i] - mq[c]) * ratio + mw[c]);
+  }
+}
+
 }  // namespace
 
 std::vector<std::int32_t> quantize_values(const Tensor& w, const TensorQuant& t) {
@@ -80,6 +109,10 @@ Simulation apply_plan(graph::Graph& g, const QuantPlan& plan) {
     auto it = g.initializers.find(t.tensor);
     Tensor w = it->second.clone();
     quantize_tensor(w, t, plan.semantics());
+    if (t.kind == TensorKind::kWeight && plan.options.bias_correction == BiasCorrection::kPaper) {
+      // Per output channel for per-channel grids; per tensor (one "channel") otherwise.
+      correct_bias(w.f32(), std::as_const(it->second).f32(), ChannelIndex(w.shape(), t.axis));
+    }
     it->second = std::move(w);
   }
   return sim;

@@ -49,6 +49,15 @@ std::string_view weight_clip_name(WeightClip c) {
   return "?";
 }
 
+BiasCorrection parse_bias_correction(std::string_view text) {
+  if (text == "none") return BiasCorrection::kNone;
+  if (text == "paper") return BiasCorrection::kPaper;
+  fail("--bias-correction '" + std::string(text) + "': expected none or paper");
+}
+std::string_view bias_correction_name(BiasCorrection b) {
+  return b == BiasCorrection::kNone ? "none" : "paper";
+}
+
 std::string_view tensor_kind_name(TensorKind k) {
   switch (k) {
     case TensorKind::kActivation: return "activation";
@@ -165,6 +174,8 @@ json options_json(const PlanOptions& o) {
   j["semantics"] = std::string(semantics_name(o.semantics));
   j["wgran"] = std::string(weight_granularity_name(o.weights));
   if (o.weight_clip != WeightClip::kMinMax) j["wclip"] = std::string(weight_clip_name(o.weight_clip));
+  if (o.bias_correction != BiasCorrection::kNone)
+    j["bias_correction"] = std::string(bias_correction_name(o.bias_correction));
   if (o.bits_budget > 0) {
     j["bits_budget"] = o.bits_budget;
     j["bit_widths"] = o.bit_widths;
@@ -195,6 +206,8 @@ PlanOptions parse_options(const json& j, const std::string& where) {
     o.semantics = parse_semantics(read_value<std::string>(j, where, "semantics"));
     o.weights = parse_weight_granularity(read_value<std::string>(j, where, "wgran"));
     if (j.contains("wclip")) o.weight_clip = parse_weight_clip(read_value<std::string>(j, where, "wclip"));
+    if (j.contains("bias_correction"))
+      o.bias_correction = parse_bias_correction(read_value<std::string>(j, where, "bias_correction"));
     if (j.contains("bits_budget")) {
       o.bits_budget = read_value<double>(j, where, "bits_budget");
       o.bit_widths = read_value<std::vector<int>>(j, where, "bit_widths");

@@ -55,8 +55,9 @@ TEST_F(Resnet20, WeightClippingThresholds) {
       o.weight_clip = wc;
       plans[wc] = plan::build_plan(g, stats, o, "s.json");
     }
-    EXPECT_EQ(plan::QuantPlan::from_json(plans[plan::WeightClip::kMse].to_json(), "p.json").options.weight_clip,
-              plan::WeightClip::kMse);
+    EXPECT_EQ(
+        plan::QuantPlan::from_json(plans[plan::WeightClip::kMse].to_json(), "p.json").options.weight_clip,
+        plan::WeightClip::kMse);
     int checked = 0;
     double total_mse = 0.0, total_minmax = 0.0;
     for (const auto& t : plans[plan::WeightClip::kMinMax].tensors) {
@@ -77,7 +78,8 @@ TEST_F(Resnet20, WeightClippingThresholds) {
           max_abs = std::max(max_abs, static_cast<double>(std::fabs(x)));
         }
         b /= static_cast<double>(inner);
-        const double want = std::min(max_abs, quant::optimal_alpha_coefficient(quant::Distribution::kLaplace, 4) * b);
+        const double want =
+            std::min(max_abs, quant::optimal_alpha_coefficient(quant::Distribution::kLaplace, 4) * b);
         EXPECT_NEAR(lap->scale[c] * 7.0, want, 1e-5 * want) << t.tensor << " channel " << c;
         auto error = [&](const plan::TensorQuant& q) {
           std::vector<float> x(v.begin(), v.end());
@@ -99,9 +101,55 @@ TEST_F(Resnet20, WeightClippingThresholds) {
     EXPECT_GT(checked, 100);
     EXPECT_LT(total_mse, 0.9 * total_minmax);  // it does clip: 4-bit weights have outliers worth clipping
   }
-  auto o = plan_options(4, quant::ClipMethod::kNone, Semantics::kSeed, WeightGranularity::kTensor, Placement::kOutputs);
+  auto o = plan_options(4, quant::ClipMethod::kNone, Semantics::kSeed, WeightGranularity::kTensor,
+                        Placement::kOutputs);
   o.weight_clip = plan::WeightClip::kMse;
   EXPECT_THROW(plan::build_plan(g, stats, o, "s.json"), Error);
+}
+
+// --bias-correction paper: after the simulation quantizes the weights, every output channel has the float
+// weights' mean and standard deviation again (computed here from the weights), which plain quantization
+// does not give at 4 bits; exporters refuse such a plan.
+TEST_F(Resnet20, PaperBiasCorrectionRestoresChannelMeanAndStd) {
+  auto o = plan_options(4, quant::ClipMethod::kNone, Semantics::kOnnx, WeightGranularity::kChannel,
+                        Placement::kDeploy);
+  o.policy.weight_bits = 4;
+  auto moments = [](std::span<const float> v) {
+    double m = 0.0, q = 0.0;
+    for (float x : v) m += x;
+    m /= static_cast<double>(v.size());
+    for (float x : v) q += (x - m) * (x - m);
+    return std::pair<double, double>{m, std::sqrt(q / static_cast<double>(v.size()))};
+  };
+  double plain_gap = 0.0;
+  for (const auto bc : {plan::BiasCorrection::kNone, plan::BiasCorrection::kPaper}) {
+    o.bias_correction = bc;
+    const auto p = plan::build_plan(g, stats, o, "s.json");
+    EXPECT_EQ(plan::QuantPlan::from_json(p.to_json(), "p.json").options.bias_correction, bc);
+    graph::Graph planned = g;
+    (void)plan::apply_plan(planned, p);
+    int checked = 0;
+    for (const auto& t : p.tensors) {
+      if (t.kind != plan::TensorKind::kWeight || t.axis != 0) continue;
+      const Tensor& w = g.initializers.at(t.tensor);
+      const Tensor& q = planned.initializers.at(t.tensor);
+      const std::size_t inner = static_cast<std::size_t>(w.numel()) / t.channels();
+      for (std::size_t c = 0; c < t.channels(); ++c) {
+        const auto [mw, sw] = moments(w.f32().subspan(c * inner, inner));
+        const auto [mq, sq] = moments(std::as_const(q).f32().subspan(c * inner, inner));
+        if (bc == plan::BiasCorrection::kPaper) {
+          EXPECT_NEAR(mq, mw, 1e-6 * (std::fabs(mw) + sw)) << t.tensor << " channel " << c;
+          EXPECT_NEAR(sq, sw, 1e-5 * sw) << t.tensor << " channel " << c;
+        } else {
+          plain_gap = std::max(plain_gap, std::fabs(sq - sw) / sw);
+        }
+        ++checked;
+      }
+    }
+    EXPECT_GT(checked, 100);
+    if (bc == plan::BiasCorrection::kPaper) EXPECT_THROW(exporter::insert_qdq(g, p), Error);
+  }
+  EXPECT_GT(plain_gap, 0.01);  // 4-bit rounding does change the spread: the correction has work to do
 }
 
 TEST_F(Resnet20, JsonRoundTripIsExact) {
