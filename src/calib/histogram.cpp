@@ -125,7 +125,8 @@ Histogram::Half Histogram::half_from_string(const std::string& text) {
   try {
     std::size_t used = 0;
     const long long e = std::stoll(tok.substr(2), &used);
-    if (used != tok.size() - 2 || e < -200 || e > 1100) bad("exponent out of range");
+    // Float data gives exponents in [-148, 128] (2^-149 is the least subnormal, FLT_MAX < 2^128).
+    if (used != tok.size() - 2 || e < -148 || e > 128) bad("exponent out of range [-148, 128]");
     h.exponent = static_cast<int>(e);
   } catch (const std::logic_error&) {
     bad("exponent is not an integer");

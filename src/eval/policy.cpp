@@ -235,7 +235,10 @@ PointRange point_range(const QuantPoint& p, const calib::PointStats& raw, const 
                               .seed_coefficients = o.seed_coefficients,
                               .onnx_grid = o.onnx_grid});
   }
-  if (half && c.lo > 0.0) c = calib::window_of_range(0.0, c.hi);
+  if (half && c.lo > 0.0) {  // only the lower end moves: method, alpha and coefficient stay
+    c.lo = 0.0;
+    c.window = {0.0, c.hi};
+  }
   r.window = c.window;
   r.lo = c.lo;
   r.hi = c.hi;

@@ -237,9 +237,11 @@ void allocate_point_widths(std::vector<policy::QuantPoint>& points, const calib:
   std::vector<std::size_t> items;
   std::vector<std::vector<double>> error;
   std::vector<double> size;
+  const std::set<std::string> keep(o.policy.keep_8bit.begin(), o.policy.keep_8bit.end());
   for (std::size_t i = 0; i < points.size(); ++i) {
     auto p = points[i];
-    if (p.role != policy::Role::kConv) continue;
+    // --keep-8bit wins: a kept point is outside the budget (neither allocated nor counted).
+    if (p.role != policy::Role::kConv || keep.count(p.node) || keep.count(p.value)) continue;
     const calib::PointStats* s = stats.find(p.value);
     if (!s) fail(stats_path + ": has no statistics for quantization point '" + p.value + "'");
     const calib::PointStats* activated = p.activated.empty() ? nullptr : stats.find(p.activated);

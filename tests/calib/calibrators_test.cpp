@@ -127,6 +127,29 @@ TEST(Calibrators, MseFindsTheBestWindowOfItsSearch) {
   }
 }
 
+// Tensors that do not cross 0 (a sigmoid gate, a softmax, a constant): every method gives a window inside
+// the observed range, mse and auto included (their search must not build windows with lo > hi).
+TEST(Calibrators, TensorsThatDoNotCrossZero) {
+  std::vector<std::vector<float>> cases;
+  std::vector<float> pos(5000), neg(5000), constant(100, 3.5f);
+  for (std::size_t i = 0; i < pos.size(); ++i) {
+    pos[i] = 1.0f + static_cast<float>(i % 997) / 997.0f;
+    neg[i] = -pos[i];
+  }
+  for (const auto& x : {pos, neg, constant}) {
+    const auto s = stats_of(x);
+    for (const auto& c : calibrators()) {
+      for (const bool onnx : {false, true}) {
+        const auto w =
+            choose_window({.stats = &s, .bits = 3, .clip = {c.method, c.default_param}, .onnx_grid = onnx});
+        EXPECT_LE(w.lo, w.hi) << c.name;
+        EXPECT_GE(w.lo, s.column("min", Stat::kMin)) << c.name;
+        EXPECT_LE(w.hi, s.column("max", Stat::kMax)) << c.name;
+      }
+    }
+  }
+}
+
 TEST(Calibrators, AutoPicksTheLeastErrorCandidate) {
   const auto x = laplace_values(50000, 4, false);
   const auto s = stats_of(x);

@@ -235,6 +235,14 @@ TEST(Policy, HalfUsesTheActivatedStatistics) {
   EXPECT_EQ(r.lo, 0.0);  // activated mean-min 0.5, lowered to 0
   EXPECT_EQ(r.hi, 8.0);
   EXPECT_FALSE(policy::point_range(p, raw, o, nullptr).half);
+  // Lowering lo to 0 keeps the method's record: laplace's window [mean - alpha, ...] starts above 0 here.
+  p.clip = quant::ClipMethod::kLaplace;
+  const auto act_high = stats_with(0.5, 8.0, 0.4, 1.0, 3.0, 4096);
+  const auto l = policy::point_range(p, raw, o, &act_high);
+  EXPECT_EQ(l.lo, 0.0);
+  EXPECT_EQ(l.method, quant::ClipMethod::kLaplace);
+  EXPECT_GT(l.alpha, 0.0);
+  EXPECT_GT(l.coefficient, 0.0);
 }
 
 TEST(Policy, ClassifierAndLinearRanges) {

@@ -152,6 +152,31 @@ TEST_F(Resnet20, PaperBiasCorrectionRestoresChannelMeanAndStd) {
   EXPECT_GT(plain_gap, 0.01);  // 4-bit rounding does change the spread: the correction has work to do
 }
 
+// --bits-budget leaves --keep-8bit points at 8 bits and keeps the others' average within the budget.
+TEST_F(Resnet20, BitsBudgetRespectsKeep8Bit) {
+  auto o = plan_options(3, quant::ClipMethod::kMse, Semantics::kSeed, WeightGranularity::kTensor,
+                        Placement::kOutputs);
+  o.bits_budget = 2.5;
+  o.policy.keep_8bit = {"/layers/layers.0/conv1/Conv"};
+  const auto p = plan::build_plan(g, stats, o, "s.json");
+  double bits = 0.0, elements = 0.0;
+  bool kept = false;
+  for (const auto& t : p.tensors) {
+    if (t.kind != plan::TensorKind::kActivation || t.role != "conv") continue;
+    if (t.node == "/layers/layers.0/conv1/Conv") {
+      EXPECT_EQ(t.bits, 8);
+      kept = true;
+      continue;
+    }
+    const double n = static_cast<double>(stats.find(t.tensor)->sample_numel);
+    bits += n * t.bits;
+    elements += n;
+  }
+  EXPECT_TRUE(kept);
+  EXPECT_LE(bits, 2.5 * elements);
+  EXPECT_GT(bits, 2.0 * elements);  // the budget is spent, not all at 2 bits
+}
+
 TEST_F(Resnet20, JsonRoundTripIsExact) {
   for (auto sem : {Semantics::kSeed, Semantics::kOnnx}) {
     for (auto wg : {WeightGranularity::kTensor, WeightGranularity::kChannel}) {

@@ -30,14 +30,16 @@ std::size_t search(std::size_t n, const std::function<double(std::size_t)>& erro
   return best;
 }
 
-// Upper edges of the non-empty part of a half, capped by `limit` (the observed extreme), ascending.
-std::vector<double> edges(const Histogram::Half& h, double limit) {
+// Upper edges of a half above `floor` and below `limit` (the observed extreme), then `limit`, ascending.
+// The floor keeps every window non-empty for tensors that do not cross 0 (all values in [1, 2]: no
+// candidate end below 1).
+std::vector<double> edges(const Histogram::Half& h, double limit, double floor = 0.0) {
   std::vector<double> e;
   if (h.empty()) return e;
   for (int j = 0; j < Histogram::kBins; ++j) {
     const double edge = (j + 1) * h.bin_width();
     if (edge >= limit) break;
-    e.push_back(edge);
+    if (edge > floor) e.push_back(edge);
   }
   e.push_back(limit);
   return e;
@@ -57,8 +59,8 @@ WindowChoice choose_mse(const WindowRequest& r) {
   auto err = [&](double lo, double hi) {
     return weighted_mse(v, window_of_range(lo, hi), r.bits, r.onnx_grid);
   };
-  const auto pos = edges(h.positive, std::max(obs_hi, 0.0));
-  const auto neg = edges(h.negative, std::max(-obs_lo, 0.0));
+  const auto pos = edges(h.positive, std::max(obs_hi, 0.0), std::max(obs_lo, 0.0));
+  const auto neg = edges(h.negative, std::max(-obs_lo, 0.0), std::max(-obs_hi, 0.0));
   if (neg.empty()) {  // no negative values: only the upper end moves
     if (pos.empty()) return choose_minmax(r);
     const auto i = search(pos.size(), [&](std::size_t k) { return err(obs_lo, pos[k]); });
