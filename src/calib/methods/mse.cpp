@@ -55,7 +55,9 @@ WindowChoice with_method(WindowChoice c, const WindowRequest& r) {
 WindowChoice choose_mse(const WindowRequest& r) {
   const Histogram& h = require_histogram(r);
   const WeightedValues v = weighted_values(h);
-  const auto [obs_lo, obs_hi] = observed_range(*r.stats);
+  // Plain variables, not a structured binding: lambdas below capture them (clang 14 refuses bindings there).
+  const auto observed = observed_range(*r.stats);
+  const double obs_lo = observed.first, obs_hi = observed.second;
   auto err = [&](double lo, double hi) {
     return weighted_mse(v, window_of_range(lo, hi), r.bits, r.onnx_grid);
   };
