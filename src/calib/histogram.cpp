@@ -137,7 +137,8 @@ Histogram::Half Histogram::half_from_string(const std::string& text) {
     long long j = 0, c = 0;
     pair(tok, j, c);
     if (j <= last || j >= kBins) bad("bin indices must increase within [0, 2048)");
-    if (c <= 0) bad("counts must be positive");
+    // 2^50 values per bin is far beyond any collection and keeps every sum of 4097 counts inside int64.
+    if (c <= 0 || c >= (1LL << 50)) bad("counts must be in [1, 2^50)");
     h.counts[static_cast<std::size_t>(j)] = c;
     last = j;
   }

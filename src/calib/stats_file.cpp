@@ -161,9 +161,12 @@ void StatsFile::validate(const std::string& source) const {
              std::to_string(p[s].min) + "); it cannot be");
       }
     }
-    if (p.histogram && p.histogram->total() != samples * p.sample_numel) {
+    std::int64_t values = 0;
+    if (p.histogram &&
+        (__builtin_mul_overflow(samples, p.sample_numel, &values) || p.histogram->total() != values)) {
       fail(where + ": the histogram counts " + std::to_string(p.histogram->total()) +
-           " values, not samples x " + "sample size = " + std::to_string(samples * p.sample_numel));
+           " values, not samples x sample size = " + std::to_string(samples) + " x " +
+           std::to_string(p.sample_numel));
     }
     if (p[Stat::kMin].mean() > p[Stat::kMax].mean()) {
       fail(where + ": mean of per-sample minima " + std::to_string(p[Stat::kMin].mean()) +
@@ -296,7 +299,8 @@ StatsFile StatsFile::from_json(const std::string& text, const std::string& sourc
                std::to_string(Histogram::kBins));
         Histogram h;
         h.zeros = json_int(jh.at("zeros"), source, "zeros");
-        if (h.zeros < 0) fail(source + ": point '" + p.name + "': negative histogram count");
+        if (h.zeros < 0 || h.zeros >= (std::int64_t{1} << 50))
+          fail(source + ": point '" + p.name + "': histogram zero count outside [0, 2^50)");
         try {
           h.positive = Histogram::half_from_string(jh.at("positive").get<std::string>());
           h.negative = Histogram::half_from_string(jh.at("negative").get<std::string>());
