@@ -37,6 +37,31 @@ inline std::int64_t normalize_axis(std::int64_t axis, std::int64_t rank, const O
   return a;
 }
 
+// An 8-bit integer tensor (uint8/int8) widened to int32, for the integer reference kernels.
+inline std::vector<std::int32_t> widen_to_i32(const Tensor& t) {
+  const std::vector<std::int64_t> v = t.to_i64_vector();
+  return {v.begin(), v.end()};
+}
+
+// A zero point of an integer op: absent (0), a scalar repeated `count` times, or `count` values.
+inline std::vector<std::int32_t> zero_points(const Op& op, const Tensor* zp, std::int64_t count,
+                                             const std::string& what) {
+  std::vector<std::int32_t> z(static_cast<std::size_t>(count), 0);
+  if (!zp) return z;
+  const std::vector<std::int64_t> v = zp->to_i64_vector();
+  if (v.size() == 1) {
+    std::fill(z.begin(), z.end(), static_cast<std::int32_t>(v[0]));
+  } else if (static_cast<std::int64_t>(v.size()) == count) {
+    std::copy(v.begin(), v.end(), z.begin());
+  } else {
+    op_error(op,
+             what + " has " + std::to_string(v.size()) + " values, expected 1 or " + std::to_string(count));
+  }
+  return z;
+}
+
+inline bool is_8bit(DType t) { return t == DType::kUInt8 || t == DType::kInt8; }
+
 // Ops whose output is a pure function of input values; the result tensor is copied into the
 // planned output buffer. Shape inference evaluates the op on known values or uses infer_shape.
 class ValueOp : public Op {

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "kernels/fast/dnnl_kernels.hpp"
+#include "kernels/reference/integer.hpp"
 #include "kernels/reference/reference.hpp"
 #include "runtime/ops/common.hpp"
 #include "runtime/ops/registry.hpp"
@@ -261,11 +262,55 @@ class GlobalPoolOp : public Op {
   Backend backend_;
 };
 
+// ConvInteger (opset 10): 8-bit X and W with optional zero points (W's per output channel), int32 Y.
+class ConvIntegerOp : public Op {
+ public:
+  using Op::Op;
+  std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
+    if (in.size() < 2) error("ConvInteger needs X and W");
+    if (!is_8bit(in[0].dtype) || !is_8bit(in[1].dtype)) {
+      error("X and W must be uint8 or int8, got " + std::string(dtype_name(in[0].dtype)) + " and " +
+            std::string(dtype_name(in[1].dtype)));
+    }
+    const Shape& x = in[0].shape;
+    const Shape& w = in[1].shape;
+    if (x.size() != 3 && x.size() != 4)
+      error("only 1-D and 2-D convolutions are supported, input " + shape_str(x));
+    const std::int64_t group = node_.get_int("group", 1);
+    if (w.size() != x.size() || group <= 0 || x[1] % group != 0 || w[0] % group != 0 ||
+        w[1] * group != x[1]) {
+      error("input " + shape_str(x) + " does not fit weight " + shape_str(w) + " with group " +
+            std::to_string(group));
+    }
+    const Shape kernel(w.begin() + 2, w.end());
+    if (node_.get_ints("kernel_shape", kernel) != kernel)
+      error("kernel_shape does not match weight " + shape_str(w));
+    geo_ = window_geometry(*this, x, kernel, false);
+    shape_ = {geo_.n, geo_.c, geo_.h, geo_.w, w[0], geo_.oh, geo_.ow, group};
+    return {ValueMeta{DType::kInt32, out_shape_of(geo_, w[0], x.size()), nullptr}};
+  }
+  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    const Tensor* xz = in.size() > 2 && node_.has_input(2) ? in[2] : nullptr;
+    const Tensor* wz = in.size() > 3 && node_.has_input(3) ? in[3] : nullptr;
+    if (xz && xz->numel() != 1) error("x_zero_point must be a scalar, got " + shape_str(xz->shape()));
+    const std::vector<std::int32_t> x = widen_to_i32(*in[0]), w = widen_to_i32(*in[1]);
+    const std::vector<std::int32_t> x_zero = zero_points(*this, xz, 1, "x_zero_point");
+    const std::vector<std::int32_t> w_zero = zero_points(*this, wz, shape_.oc, "w_zero_point");
+    ref::conv2d_integer(shape_, geo_.win, x.data(), x_zero[0], w.data(), w_zero.data(),
+                        out[0]->data<std::int32_t>());
+  }
+
+ private:
+  Geometry geo_;
+  ref::ConvShape shape_{};
+};
+
 }  // namespace
 
 std::vector<OpEntry> conv_ops() {
   return {
       op_entry<ConvOp>("Conv", "float32", "oneDNN convolution (constant weights)"),
+      op_entry<ConvIntegerOp>("ConvInteger", "uint8,int8", "", 10),
       op_entry<PoolOp>("MaxPool", "float32", "oneDNN pooling"),
       op_entry<PoolOp>("AveragePool", "float32", "oneDNN pooling"),
       op_entry<GlobalPoolOp>("GlobalAveragePool", "float32", "oneDNN pooling"),

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "kernels/fast/dnnl_kernels.hpp"
+#include "kernels/reference/integer.hpp"
 #include "kernels/reference/math.hpp"
 #include "kernels/reference/reference.hpp"
 #include "runtime/ops/common.hpp"
@@ -159,12 +160,54 @@ class MatMulOp : public Op {
   std::int64_t m_ = 0, n_ = 0, k_ = 0;
 };
 
+// MatMulInteger (opset 10): 8-bit A [..., M, K] and B [K, N] or [..., K, N] with the same batch dims;
+// zero points per row of A / column of B or scalar; int32 Y.
+class MatMulIntegerOp : public Op {
+ public:
+  using Op::Op;
+  std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
+    if (in.size() < 2) error("MatMulInteger needs A and B");
+    if (!is_8bit(in[0].dtype) || !is_8bit(in[1].dtype)) {
+      error("A and B must be uint8 or int8, got " + std::string(dtype_name(in[0].dtype)) + " and " +
+            std::string(dtype_name(in[1].dtype)));
+    }
+    const Shape& a = in[0].shape;
+    const Shape& b = in[1].shape;
+    if (a.size() < 2 || b.size() < 2)
+      error("A and B must be at least 2-D, got " + shape_str(a) + " and " + shape_str(b));
+    m_ = a[a.size() - 2], k_ = a.back(), n_ = b.back();
+    if (b[b.size() - 2] != k_) error("A " + shape_str(a) + " does not multiply B " + shape_str(b));
+    const Shape a_batch(a.begin(), a.end() - 2), b_batch(b.begin(), b.end() - 2);
+    b_batched_ = !b_batch.empty();
+    if (b_batched_ && a_batch != b_batch)
+      error("batch dims of A " + shape_str(a) + " and B " + shape_str(b) + " must be equal (or B 2-D)");
+    batches_ = shape_numel(a_batch);
+    Shape y = a;
+    y.back() = n_;
+    return {ValueMeta{DType::kInt32, y, nullptr}};
+  }
+  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    const Tensor* az = in.size() > 2 && node_.has_input(2) ? in[2] : nullptr;
+    const Tensor* bz = in.size() > 3 && node_.has_input(3) ? in[3] : nullptr;
+    const std::vector<std::int32_t> a = widen_to_i32(*in[0]), b = widen_to_i32(*in[1]);
+    const std::vector<std::int32_t> a_zero = zero_points(*this, az, m_, "a_zero_point");
+    const std::vector<std::int32_t> b_zero = zero_points(*this, bz, n_, "b_zero_point");
+    kernels::ref::matmul_integer(batches_, m_, n_, k_, a.data(), a_zero.data(), b.data(), b_batched_,
+                                 b_zero.data(), out[0]->data<std::int32_t>());
+  }
+
+ private:
+  std::int64_t m_ = 0, n_ = 0, k_ = 0, batches_ = 1;
+  bool b_batched_ = false;
+};
+
 }  // namespace
 
 std::vector<OpEntry> gemm_ops() {
   return {
       op_entry<GemmOp>("Gemm", "float32", "oneDNN sgemm"),
       op_entry<MatMulOp>("MatMul", "float32", "oneDNN sgemm when B is a matrix"),
+      op_entry<MatMulIntegerOp>("MatMulInteger", "uint8,int8", "", 10),
   };
 }
 
