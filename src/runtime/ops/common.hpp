@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 
 #include "runtime/ops/op.hpp"
@@ -37,10 +38,17 @@ inline std::int64_t normalize_axis(std::int64_t axis, std::int64_t rank, const O
   return a;
 }
 
-// An 8-bit integer tensor (uint8/int8) widened to int32, for the integer reference kernels.
-inline std::vector<std::int32_t> widen_to_i32(const Tensor& t) {
-  const std::vector<std::int64_t> v = t.to_i64_vector();
-  return {v.begin(), v.end()};
+// An 8-bit integer tensor (uint8/int8) widened to int32 into `dst` (resized), for the integer reference
+// kernels; read straight from the storage, since this runs on every activation.
+inline void widen_to_i32(const Tensor& t, std::vector<std::int32_t>& dst) {
+  dst.resize(static_cast<std::size_t>(t.numel()));
+  if (t.dtype() == DType::kUInt8) {
+    std::copy_n(t.data<std::uint8_t>(), t.numel(), dst.begin());
+  } else if (t.dtype() == DType::kInt8) {
+    std::copy_n(t.data<std::int8_t>(), t.numel(), dst.begin());
+  } else {
+    fail("internal: widen_to_i32 expects uint8 or int8, got " + std::string(dtype_name(t.dtype())));
+  }
 }
 
 // A zero point of an integer op: absent (0), a scalar repeated `count` times, or `count` values.
@@ -54,13 +62,25 @@ inline std::vector<std::int32_t> zero_points(const Op& op, const Tensor* zp, std
   } else if (static_cast<std::int64_t>(v.size()) == count) {
     std::copy(v.begin(), v.end(), z.begin());
   } else {
-    op_error(op,
-             what + " has " + std::to_string(v.size()) + " values, expected 1 or " + std::to_string(count));
+    op_error(op, what + " has " + std::to_string(v.size()) + " values, expected " +
+                     (count == 1 ? std::string("a scalar") : "1 or " + std::to_string(count)));
   }
   return z;
 }
 
 inline bool is_8bit(DType t) { return t == DType::kUInt8 || t == DType::kInt8; }
+
+// The leading inputs of an integer op, named for the message, must be uint8 or int8.
+inline void require_8bit(const Op& op, const std::vector<ValueMeta>& in,
+                         std::initializer_list<const char*> names) {
+  std::size_t i = 0;
+  for (const char* name : names) {
+    if (i < in.size() && !is_8bit(in[i].dtype)) {
+      op_error(op, std::string(name) + " must be uint8 or int8, got " + std::string(dtype_name(in[i].dtype)));
+    }
+    ++i;
+  }
+}
 
 // Ops whose output is a pure function of input values; the result tensor is copied into the
 // planned output buffer. Shape inference evaluates the op on known values or uses infer_shape.

@@ -84,6 +84,35 @@ Shape out_shape_of(const Geometry& g, std::int64_t channels, std::size_t rank) {
   return rank == 4 ? Shape{g.n, channels, g.oh, g.ow} : Shape{g.n, channels, g.ow};
 }
 
+// What Conv and ConvInteger check alike: X and W of one spatial rank, groups that divide both channel
+// counts, kernel_shape equal to W's spatial dims; the window geometry and kernel shape follow.
+struct ConvGeometry {
+  Geometry geo;
+  ref::ConvShape shape{};
+};
+
+ConvGeometry conv_geometry(const Op& op, const Shape& x, const Shape& w) {
+  const auto& node = op.node();
+  if (x.size() != 3 && x.size() != 4)
+    op_error(op, "only 1-D and 2-D convolutions are supported, input " + shape_str(x));
+  if (w.size() != x.size())
+    op_error(op, "weight shape " + shape_str(w) + " does not match input " + shape_str(x));
+  const std::int64_t group = node.get_int("group", 1);
+  if (group <= 0 || x[1] % group != 0 || w[0] % group != 0 || w[1] * group != x[1]) {
+    op_error(op, "input " + shape_str(x) + " does not fit weight " + shape_str(w) + " with group " +
+                     std::to_string(group));
+  }
+  const Shape kernel(w.begin() + 2, w.end());
+  if (node.get_ints("kernel_shape", kernel) != kernel) {
+    op_error(op, "kernel_shape " + shape_str(node.get_ints("kernel_shape")) + " does not match weight " +
+                     shape_str(w));
+  }
+  ConvGeometry g;
+  g.geo = window_geometry(op, x, kernel, false);
+  g.shape = {g.geo.n, g.geo.c, g.geo.h, g.geo.w, w[0], g.geo.oh, g.geo.ow, group};
+  return g;
+}
+
 class ConvOp : public Op {
  public:
   ConvOp(const graph::Node& n, std::int64_t opset, Backend b) : Op(n, opset), backend_(b) {}
@@ -93,24 +122,13 @@ class ConvOp : public Op {
     require_f32(*this, in, 3);
     const Shape& x = in[0].shape;
     const Shape& w = in[1].shape;
-    if (x.size() != 3 && x.size() != 4)
-      error("only 1-D and 2-D convolutions are supported, input " + shape_str(x));
-    if (w.size() != x.size()) error("weight shape " + shape_str(w) + " does not match input " + shape_str(x));
-    const std::int64_t group = node_.get_int("group", 1);
-    if (group <= 0 || x[1] % group != 0 || w[0] % group != 0 || w[1] * group != x[1]) {
-      error("input " + shape_str(x) + " does not fit weight " + shape_str(w) + " with group " +
-            std::to_string(group));
-    }
+    const ConvGeometry g = conv_geometry(*this, x, w);
     if (in.size() > 2 && node_.has_input(2) && (in[2].shape.size() != 1 || in[2].shape[0] != w[0])) {
       error("bias shape " + shape_str(in[2].shape) + " does not match " + std::to_string(w[0]) +
             " output channels");
     }
-    const std::vector<std::int64_t> kernel = node_.get_ints("kernel_shape", Shape(w.begin() + 2, w.end()));
-    if (kernel != Shape(w.begin() + 2, w.end())) {
-      error("kernel_shape " + shape_str(kernel) + " does not match weight " + shape_str(w));
-    }
-    geo_ = window_geometry(*this, x, kernel, false);
-    shape_ = {geo_.n, geo_.c, geo_.h, geo_.w, w[0], geo_.oh, geo_.ow, group};
+    geo_ = g.geo;
+    shape_ = g.shape;
     dnnl_ready_ = can_use_dnnl(in);
     return {ValueMeta{DType::kFloat32, out_shape_of(geo_, w[0], x.size()), nullptr}};
   }
@@ -268,41 +286,36 @@ class ConvIntegerOp : public Op {
   using Op::Op;
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     if (in.size() < 2) error("ConvInteger needs X and W");
-    if (!is_8bit(in[0].dtype) || !is_8bit(in[1].dtype)) {
-      error("X and W must be uint8 or int8, got " + std::string(dtype_name(in[0].dtype)) + " and " +
-            std::string(dtype_name(in[1].dtype)));
-    }
+    require_8bit(*this, in, {"X", "W"});
     const Shape& x = in[0].shape;
     const Shape& w = in[1].shape;
-    if (x.size() != 3 && x.size() != 4)
-      error("only 1-D and 2-D convolutions are supported, input " + shape_str(x));
-    const std::int64_t group = node_.get_int("group", 1);
-    if (w.size() != x.size() || group <= 0 || x[1] % group != 0 || w[0] % group != 0 ||
-        w[1] * group != x[1]) {
-      error("input " + shape_str(x) + " does not fit weight " + shape_str(w) + " with group " +
-            std::to_string(group));
-    }
-    const Shape kernel(w.begin() + 2, w.end());
-    if (node_.get_ints("kernel_shape", kernel) != kernel)
-      error("kernel_shape does not match weight " + shape_str(w));
-    geo_ = window_geometry(*this, x, kernel, false);
-    shape_ = {geo_.n, geo_.c, geo_.h, geo_.w, w[0], geo_.oh, geo_.ow, group};
+    const ConvGeometry g = conv_geometry(*this, x, w);
+    geo_ = g.geo;
+    shape_ = g.shape;
     return {ValueMeta{DType::kInt32, out_shape_of(geo_, w[0], x.size()), nullptr}};
+  }
+  // Constant weights (the case of every exported model) are widened once here, not on every run.
+  void prepare(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&, DnnlEnv*) override {
+    w_const_ = in[1].value != nullptr;
+    if (w_const_) widen_to_i32(*in[1].value, w_);
   }
   void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const Tensor* xz = in.size() > 2 && node_.has_input(2) ? in[2] : nullptr;
     const Tensor* wz = in.size() > 3 && node_.has_input(3) ? in[3] : nullptr;
-    if (xz && xz->numel() != 1) error("x_zero_point must be a scalar, got " + shape_str(xz->shape()));
-    const std::vector<std::int32_t> x = widen_to_i32(*in[0]), w = widen_to_i32(*in[1]);
+    std::vector<std::int32_t> x;
+    widen_to_i32(*in[0], x);
+    if (!w_const_) widen_to_i32(*in[1], w_);
     const std::vector<std::int32_t> x_zero = zero_points(*this, xz, 1, "x_zero_point");
     const std::vector<std::int32_t> w_zero = zero_points(*this, wz, shape_.oc, "w_zero_point");
-    ref::conv2d_integer(shape_, geo_.win, x.data(), x_zero[0], w.data(), w_zero.data(),
+    ref::conv2d_integer(shape_, geo_.win, x.data(), x_zero[0], w_.data(), w_zero.data(),
                         out[0]->data<std::int32_t>());
   }
 
  private:
   Geometry geo_;
   ref::ConvShape shape_{};
+  bool w_const_ = false;
+  std::vector<std::int32_t> w_;  // W widened to int32 (in prepare() when constant)
 };
 
 }  // namespace

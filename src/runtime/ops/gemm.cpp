@@ -167,10 +167,7 @@ class MatMulIntegerOp : public Op {
   using Op::Op;
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     if (in.size() < 2) error("MatMulInteger needs A and B");
-    if (!is_8bit(in[0].dtype) || !is_8bit(in[1].dtype)) {
-      error("A and B must be uint8 or int8, got " + std::string(dtype_name(in[0].dtype)) + " and " +
-            std::string(dtype_name(in[1].dtype)));
-    }
+    require_8bit(*this, in, {"A", "B"});
     const Shape& a = in[0].shape;
     const Shape& b = in[1].shape;
     if (a.size() < 2 || b.size() < 2)
@@ -186,17 +183,26 @@ class MatMulIntegerOp : public Op {
     y.back() = n_;
     return {ValueMeta{DType::kInt32, y, nullptr}};
   }
+  // Constant B (a weight) is widened once here, not on every run.
+  void prepare(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&, DnnlEnv*) override {
+    b_const_ = in[1].value != nullptr;
+    if (b_const_) widen_to_i32(*in[1].value, b_);
+  }
   void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const Tensor* az = in.size() > 2 && node_.has_input(2) ? in[2] : nullptr;
     const Tensor* bz = in.size() > 3 && node_.has_input(3) ? in[3] : nullptr;
-    const std::vector<std::int32_t> a = widen_to_i32(*in[0]), b = widen_to_i32(*in[1]);
+    std::vector<std::int32_t> a;
+    widen_to_i32(*in[0], a);
+    if (!b_const_) widen_to_i32(*in[1], b_);
     const std::vector<std::int32_t> a_zero = zero_points(*this, az, m_, "a_zero_point");
     const std::vector<std::int32_t> b_zero = zero_points(*this, bz, n_, "b_zero_point");
-    kernels::ref::matmul_integer(batches_, m_, n_, k_, a.data(), a_zero.data(), b.data(), b_batched_,
+    kernels::ref::matmul_integer(batches_, m_, n_, k_, a.data(), a_zero.data(), b_.data(), b_batched_,
                                  b_zero.data(), out[0]->data<std::int32_t>());
   }
 
  private:
+  bool b_const_ = false;
+  std::vector<std::int32_t> b_;  // B widened to int32 (in prepare() when constant)
   std::int64_t m_ = 0, n_ = 0, k_ = 0, batches_ = 1;
   bool b_batched_ = false;
 };
