@@ -1,5 +1,8 @@
 #include "kernels/reference/integer.hpp"
 
+#include <algorithm>
+#include <cmath>
+
 namespace aciq::kernels::ref {
 
 void conv2d_integer(const ConvShape& s, const Window2d& win, const std::int32_t* x, std::int32_t x_zero,
@@ -44,6 +47,22 @@ void matmul_integer(std::int64_t batches, std::int64_t m, std::int64_t n, std::i
         std::int32_t acc = 0;
         for (std::int64_t p = 0; p < k; ++p) acc += (ab[i * k + p] - a_zero[i]) * (bb[p * n + j] - b_zero[j]);
         yb[i * n + j] = acc;
+      }
+    }
+  }
+}
+
+void requantize(std::int64_t outer, std::int64_t channels, std::int64_t inner, const std::int32_t* acc,
+                const float* scale, std::int32_t y_zero, std::int32_t lo, std::int32_t hi, std::int32_t* y) {
+  // Clamping the float to [lo - zero, hi - zero] first keeps the conversion defined; the bounds are
+  // integers, so clamping before or after rounding gives the same result.
+  const auto lo_f = static_cast<float>(lo - y_zero), hi_f = static_cast<float>(hi - y_zero);
+  for (std::int64_t o = 0; o < outer; ++o) {
+    for (std::int64_t c = 0; c < channels; ++c) {
+      const std::int64_t base = (o * channels + c) * inner;
+      for (std::int64_t i = 0; i < inner; ++i) {
+        const float v = std::clamp(static_cast<float>(acc[base + i]) * scale[c], lo_f, hi_f);
+        y[base + i] = static_cast<std::int32_t>(std::nearbyint(v)) + y_zero;
       }
     }
   }

@@ -21,4 +21,13 @@ void matmul_integer(std::int64_t batches, std::int64_t m, std::int64_t n, std::i
                     const std::int32_t* a, const std::int32_t* a_zero, const std::int32_t* b, bool b_batched,
                     const std::int32_t* b_zero, std::int32_t* y);
 
+// Requantization of int32 accumulators to an 8-bit output (QLinearConv, QLinearMatMul):
+//   y[o, c, i] = clamp(rint(float(acc[o, c, i]) * scale[c]) + y_zero, lo, hi)
+// with the product in float32 and rint rounding half to even, which is what ONNX Runtime's MLAS
+// requantization computes (docs/int8.md derives why this form and not a fixed-point multiplier).
+// `scale[c]` = x_scale * w_scale[c] / y_scale, formed in float32 by the caller; out-of-range products
+// are clamped before the conversion to integer, so no input is undefined behaviour.
+void requantize(std::int64_t outer, std::int64_t channels, std::int64_t inner, const std::int32_t* acc,
+                const float* scale, std::int32_t y_zero, std::int32_t lo, std::int32_t hi, std::int32_t* y);
+
 }  // namespace aciq::kernels::ref

@@ -68,6 +68,38 @@ inline std::vector<std::int32_t> zero_points(const Op& op, const Tensor* zp, std
   return z;
 }
 
+// A float scale of an integer op: a scalar repeated `count` times, or `count` values.
+inline std::vector<float> scales_of(const Op& op, const Tensor& t, std::int64_t count,
+                                    const std::string& what) {
+  if (t.dtype() != DType::kFloat32) op_error(op, what + " must be float32");
+  std::vector<float> s(static_cast<std::size_t>(count));
+  if (t.numel() == 1) {
+    std::fill(s.begin(), s.end(), t.data<float>()[0]);
+  } else if (t.numel() == count) {
+    std::copy_n(t.data<float>(), count, s.begin());
+  } else {
+    op_error(op, what + " has " + std::to_string(t.numel()) + " values, expected " +
+                     (count == 1 ? std::string("a scalar") : "1 or " + std::to_string(count)));
+  }
+  return s;
+}
+
+// The saturation bounds of an 8-bit type, and int32 values narrowed into a tensor of that type (values
+// already in range, as requantize() leaves them).
+inline std::pair<std::int32_t, std::int32_t> range_of_8bit(DType t) {
+  return t == DType::kUInt8 ? std::pair<std::int32_t, std::int32_t>{0, 255}
+                            : std::pair<std::int32_t, std::int32_t>{-128, 127};
+}
+inline void narrow_to_8bit(const std::vector<std::int32_t>& v, Tensor& out) {
+  if (out.dtype() == DType::kUInt8) {
+    std::transform(v.begin(), v.end(), out.data<std::uint8_t>(),
+                   [](std::int32_t x) { return static_cast<std::uint8_t>(x); });
+  } else {
+    std::transform(v.begin(), v.end(), out.data<std::int8_t>(),
+                   [](std::int32_t x) { return static_cast<std::int8_t>(x); });
+  }
+}
+
 inline bool is_8bit(DType t) { return t == DType::kUInt8 || t == DType::kInt8; }
 
 // The leading inputs of an integer op, named for the message, must be uint8 or int8.

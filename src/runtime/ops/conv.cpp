@@ -318,12 +318,82 @@ class ConvIntegerOp : public Op {
   std::vector<std::int32_t> w_;  // W widened to int32 (in prepare() when constant)
 };
 
+// QLinearConv (opset 10): the ConvInteger accumulation of 8-bit X and W (W's scale and zero point per
+// output channel or scalar), plus the int32 bias, requantized to Y's scale and zero point; Y takes
+// y_zero_point's type. Inputs: x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale,
+// y_zero_point, [B].
+class QLinearConvOp : public Op {
+ public:
+  using Op::Op;
+  std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
+    if (in.size() < 8)
+      error("QLinearConv needs x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point");
+    require_8bit(*this, {in[0], in[3]}, {"x", "w"});
+    const Shape& x = in[0].shape;
+    const Shape& w = in[3].shape;
+    const ConvGeometry g = conv_geometry(*this, x, w);
+    if (in.size() > 8 && node_.has_input(8)) {
+      if (in[8].dtype != DType::kInt32) error("B must be int32");
+      if (in[8].shape.size() != 1 || in[8].shape[0] != w[0]) {
+        error("bias shape " + shape_str(in[8].shape) + " does not match " + std::to_string(w[0]) +
+              " output channels");
+      }
+    }
+    const DType y_type = node_.has_input(7) ? in[7].dtype : DType::kUInt8;
+    if (!is_8bit(y_type)) error("y_zero_point must be uint8 or int8");
+    geo_ = g.geo;
+    shape_ = g.shape;
+    return {ValueMeta{y_type, out_shape_of(geo_, w[0], x.size()), nullptr}};
+  }
+  void prepare(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&, DnnlEnv*) override {
+    w_const_ = in[3].value != nullptr;
+    if (w_const_) widen_to_i32(*in[3].value, w_);
+  }
+  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    const auto optional = [&](std::size_t i) {
+      return in.size() > i && node_.has_input(i) ? in[i] : nullptr;
+    };
+    std::vector<std::int32_t> x;
+    widen_to_i32(*in[0], x);
+    if (!w_const_) widen_to_i32(*in[3], w_);
+    const std::int32_t x_zero = zero_points(*this, optional(2), 1, "x_zero_point")[0];
+    const std::vector<std::int32_t> w_zero = zero_points(*this, optional(5), shape_.oc, "w_zero_point");
+    const std::int32_t y_zero = zero_points(*this, optional(7), 1, "y_zero_point")[0];
+    const float x_scale = scales_of(*this, *in[1], 1, "x_scale")[0];
+    const float y_scale = scales_of(*this, *in[6], 1, "y_scale")[0];
+    std::vector<float> scale = scales_of(*this, *in[4], shape_.oc, "w_scale");
+    for (float& s : scale) s = x_scale * s / y_scale;  // float32, in ONNX Runtime's order
+    std::vector<std::int32_t> acc(static_cast<std::size_t>(out[0]->numel()));
+    ref::conv2d_integer(shape_, geo_.win, x.data(), x_zero, w_.data(), w_zero.data(), acc.data());
+    const std::int64_t inner = geo_.oh * geo_.ow;
+    if (const Tensor* b = optional(8)) {
+      const std::int32_t* bias = b->data<std::int32_t>();
+      for (std::size_t i = 0; i < acc.size(); ++i) {
+        // Two's-complement wrap, as an int32 accumulator register would; never undefined.
+        const auto c = static_cast<std::int64_t>(i) / inner % shape_.oc;
+        acc[i] = static_cast<std::int32_t>(static_cast<std::uint32_t>(acc[i]) +
+                                           static_cast<std::uint32_t>(bias[c]));
+      }
+    }
+    const auto [lo, hi] = range_of_8bit(out[0]->dtype());
+    ref::requantize(shape_.n, shape_.oc, inner, acc.data(), scale.data(), y_zero, lo, hi, acc.data());
+    narrow_to_8bit(acc, *out[0]);
+  }
+
+ private:
+  Geometry geo_;
+  ref::ConvShape shape_{};
+  bool w_const_ = false;
+  std::vector<std::int32_t> w_;  // w widened to int32 (in prepare() when constant)
+};
+
 }  // namespace
 
 std::vector<OpEntry> conv_ops() {
   return {
       op_entry<ConvOp>("Conv", "float32", "oneDNN convolution (constant weights)"),
       op_entry<ConvIntegerOp>("ConvInteger", "uint8,int8", "", 10),
+      op_entry<QLinearConvOp>("QLinearConv", "uint8,int8", "", 10),
       op_entry<PoolOp>("MaxPool", "float32", "oneDNN pooling"),
       op_entry<PoolOp>("AveragePool", "float32", "oneDNN pooling"),
       op_entry<GlobalPoolOp>("GlobalAveragePool", "float32", "oneDNN pooling"),

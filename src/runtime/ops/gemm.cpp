@@ -160,16 +160,19 @@ class MatMulOp : public Op {
   std::int64_t m_ = 0, n_ = 0, k_ = 0;
 };
 
-// MatMulInteger (opset 10): 8-bit A [..., M, K] and B [K, N] or [..., K, N] with the same batch dims;
-// zero points per row of A / column of B or scalar; int32 Y.
-class MatMulIntegerOp : public Op {
+// The integer matrix product shared by MatMulInteger and QLinearMatMul: 8-bit A [..., M, K] and B [K, N]
+// or [..., K, N] with the same batch dims, zero points per row of A / column of B or scalar, exact int32
+// accumulation. `b_input` is B's input index (1 or 3), the zero points are passed by the subclass.
+class IntegerMatMul : public Op {
  public:
-  using Op::Op;
-  std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
-    if (in.size() < 2) error("MatMulInteger needs A and B");
-    require_8bit(*this, in, {"A", "B"});
+  IntegerMatMul(const graph::Node& n, std::int64_t opset, std::size_t b_input)
+      : Op(n, opset), b_input_(b_input) {}
+
+ protected:
+  Shape infer_product(const std::vector<ValueMeta>& in) {
+    require_8bit(*this, {in[0], in[b_input_]}, {"A", "B"});
     const Shape& a = in[0].shape;
-    const Shape& b = in[1].shape;
+    const Shape& b = in[b_input_].shape;
     if (a.size() < 2 || b.size() < 2)
       error("A and B must be at least 2-D, got " + shape_str(a) + " and " + shape_str(b));
     m_ = a[a.size() - 2], k_ = a.back(), n_ = b.back();
@@ -181,30 +184,76 @@ class MatMulIntegerOp : public Op {
     batches_ = shape_numel(a_batch);
     Shape y = a;
     y.back() = n_;
-    return {ValueMeta{DType::kInt32, y, nullptr}};
+    return y;
   }
   // Constant B (a weight) is widened once here, not on every run.
   void prepare(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&, DnnlEnv*) override {
-    b_const_ = in[1].value != nullptr;
-    if (b_const_) widen_to_i32(*in[1].value, b_);
+    b_const_ = in[b_input_].value != nullptr;
+    if (b_const_) widen_to_i32(*in[b_input_].value, b_);
   }
-  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
-    const Tensor* az = in.size() > 2 && node_.has_input(2) ? in[2] : nullptr;
-    const Tensor* bz = in.size() > 3 && node_.has_input(3) ? in[3] : nullptr;
+  const Tensor* optional(const std::vector<const Tensor*>& in, std::size_t i) const {
+    return in.size() > i && node_.has_input(i) ? in[i] : nullptr;
+  }
+  void accumulate(const std::vector<const Tensor*>& in, const Tensor* a_zp, const Tensor* b_zp,
+                  std::int32_t* acc) {
     std::vector<std::int32_t> a;
     widen_to_i32(*in[0], a);
-    if (!b_const_) widen_to_i32(*in[1], b_);
-    const std::vector<std::int32_t> a_zero = zero_points(*this, az, m_, "a_zero_point");
-    const std::vector<std::int32_t> b_zero = zero_points(*this, bz, n_, "b_zero_point");
+    if (!b_const_) widen_to_i32(*in[b_input_], b_);
+    const std::vector<std::int32_t> a_zero = zero_points(*this, a_zp, m_, "a_zero_point");
+    const std::vector<std::int32_t> b_zero = zero_points(*this, b_zp, n_, "b_zero_point");
     kernels::ref::matmul_integer(batches_, m_, n_, k_, a.data(), a_zero.data(), b_.data(), b_batched_,
-                                 b_zero.data(), out[0]->data<std::int32_t>());
+                                 b_zero.data(), acc);
   }
 
- private:
+  std::size_t b_input_;
   bool b_const_ = false;
   std::vector<std::int32_t> b_;  // B widened to int32 (in prepare() when constant)
   std::int64_t m_ = 0, n_ = 0, k_ = 0, batches_ = 1;
   bool b_batched_ = false;
+};
+
+// MatMulInteger (opset 10): inputs A, B, [a_zero_point], [b_zero_point]; int32 Y.
+class MatMulIntegerOp : public IntegerMatMul {
+ public:
+  MatMulIntegerOp(const graph::Node& n, std::int64_t opset) : IntegerMatMul(n, opset, 1) {}
+  std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
+    if (in.size() < 2) error("MatMulInteger needs A and B");
+    return {ValueMeta{DType::kInt32, infer_product(in), nullptr}};
+  }
+  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    accumulate(in, optional(in, 2), optional(in, 3), out[0]->data<std::int32_t>());
+  }
+};
+
+// QLinearMatMul (opset 10): inputs a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale,
+// y_zero_point; the MatMulInteger accumulation requantized with scale a_scale[m] * b_scale[n] / y_scale
+// (a per row, b per column, or scalars); Y takes y_zero_point's type.
+class QLinearMatMulOp : public IntegerMatMul {
+ public:
+  QLinearMatMulOp(const graph::Node& n, std::int64_t opset) : IntegerMatMul(n, opset, 3) {}
+  std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
+    if (in.size() < 8)
+      error("QLinearMatMul needs a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point");
+    const Shape y = infer_product(in);
+    const DType y_type = node_.has_input(7) ? in[7].dtype : DType::kUInt8;
+    if (!is_8bit(y_type)) error("y_zero_point must be uint8 or int8");
+    return {ValueMeta{y_type, y, nullptr}};
+  }
+  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    std::vector<std::int32_t> acc(static_cast<std::size_t>(out[0]->numel()));
+    accumulate(in, optional(in, 2), optional(in, 5), acc.data());
+    const std::vector<float> a_scale = scales_of(*this, *in[1], m_, "a_scale");
+    const std::vector<float> b_scale = scales_of(*this, *in[4], n_, "b_scale");
+    const float y_scale = scales_of(*this, *in[6], 1, "y_scale")[0];
+    const std::int32_t y_zero = zero_points(*this, optional(in, 7), 1, "y_zero_point")[0];
+    std::vector<float> scale(static_cast<std::size_t>(m_ * n_));
+    for (std::int64_t i = 0; i < m_; ++i) {
+      for (std::int64_t j = 0; j < n_; ++j) scale[i * n_ + j] = a_scale[i] * b_scale[j] / y_scale;
+    }
+    const auto [lo, hi] = range_of_8bit(out[0]->dtype());
+    kernels::ref::requantize(batches_, m_ * n_, 1, acc.data(), scale.data(), y_zero, lo, hi, acc.data());
+    narrow_to_8bit(acc, *out[0]);
+  }
 };
 
 }  // namespace
@@ -214,6 +263,7 @@ std::vector<OpEntry> gemm_ops() {
       op_entry<GemmOp>("Gemm", "float32", "oneDNN sgemm"),
       op_entry<MatMulOp>("MatMul", "float32", "oneDNN sgemm when B is a matrix"),
       op_entry<MatMulIntegerOp>("MatMulInteger", "uint8,int8", "", 10),
+      op_entry<QLinearMatMulOp>("QLinearMatMul", "uint8,int8", "", 10),
   };
 }
 
