@@ -22,6 +22,12 @@ std::string write_onnx(const graph::Graph& g,
 // Needs a plan in onnx semantics made for `g` (docs/plan.md explains the layout).
 graph::Graph insert_qdq(const graph::Graph& g, const plan::QuantPlan& plan);
 
+// The QOperator lowering of a QDQ graph (insert_qdq's output): DQ -> Conv -> [Relu|Clip] -> Q becomes
+// QLinearConv, DQ -> MatMul -> Q QLinearMatMul, and a Conv/Gemm/MatMul on dequantized inputs with a
+// float consumer ConvInteger/MatMulInteger followed by a float rescale (and bias). Anything else is kept,
+// so the graph computes what the QDQ graph does up to float rounding (docs/int8.md).
+graph::Graph lower_to_qoperator(const graph::Graph& qdq);
+
 // TensorRT INT8 calibration cache text and the ncnn int8 table text (docs/plan.md has both formats).
 std::string tensorrt_cache(const graph::Graph& g, const plan::QuantPlan& plan);
 std::string ncnn_table(const graph::Graph& g, const plan::QuantPlan& plan);

@@ -13,6 +13,15 @@ const std::vector<Format>& formats() {
                             {"aciq.bn_folded", p.options.fold_batchnorm ? "true" : "false"},
                             {"aciq.semantics", std::string(plan::semantics_name(p.semantics()))}});
        }},
+      {"qoperator",
+       "ONNX model with QLinearConv/QLinearMatMul and ConvInteger/MatMulInteger (the QDQ model lowered; "
+       "what --engine int8 runs)",
+       [](const graph::Graph& g, const plan::QuantPlan& p) {
+         return write_onnx(lower_to_qoperator(insert_qdq(g, p)),
+                           {{"aciq.plan_model_hash", p.model_hash},
+                            {"aciq.bn_folded", p.options.fold_batchnorm ? "true" : "false"},
+                            {"aciq.semantics", std::string(plan::semantics_name(p.semantics()))}});
+       }},
       {"tensorrt", "TensorRT INT8 calibration cache (amax/127 per activation, int8 plans)", tensorrt_cache},
       {"ncnn", "ncnn int8 .table (127/absmax per weight channel and per layer input, int8 plans)",
        ncnn_table},
