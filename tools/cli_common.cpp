@@ -417,4 +417,27 @@ void write_json(const std::string& path, const nlohmann::ordered_json& j) {
   calib::write_file_atomically(path, j.dump(1) + "\n");
 }
 
+void add_engine_option(CLI::App& app, std::string& engine) {
+  app.add_option("--engine", engine,
+                 "how a plan runs: simulate (fake quantization in float) or int8 (its QDQ export lowered to "
+                 "QLinearConv/ConvInteger/... on the integer kernels; needs --semantics onnx; docs/int8.md)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"simulate", "int8"}));
+}
+
+void check_engine_options(eval::Engine engine, const std::string& plan_path, const QuantArgs& q,
+                          const std::string& stats_mode) {
+  if (engine != eval::Engine::kInt8) return;
+  if (stats_mode == "no") throw Error("--engine int8: -sm no has no plan to execute; give --stats FILE");
+  if (plan_path.empty() && !q.quantized())
+    throw Error("--engine int8: needs a quantization plan (--plan FILE, or --qtype with --stats)");
+  if (plan_path.empty() && q.semantics != "onnx")
+    throw Error("--engine int8: integer kernels run the onnx semantics; add --semantics onnx");
+}
+
+void check_engine_plan(eval::Engine engine, const plan::QuantPlan& plan, const std::string& plan_path) {
+  if (engine == eval::Engine::kInt8 && plan.semantics() != plan::Semantics::kOnnx)
+    throw Error("--engine int8: " + plan_path + " uses the seed semantics; calibrate with --semantics onnx");
+}
+
 }  // namespace aciq::cli

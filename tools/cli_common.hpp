@@ -116,6 +116,13 @@ int parse_qtype(const std::string& qtype);
 // " * Prec@1 X Prec@5 Y" (the seed's format, 3 decimals).
 std::string prec_line(const eval::TopK& r);
 
+// --engine simulate|int8 (eval, run), and its checks before any file is read: int8 executes a plan
+// (--plan or --qtype/--stats) in onnx semantics; dynamic ranges (-sm no) have no plan to lower.
+void add_engine_option(CLI::App& app, std::string& engine);
+void check_engine_options(eval::Engine engine, const std::string& plan_path, const QuantArgs& q,
+                          const std::string& stats_mode);
+void check_engine_plan(eval::Engine engine, const plan::QuantPlan& plan, const std::string& plan_path);
+
 // The seed's statistics location when -sm use/collect is given without --stats:
 // $HOME/asiq_data/statistics/<model file stem>.stats.json (the seed's folder name, typo included).
 std::string seed_stats_path(const std::string& model_path);

@@ -25,6 +25,7 @@ struct EvalCmd {
   QuantArgs quant;
   std::string plan;
   std::string json;
+  std::string engine = "simulate";
   bool quiet = false;
   CLI::App* app = nullptr;
 };
@@ -200,6 +201,8 @@ int run_eval(const EvalCmd& c, const Invocation& inv) {
       throw Error("--bits-budget: needs --stats with histograms; -sm no has only each batch's own");
   }
   if (!cmd.json.empty()) calib::check_writable(cmd.json, "--json");
+  const eval::Engine engine = eval::parse_engine(cmd.engine);
+  check_engine_options(engine, cmd.plan, q, sm);
 
   Context ctx(cmd.model.threads);
   std::optional<plan::QuantPlan> quant_plan;
@@ -216,6 +219,7 @@ int run_eval(const EvalCmd& c, const Invocation& inv) {
       throw Error("--no-fold-bn: " + cmd.plan + " was made for the BN-folded graph");
     g = onnx_import::load_model(cmd.model.model, {.fold_batchnorm = quant_plan->options.fold_batchnorm});
     quant_plan->require_graph(g, cmd.plan);
+    check_engine_plan(engine, *quant_plan, cmd.plan);
     label = "plan";
   } else {
     q.require_effective("eval");
@@ -240,10 +244,12 @@ int run_eval(const EvalCmd& c, const Invocation& inv) {
   const std::string model_hash = g.model_hash;
   auto& group = *inv.group;
   const auto lo = eval::shard_loader(cmd.data.loader(), group, begin, end);
-  auto r = lo.limit == 0 ? eval::PassResult{}
-                         : eval::evaluate(std::move(g), {.backend = cmd.model.backend_enum()}, ctx, ds, lo,
-                                          {.plan = quant_plan ? &*quant_plan : nullptr, .dynamic = dynamic},
-                                          loop_options(group, cmd.quiet, label));
+  auto r = lo.limit == 0
+               ? eval::PassResult{}
+               : eval::evaluate(
+                     std::move(g), {.backend = cmd.model.backend_enum()}, ctx, ds, lo,
+                     {.plan = quant_plan ? &*quant_plan : nullptr, .engine = engine, .dynamic = dynamic},
+                     loop_options(group, cmd.quiet, label));
   r.topk = eval::combine(group, r.topk);
   if (!group.leader()) return 0;
   std::cout << fmt::format("{} samples, {:.1f} img/s\n", r.topk.samples,
@@ -254,6 +260,7 @@ int run_eval(const EvalCmd& c, const Invocation& inv) {
     j["model"] = {{"path", cmd.model.model}, {"hash", model_hash}};
     j["data"] = data_record(*ds, begin, r.topk.samples);
     if (!cmd.plan.empty()) j["plan"] = file_record(cmd.plan);
+    if (quant_plan) j["engine"] = cmd.engine;
     if (quant_plan && !quant_plan->stats_path.empty() && fs::exists(quant_plan->stats_path)) {
       j["stats"] = file_record(quant_plan->stats_path);
     }
@@ -423,6 +430,7 @@ void add_eval_commands(CLI::App& app, SetAction set_action) {
   e->quant.add(*eval_cmd);
   eval_cmd->add_option("--plan", e->plan,
                        "run this quantization plan (from `aciq calibrate`) instead of --qtype/--stats");
+  add_engine_option(*eval_cmd, e->engine);
   eval_cmd->add_option("--json", e->json, "also write the result and the full configuration as JSON");
   eval_cmd->add_flag("-q,--quiet", e->quiet, "no progress output");
   eval_cmd->footer(

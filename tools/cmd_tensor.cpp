@@ -23,6 +23,7 @@ struct RunCmd {
   ModelOptions model;
   QuantArgs quant;
   std::string plan, input, output, output_dir, json;
+  std::string engine = "simulate";
   std::int64_t batch = 16;
   bool quiet = false;
 };
@@ -44,6 +45,8 @@ int run_run(const RunCmd& c, const Invocation& inv) {
     throw Error("run: give exactly one of --output FILE and --output-dir DIR");
   if (!q.stats_mode.empty()) throw Error("-sm: not available for run; give --stats FILE with --qtype");
   if (!cmd.json.empty()) calib::check_writable(cmd.json, "--json");
+  const eval::Engine engine = eval::parse_engine(cmd.engine);
+  check_engine_options(engine, cmd.plan, q, "");
   const auto input = data::NpyArray::open(cmd.input);  // header errors before the model is read
   Context ctx(cmd.model.threads);
   std::optional<plan::QuantPlan> quant_plan;
@@ -55,6 +58,7 @@ int run_run(const RunCmd& c, const Invocation& inv) {
     quant_plan = plan::QuantPlan::load(cmd.plan);
     g = onnx_import::load_model(cmd.model.model, {.fold_batchnorm = quant_plan->options.fold_batchnorm});
     quant_plan->require_graph(g, cmd.plan);
+    check_engine_plan(engine, *quant_plan, cmd.plan);
   } else {
     q.require_effective("run");
     g = cmd.model.load();
@@ -78,9 +82,10 @@ int run_run(const RunCmd& c, const Invocation& inv) {
   const std::string model_hash = g.model_hash;
   eval::LoopOptions loop;
   loop.progress = !cmd.quiet;
-  loop.label = quant_plan ? "run (quantized)" : "run (fp32)";
-  const auto r = eval::run_tensors(std::move(g), {.backend = cmd.model.backend_enum()}, ctx, input, cmd.batch,
-                                   {.plan = quant_plan ? &*quant_plan : nullptr}, outputs, loop);
+  loop.label = !quant_plan ? "run (fp32)" : engine == eval::Engine::kInt8 ? "run (int8)" : "run (quantized)";
+  const auto r =
+      eval::run_tensors(std::move(g), {.backend = cmd.model.backend_enum()}, ctx, input, cmd.batch,
+                        {.plan = quant_plan ? &*quant_plan : nullptr, .engine = engine}, outputs, loop);
   std::cout << fmt::format("{} samples, {:.1f} img/s", r.samples, r.samples / std::max(r.seconds, 1e-9));
   for (const auto& w : r.written) std::cout << "\n  wrote " << w;
   std::cout << std::endl;
@@ -155,6 +160,7 @@ void add_tensor_commands(CLI::App& app, SetAction set_action) {
   run->add_option("--output", r->output, "write the first graph output here (.npy, stacked along N)");
   run->add_option("--output-dir", r->output_dir, "write every graph output as DIR/<output name>.npy");
   run->add_option("-b,--batch", r->batch, "samples per batch")->capture_default_str()->check(int_at_least(1));
+  add_engine_option(*run, r->engine);
   run->add_option("--json", r->json, "also write a JSON record of the run");
   run->add_flag("-q,--quiet", r->quiet, "no progress output");
   run->footer(

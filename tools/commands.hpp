@@ -13,10 +13,10 @@ namespace aciq::cli {
 using Action = std::function<int(const Invocation&)>;
 using SetAction = std::function<void(Action)>;
 
-void add_eval_commands(CLI::App& app, SetAction set_action);  // eval (alias inference-sim), collect, sweep
-void add_info_commands(CLI::App& app, SetAction set_action);  // alpha, ops, layers, analyze
-void add_bench_command(CLI::App& app, SetAction set_action);  // bench
-void add_plan_commands(CLI::App& app, SetAction set_action);  // calibrate, export
+void add_eval_commands(CLI::App& app, SetAction set_action);    // eval (alias inference-sim), collect, sweep
+void add_info_commands(CLI::App& app, SetAction set_action);    // alpha, ops, layers, analyze
+void add_bench_command(CLI::App& app, SetAction set_action);    // bench
+void add_plan_commands(CLI::App& app, SetAction set_action);    // calibrate, export
 void add_tensor_commands(CLI::App& app, SetAction set_action);  // run, compare
 
 }  // namespace aciq::cli

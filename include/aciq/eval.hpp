@@ -107,9 +107,15 @@ struct PassResult {
   double seconds = 0;
 };
 
+// How a plan is executed: fake quantization in float (the simulation), or the QOperator graph of its QDQ
+// export on the integer kernels (QLinearConv, ConvInteger, ...; docs/int8.md). int8 needs onnx semantics.
+enum class Engine : std::uint8_t { kSimulate, kInt8 };
+Engine parse_engine(const std::string& name);  // "simulate" | "int8"; throws naming the flag
+
 // What a dataset pass simulates.
 struct Simulation {
   const plan::QuantPlan* plan = nullptr;  // fp32 when null (and not dynamic)
+  Engine engine = Engine::kSimulate;      // how `plan` runs
   // The seed's -sm no: these points, with ranges from each batch (weights quantized per `dynamic`).
   std::optional<policy::PolicyOptions> dynamic;
 };

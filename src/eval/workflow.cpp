@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "aciq/eval.hpp"
+#include "aciq/export.hpp"
 #include "eval/progress.hpp"
 
 namespace aciq::eval {
@@ -30,6 +31,12 @@ std::string describe_selection(const data::Dataset& ds, std::int64_t offset, std
   return d;
 }
 
+Engine parse_engine(const std::string& name) {
+  if (name == "simulate") return Engine::kSimulate;
+  if (name == "int8") return Engine::kInt8;
+  fail("--engine '" + name + "': expected simulate or int8");
+}
+
 namespace {
 
 // A plan's fake quantization: the plan applied to g (weights quantized in place), the observer and the
@@ -38,6 +45,15 @@ std::pair<std::unique_ptr<runtime::Observer>, std::vector<std::string>> simulati
                                                                                       const Simulation& sim,
                                                                                       Context& ctx) {
   if (!sim.plan) return {};
+  if (sim.engine == Engine::kInt8) {
+    if (sim.plan->semantics() != plan::Semantics::kOnnx) {
+      fail(
+          "--engine int8: the plan uses the seed semantics (float zero points), which no integer kernel "
+          "runs; calibrate with --semantics onnx");
+    }
+    g = exporter::lower_to_qoperator(exporter::insert_qdq(g, *sim.plan));
+    return {};
+  }
   auto applied = plan::apply_plan(g, *sim.plan);
   return {std::make_unique<FakeQuantObserver>(std::move(applied.quantizers), ctx), std::move(applied.points)};
 }

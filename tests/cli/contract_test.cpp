@@ -133,10 +133,32 @@ TEST(CliContract, NoSilentNoOps) {
   expect_one_line_error(aciq("eval -q --model " + m + " --limit 10 --qtype int4 --stats " + stats.string() +
                              " --bits-budget 1"),
                         "--bits-budget 1: must lie between");
-  EXPECT_EQ(aciq("eval -q --model " + m + " --limit 10 --qtype int3 --clip kl --half --bits-budget 3 --stats " +
-                 stats.string() + " --clip-override conv2=percentile:99.9")
-                .code,
-            0);
+  EXPECT_EQ(
+      aciq("eval -q --model " + m + " --limit 10 --qtype int3 --clip kl --half --bits-budget 3 --stats " +
+           stats.string() + " --clip-override conv2=percentile:99.9")
+          .code,
+      0);
+}
+
+// --engine int8 runs a plan's QOperator lowering: it needs a plan in onnx semantics, said before any work;
+// on the tiny model its top-1 equals the simulation's.
+TEST(CliContract, Int8EngineNeedsAnOnnxPlanAndMatchesTheSimulation) {
+  const std::string m = tiny_model_file().string();
+  expect_one_line_error(aciq("eval -q --model " + m + " --engine int8 --limit 10"),
+                        "--engine int8: needs a quantization plan", false);
+  const fs::path stats = scratch() / "engine.stats.json";
+  ASSERT_EQ(aciq("collect -q --model " + m + " --limit 40 --stats " + stats.string()).code, 0);
+  const std::string q = " --limit 40 --qtype int8 --clip laplace --stats " + stats.string();
+  expect_one_line_error(aciq("eval -q --model " + m + q + " --engine int8"),
+                        "--engine int8: integer kernels run the onnx semantics; add --semantics onnx", false);
+  expect_one_line_error(aciq("eval -q --model " + m + " --engine int4"), "--engine: int4 not in", false);
+  const CliRun sim = aciq("eval -q --model " + m + q + " --semantics onnx --placement deploy");
+  const CliRun integer =
+      aciq("eval -q --model " + m + q + " --semantics onnx --placement deploy --engine int8");
+  ASSERT_EQ(sim.code, 0) << sim.err;
+  ASSERT_EQ(integer.code, 0) << integer.err;
+  const auto prec = [](const std::string& out) { return out.substr(out.find("Prec@1")); };
+  EXPECT_EQ(prec(integer.out), prec(sim.out));
 }
 
 TEST(CliContract, SeedSpellings) {

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <map>
 
 #include "../plan/plan_fixture.hpp"
 
@@ -143,6 +144,118 @@ TEST_F(Resnet20, FormatsRefuseWhatTheyCannotHold) {
   auto other = make(8, WeightGranularity::kChannel);
   other.model_hash = "0000000000000000";
   EXPECT_THROW(exporter::find_format("qdq").write(g, other), Error);
+}
+
+// The QOperator lowering puts every convolution of the deploy layout on QLinearConv (the residual Adds
+// stay float between DQ and Q) and the classifier on MatMulInteger; its logits agree with the simulation
+// up to the float rounding docs/int8.md describes.
+TEST_F(Resnet20, QoperatorLoweringRunsEveryConvOnIntegersAndAgreesWithTheSimulation) {
+  const Tensor batch = synthetic_batch(4, 13);
+  for (auto wg : {WeightGranularity::kTensor, WeightGranularity::kChannel}) {
+    SCOPED_TRACE(plan::weight_granularity_name(wg));
+    const auto p = make(8, wg);
+    const auto low = exporter::lower_to_qoperator(exporter::insert_qdq(g, p));
+    std::map<std::string, int> ops;
+    for (const auto& n : low.nodes) ++ops[n.op_type];
+    const auto convs = std::count_if(g.nodes.begin(), g.nodes.end(),
+                                     [](const graph::Node& n) { return n.op_type == "Conv"; });
+    EXPECT_EQ(ops["QLinearConv"], convs);
+    EXPECT_EQ(ops["Conv"], 0);
+    EXPECT_EQ(ops["Gemm"], 0);
+    EXPECT_EQ(ops["MatMulInteger"], 1);
+    // The Relu behind each conv is done by its Q's saturation (zero point 0 of a uint8 grid): gone.
+    for (const auto& n : low.nodes) {
+      if (n.op_type != "Relu") continue;
+      const graph::Node* prod = low.producer(n.inputs[0]);
+      ASSERT_NE(prod, nullptr);
+      EXPECT_NE(prod->op_type, "QLinearConv") << n.name;
+    }
+    runtime::Executor exec(low, ctx, {.backend = runtime::Backend::kReference});
+    const Tensor integer = exec.run({batch}).at(0);
+    const Tensor simulated = simulate(g, p, batch, ctx, runtime::Backend::kReference);
+    ASSERT_EQ(integer.shape(), simulated.shape());
+    const auto a = integer.f32(), b = simulated.f32();
+    float range = 0.0f, worst = 0.0f;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      range = std::max(range, std::fabs(b[i]));
+      worst = std::max(worst, std::fabs(a[i] - b[i]));
+    }
+    // One requantization step of difference somewhere upstream moves a logit by far less than 2% of the
+    // logit range; a wrong scale, zero point or dropped activation moves it by much more.
+    EXPECT_LE(worst, 0.02f * range);
+    const std::int64_t classes = integer.dim(1);
+    for (std::int64_t r = 0; r < integer.dim(0); ++r) {
+      const auto row_a = a.subspan(r * classes, classes), row_b = b.subspan(r * classes, classes);
+      EXPECT_EQ(std::max_element(row_a.begin(), row_a.end()) - row_a.begin(),
+                std::max_element(row_b.begin(), row_b.end()) - row_b.begin())
+          << "sample " << r;
+    }
+  }
+}
+
+// A hand-made QDQ chain x -> Q/DQ -> Conv(1x1) -> Clip(0, hi) -> Q/DQ: the Clip is fused away only when the
+// Q's range [0, 255 s] ends inside it; either way the lowered graph equals the QDQ graph's output exactly.
+graph::Graph clip_chain(float hi) {
+  graph::Graph g;
+  g.source = "clip_chain";
+  g.opset = 13;
+  g.inputs.push_back({"x", {1, 1, 2, 3}, DType::kFloat32});
+  g.outputs = {"y"};
+  const auto f32 = [](Shape s, std::vector<float> v) { return Tensor::from_f32(std::move(s), v); };
+  const auto u8 = [](std::uint8_t v) {
+    Tensor t(DType::kUInt8, {});
+    t.data<std::uint8_t>()[0] = v;
+    return t;
+  };
+  Tensor w(DType::kInt8, {1, 1, 1, 1});
+  w.data<std::int8_t>()[0] = 3;
+  Tensor wz(DType::kInt8, {});
+  wz.data<std::int8_t>()[0] = 0;
+  g.initializers["xs"] = f32({}, {0.05f});
+  g.initializers["xz"] = u8(128);
+  g.initializers["w"] = std::move(w);
+  g.initializers["ws"] = f32({}, {0.5f});
+  g.initializers["wz"] = std::move(wz);
+  g.initializers["lo"] = f32({}, {0.0f});
+  g.initializers["hi"] = f32({}, {hi});
+  g.initializers["ys"] = f32({}, {0.01f});
+  g.initializers["yz"] = u8(0);
+  const auto node = [&](std::string op, std::vector<std::string> in, std::string out) {
+    graph::Node n;
+    n.name = op + "_" + out;
+    n.op_type = std::move(op);
+    n.inputs = std::move(in);
+    n.outputs = {std::move(out)};
+    g.nodes.push_back(std::move(n));
+  };
+  node("QuantizeLinear", {"x", "xs", "xz"}, "xq");
+  node("DequantizeLinear", {"xq", "xs", "xz"}, "xd");
+  node("DequantizeLinear", {"w", "ws", "wz"}, "wd");
+  node("Conv", {"xd", "wd"}, "c");
+  node("Clip", {"c", "lo", "hi"}, "r");
+  node("QuantizeLinear", {"r", "ys", "yz"}, "yq");
+  node("DequantizeLinear", {"yq", "ys", "yz"}, "y");
+  return g;
+}
+
+TEST(QoperatorLowering, DropsAClipOnlyWhenTheQuantizerSaturationPerformsIt) {
+  Context ctx{1};
+  const Tensor x = Tensor::from_f32({1, 1, 2, 3}, std::vector<float>{-3.0f, -0.2f, 0.0f, 0.1f, 0.4f, 3.0f});
+  // hi = 1.0 lies inside the Q range [0, 2.55]: the Clip must stay, so no QLinearConv forms; hi = 5 lies
+  // beyond it: QLinearConv, no Clip.
+  for (float hi : {1.0f, 5.0f}) {
+    SCOPED_TRACE(hi);
+    const graph::Graph qdq = clip_chain(hi);
+    const graph::Graph low = exporter::lower_to_qoperator(qdq);
+    std::map<std::string, int> ops;
+    for (const auto& n : low.nodes) ++ops[n.op_type];
+    EXPECT_EQ(ops["Clip"], hi < 2.55f ? 1 : 0);
+    EXPECT_EQ(ops["QLinearConv"], hi < 2.55f ? 0 : 1);
+    EXPECT_EQ(ops["ConvInteger"], hi < 2.55f ? 1 : 0);
+    runtime::Executor a(qdq, ctx, {.backend = runtime::Backend::kReference});
+    runtime::Executor b(low, ctx, {.backend = runtime::Backend::kReference});
+    expect_bit_equal(b.run({x}).at(0), a.run({x}).at(0));
+  }
 }
 
 }  // namespace
