@@ -10,6 +10,9 @@
 #include <random>
 
 #include "aciq/calib.hpp"
+#include "aciq/eval.hpp"
+#include "aciq/export.hpp"
+#include "aciq/onnx.hpp"
 #include "aciq/plan.hpp"
 #include "cli_common.hpp"
 #include "commands.hpp"
@@ -28,6 +31,8 @@ struct BenchCmd {
   bool quiet = false;
   bool profile = false;
   std::string json;
+  std::string plan;
+  std::string engine = "simulate";
   CLI::App* app = nullptr;
 };
 
@@ -74,11 +79,30 @@ int run_bench(const BenchCmd& c, const Invocation& inv) {
   if (cmd.collect && q.quantized())
     throw Error("--collect: measures statistics collection in fp32; drop --qtype");
   if (!q.stats_mode.empty()) throw Error("-sm: bench takes --stats or synthetic statistics; drop -sm");
-  q.require_effective("bench");
+  const eval::Engine engine = eval::parse_engine(cmd.engine);
+  check_engine_options(engine, cmd.plan, q, "");
+  if (cmd.collect && (engine == eval::Engine::kInt8 || !cmd.plan.empty()))
+    throw Error("--collect: measures statistics collection in fp32; drop --plan and --engine");
+  std::optional<plan::QuantPlan> quant_plan;
+  if (!cmd.plan.empty()) {
+    if (q.quantized()) throw Error("--plan: the plan already fixes every quantization option; drop --qtype");
+    if (const auto name = q.given_without_qtype(); !name.empty()) {
+      throw Error("--plan: the plan already fixes every quantization option; drop " + name);
+    }
+    quant_plan = plan::QuantPlan::load(cmd.plan);
+    if (cmd.model.no_fold_bn && quant_plan->options.fold_batchnorm)
+      throw Error("--no-fold-bn: " + cmd.plan + " was made for the BN-folded graph");
+    check_engine_plan(engine, *quant_plan, cmd.plan);
+  } else {
+    q.require_effective("bench");
+  }
   std::optional<plan::PlanOptions> plan_options;
   if (q.quantized()) plan_options = q.plan_options(!cmd.model.no_fold_bn);
   Context ctx(cmd.model.threads);
-  auto g = cmd.model.load();
+  auto g = quant_plan ? onnx_import::load_model(cmd.model.model,
+                                                {.fold_batchnorm = quant_plan->options.fold_batchnorm})
+                      : cmd.model.load();
+  if (quant_plan) quant_plan->require_graph(g, cmd.plan);
   if (g.inputs.size() != 1) throw Error(cmd.model.model + ": bench supports single-input models");
   const Tensor input = synthetic_input(g.inputs[0], cmd.batch, cmd.model.model);
   const runtime::ExecutorOptions xo{.backend = cmd.model.backend_enum()};
@@ -106,9 +130,17 @@ int run_bench(const BenchCmd& c, const Invocation& inv) {
       stats.samples = cmd.batch;
       stats.points = col.accumulator().points();
     }
-    const auto quant_plan =
+    quant_plan =
         plan::build_plan(g, stats, *plan_options, q.stats.empty() ? "(synthetic statistics)" : q.stats);
-    auto sim = plan::apply_plan(g, quant_plan);
+  } else if (quant_plan) {
+    mode = "plan " + cmd.plan;
+  }
+  if (quant_plan && engine == eval::Engine::kInt8) {
+    // What eval --engine int8 runs: the plan's QDQ export lowered to the integer operators.
+    mode += " (int8 engine)";
+    g = exporter::lower_to_qoperator(exporter::insert_qdq(g, *quant_plan));
+  } else if (quant_plan) {
+    auto sim = plan::apply_plan(g, *quant_plan);
     observed = sim.points;
     observer = std::make_unique<eval::FakeQuantObserver>(std::move(sim.quantizers), ctx);
   }
@@ -214,6 +246,9 @@ void add_bench_command(CLI::App& app, SetAction set_action) {
                 "also time every step (more runs) and print time per op type and kernel");
   cmd->add_flag("-q,--quiet", b->quiet, "accepted for uniformity: bench shows no progress");
   cmd->add_option("--json", b->json, "also write the timings and the full configuration as JSON");
+  cmd->add_option("--plan", b->plan,
+                  "quantization plan from `aciq calibrate` (instead of --qtype and its options)");
+  add_engine_option(*cmd, b->engine);
   cmd->footer("Example:\n  aciq bench --model models/resnet20.onnx -b 16 --qtype int4 --clip laplace");
   cmd->callback([b, set_action] { set_action([b](const Invocation& inv) { return run_bench(*b, inv); }); });
 }

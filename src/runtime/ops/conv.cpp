@@ -3,8 +3,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 
 #include "kernels/fast/dnnl_kernels.hpp"
+#include "kernels/fast/integer_conv.hpp"
 #include "kernels/reference/integer.hpp"
 #include "kernels/reference/reference.hpp"
 #include "runtime/ops/common.hpp"
@@ -280,10 +282,54 @@ class GlobalPoolOp : public Op {
   Backend backend_;
 };
 
-// ConvInteger (opset 10): 8-bit X and W with optional zero points (W's per output channel), int32 Y.
-class ConvIntegerOp : public Op {
+// What ConvInteger and QLinearConv share: the integer accumulation, on the packed AVX2 kernels when the
+// weights and their zero points are constant on the fast backend, else on the reference kernel.
+class IntegerConvOp : public Op {
  public:
-  using Op::Op;
+  IntegerConvOp(const graph::Node& n, std::int64_t opset, Backend b) : Op(n, opset), backend_(b) {}
+
+  std::string kernel() const override {
+    return packed_ ? std::string("aciq ") + packed_->implementation() : "reference";
+  }
+
+ protected:
+  // `w` and `w_zero` index the node's inputs (they differ between the two ops).
+  void prepare_weights(const std::vector<ValueMeta>& in, std::size_t w, std::size_t w_zero) {
+    w_const_ = in[w].value != nullptr;
+    if (w_const_) widen_to_i32(*in[w].value, w_);
+    const bool zero_const = !(in.size() > w_zero && node_.has_input(w_zero)) || in[w_zero].value != nullptr;
+    if (backend_ != Backend::kFast || !w_const_ || !zero_const) return;
+    const Tensor* wz = in.size() > w_zero && node_.has_input(w_zero) ? in[w_zero].value : nullptr;
+    const std::vector<std::int32_t> zero = zero_points(*this, wz, shape_.oc, "w_zero_point");
+    packed_ = std::make_unique<fast::PackedIntegerConv>(shape_, geo_.win, w_.data(), zero.data());
+  }
+
+  // acc = sum (x - x_zero) * (w - w_zero), int32 [N, OC, OH, OW].
+  void accumulate(Context& ctx, const Tensor& x, std::int32_t x_zero, const Tensor& w, const Tensor* wz,
+                  std::int32_t* acc) {
+    if (packed_) {
+      packed_->run(x.raw(), x.dtype() == DType::kUInt8, x_zero, acc, *ctx.pool);
+      return;
+    }
+    std::vector<std::int32_t> xw;
+    widen_to_i32(x, xw);
+    if (!w_const_) widen_to_i32(w, w_);
+    const std::vector<std::int32_t> w_zero = zero_points(*this, wz, shape_.oc, "w_zero_point");
+    ref::conv2d_integer(shape_, geo_.win, xw.data(), x_zero, w_.data(), w_zero.data(), acc);
+  }
+
+  Backend backend_;
+  Geometry geo_;
+  ref::ConvShape shape_{};
+  bool w_const_ = false;
+  std::vector<std::int32_t> w_;  // W widened to int32 (in prepare() when constant)
+  std::unique_ptr<fast::PackedIntegerConv> packed_;
+};
+
+// ConvInteger (opset 10): 8-bit X and W with optional zero points (W's per output channel), int32 Y.
+class ConvIntegerOp : public IntegerConvOp {
+ public:
+  using IntegerConvOp::IntegerConvOp;
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     if (in.size() < 2) error("ConvInteger needs X and W");
     require_8bit(*this, in, {"X", "W"});
@@ -294,37 +340,25 @@ class ConvIntegerOp : public Op {
     shape_ = g.shape;
     return {ValueMeta{DType::kInt32, out_shape_of(geo_, w[0], x.size()), nullptr}};
   }
-  // Constant weights (the case of every exported model) are widened once here, not on every run.
+  // Constant weights (the case of every exported model) are widened and packed once here.
   void prepare(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&, DnnlEnv*) override {
-    w_const_ = in[1].value != nullptr;
-    if (w_const_) widen_to_i32(*in[1].value, w_);
+    prepare_weights(in, 1, 3);
   }
-  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+  void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const Tensor* xz = in.size() > 2 && node_.has_input(2) ? in[2] : nullptr;
     const Tensor* wz = in.size() > 3 && node_.has_input(3) ? in[3] : nullptr;
-    std::vector<std::int32_t> x;
-    widen_to_i32(*in[0], x);
-    if (!w_const_) widen_to_i32(*in[1], w_);
     const std::vector<std::int32_t> x_zero = zero_points(*this, xz, 1, "x_zero_point");
-    const std::vector<std::int32_t> w_zero = zero_points(*this, wz, shape_.oc, "w_zero_point");
-    ref::conv2d_integer(shape_, geo_.win, x.data(), x_zero[0], w_.data(), w_zero.data(),
-                        out[0]->data<std::int32_t>());
+    accumulate(ctx, *in[0], x_zero[0], *in[1], wz, out[0]->data<std::int32_t>());
   }
-
- private:
-  Geometry geo_;
-  ref::ConvShape shape_{};
-  bool w_const_ = false;
-  std::vector<std::int32_t> w_;  // W widened to int32 (in prepare() when constant)
 };
 
 // QLinearConv (opset 10): the ConvInteger accumulation of 8-bit X and W (W's scale and zero point per
 // output channel or scalar), plus the int32 bias, requantized to Y's scale and zero point; Y takes
 // y_zero_point's type. Inputs: x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale,
 // y_zero_point, [B].
-class QLinearConvOp : public Op {
+class QLinearConvOp : public IntegerConvOp {
  public:
-  using Op::Op;
+  using IntegerConvOp::IntegerConvOp;
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     if (in.size() < 8)
       error("QLinearConv needs x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point");
@@ -346,45 +380,26 @@ class QLinearConvOp : public Op {
     return {ValueMeta{y_type, out_shape_of(geo_, w[0], x.size()), nullptr}};
   }
   void prepare(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&, DnnlEnv*) override {
-    w_const_ = in[3].value != nullptr;
-    if (w_const_) widen_to_i32(*in[3].value, w_);
+    prepare_weights(in, 3, 5);
   }
-  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+  void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const auto optional = [&](std::size_t i) {
       return in.size() > i && node_.has_input(i) ? in[i] : nullptr;
     };
-    std::vector<std::int32_t> x;
-    widen_to_i32(*in[0], x);
-    if (!w_const_) widen_to_i32(*in[3], w_);
     const std::int32_t x_zero = zero_points(*this, optional(2), 1, "x_zero_point")[0];
-    const std::vector<std::int32_t> w_zero = zero_points(*this, optional(5), shape_.oc, "w_zero_point");
     const std::int32_t y_zero = zero_points(*this, optional(7), 1, "y_zero_point")[0];
     const float x_scale = scales_of(*this, *in[1], 1, "x_scale")[0];
     const float y_scale = scales_of(*this, *in[6], 1, "y_scale")[0];
     std::vector<float> scale = scales_of(*this, *in[4], shape_.oc, "w_scale");
     for (float& s : scale) s = x_scale * s / y_scale;  // float32, in ONNX Runtime's order
-    std::vector<std::int32_t> acc(static_cast<std::size_t>(out[0]->numel()));
-    ref::conv2d_integer(shape_, geo_.win, x.data(), x_zero, w_.data(), w_zero.data(), acc.data());
-    const std::int64_t inner = geo_.oh * geo_.ow;
-    if (const Tensor* b = optional(8)) {
-      const std::int32_t* bias = b->data<std::int32_t>();
-      for (std::size_t i = 0; i < acc.size(); ++i) {
-        // Two's-complement wrap, as an int32 accumulator register would; never undefined.
-        const auto c = static_cast<std::int64_t>(i) / inner % shape_.oc;
-        acc[i] = static_cast<std::int32_t>(static_cast<std::uint32_t>(acc[i]) +
-                                           static_cast<std::uint32_t>(bias[c]));
-      }
-    }
+    const std::unique_ptr<std::int32_t[]> acc(new std::int32_t[static_cast<std::size_t>(out[0]->numel())]);
+    accumulate(ctx, *in[0], x_zero, *in[3], optional(5), acc.get());
+    const Tensor* b = optional(8);
     const auto [lo, hi] = range_of_8bit(out[0]->dtype());
-    ref::requantize(shape_.n, shape_.oc, inner, acc.data(), scale.data(), y_zero, lo, hi, acc.data());
-    narrow_to_8bit(acc, *out[0]);
+    fast::requantize_to_8bit(shape_.n, shape_.oc, geo_.oh * geo_.ow, acc.get(),
+                             b ? b->data<std::int32_t>() : nullptr, scale.data(), y_zero, lo, hi,
+                             out[0]->raw(), out[0]->dtype() == DType::kUInt8);
   }
-
- private:
-  Geometry geo_;
-  ref::ConvShape shape_{};
-  bool w_const_ = false;
-  std::vector<std::int32_t> w_;  // w widened to int32 (in prepare() when constant)
 };
 
 }  // namespace

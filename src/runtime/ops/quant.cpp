@@ -1,6 +1,7 @@
 // QuantizeLinear/DequantizeLinear (opsets 10-18, per-tensor and per-axis) on the reference kernels.
 #include <algorithm>
 
+#include "kernels/fast/quantize_simd.hpp"
 #include "kernels/reference/quantize.hpp"
 #include "runtime/ops/common.hpp"
 #include "runtime/ops/registry.hpp"
@@ -115,11 +116,27 @@ class QuantizeLinearOp : public QdqOp {
   void kernel(const ref::QuantAxis& a, std::int64_t begin, const void* x, const float* scale, const void* zp,
               void* y, std::int64_t c) override {
     const float* xs = at<float>(x, begin);
+    if (backend_ == Backend::kFast) {
+      // The fast backend calls with one channel's slice (a = {1, 1, len}): one scale, one zero point.
+      if (zp_dtype_ == DType::kInt8) {
+        const std::int8_t z = zp ? *at<std::int8_t>(zp, c) : std::int8_t{0};
+        kernels::fast::quantize_linear_simd(xs, scale[0], z, at<std::int8_t>(y, begin), a.inner);
+      } else {
+        const std::uint8_t z = zp ? *at<std::uint8_t>(zp, c) : std::uint8_t{0};
+        kernels::fast::quantize_linear_simd(xs, scale[0], z, at<std::uint8_t>(y, begin), a.inner);
+      }
+      return;
+    }
     if (zp_dtype_ == DType::kInt8) {
       ref::quantize_linear(a, xs, scale, at<std::int8_t>(zp, c), at<std::int8_t>(y, begin));
     } else {
       ref::quantize_linear(a, xs, scale, at<std::uint8_t>(zp, c), at<std::uint8_t>(y, begin));
     }
+  }
+
+ public:
+  [[nodiscard]] std::string kernel() const override {
+    return backend_ == Backend::kFast ? "Highway" : "reference";
   }
 };
 

@@ -1,0 +1,70 @@
+// Highway QuantizeLinear, compiled once per SIMD target and picked at run time (scalar included).
+#include "kernels/fast/quantize_simd.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+// clang-format off
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/fast/quantize_simd.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+// clang-format on
+
+HWY_BEFORE_NAMESPACE();
+namespace aciq::kernels::fast {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+template <class T>
+void QuantizeImpl(const float* x, float scale, T zero_point, T* y, std::int64_t n) {
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<std::int32_t, decltype(df)> di;
+  const hn::Rebind<T, decltype(df)> dq;
+  constexpr float qmin = std::numeric_limits<T>::min(), qmax = std::numeric_limits<T>::max();
+  const auto vs = hn::Set(df, scale), vz = hn::Set(df, static_cast<float>(zero_point));
+  const auto lo = hn::Set(df, qmin), hi = hn::Set(df, qmax), zero = hn::Zero(df);
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(df));
+  std::int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    // Round() is round-half-to-even, as nearbyint in the default rounding mode.
+    auto r = hn::Add(hn::Round(hn::Div(hn::LoadU(df, x + i), vs)), vz);
+    r = hn::IfThenElse(hn::IsNaN(r), zero, hn::Min(hn::Max(r, lo), hi));
+    hn::StoreU(hn::DemoteTo(dq, hn::ConvertTo(di, r)), dq, y + i);
+  }
+  for (; i < n; ++i) {
+    float r = std::nearbyint(x[i] / scale) + static_cast<float>(zero_point);
+    r = std::isnan(r) ? 0.0f : (r < qmin ? qmin : (r > qmax ? qmax : r));
+    y[i] = static_cast<T>(r);
+  }
+}
+
+void QuantizeU8(const float* x, float scale, std::uint8_t zp, std::uint8_t* y, std::int64_t n) {
+  QuantizeImpl(x, scale, zp, y, n);
+}
+void QuantizeS8(const float* x, float scale, std::int8_t zp, std::int8_t* y, std::int64_t n) {
+  QuantizeImpl(x, scale, zp, y, n);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace aciq::kernels::fast
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace aciq::kernels::fast {
+
+HWY_EXPORT(QuantizeU8);
+HWY_EXPORT(QuantizeS8);
+
+void quantize_linear_simd(const float* x, float scale, std::uint8_t zero_point, std::uint8_t* y,
+                          std::int64_t n) {
+  HWY_DYNAMIC_DISPATCH(QuantizeU8)(x, scale, zero_point, y, n);
+}
+void quantize_linear_simd(const float* x, float scale, std::int8_t zero_point, std::int8_t* y,
+                          std::int64_t n) {
+  HWY_DYNAMIC_DISPATCH(QuantizeS8)(x, scale, zero_point, y, n);
+}
+
+}  // namespace aciq::kernels::fast
+#endif
