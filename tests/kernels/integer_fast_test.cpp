@@ -3,6 +3,7 @@
 // types, operands at the ends of their ranges, and 1 and 2 threads.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -56,8 +57,10 @@ std::vector<Case> cases() {
   };
 }
 
+// `byte_weights`: w_zero = 0, so w - w_zero fits int8 and the VNNI path may take the case.
 template <class T>
-void check_case(const Case& cc, int threads, std::mt19937& rng, bool extremes) {
+void check_case(const Case& cc, fast::IntegerIsa isa, int threads, std::mt19937& rng, bool extremes,
+                bool byte_weights) {
   const auto& s = cc.s;
   const std::int64_t icg = s.c / s.group, taps = icg * cc.win.kh * cc.win.kw;
   std::vector<T> x(static_cast<std::size_t>(s.n * s.c * s.h * s.w));
@@ -68,33 +71,48 @@ void check_case(const Case& cc, int threads, std::mt19937& rng, bool extremes) {
   // Extremes: every shifted operand at +-255, the largest pair sums vpmaddwd can meet.
   for (auto& v : x) v = static_cast<T>(extremes ? (xd(rng) % 2 ? hi : lo) : xd(rng));
   for (auto& v : w) v = extremes ? (wd(rng) % 2 ? 127 : -128) : wd(rng);
-  for (auto& z : w_zero) z = extremes ? (zd(rng) % 2 ? 127 : -128) : zd(rng);
+  for (auto& z : w_zero) z = byte_weights ? 0 : extremes ? (zd(rng) % 2 ? 127 : -128) : zd(rng);
   const std::int32_t x_zero = extremes ? (lo == 0 ? 255 : -128) : (lo + hi) / 3;
 
   std::vector<std::int32_t> xw(x.begin(), x.end());
   std::vector<std::int32_t> want(static_cast<std::size_t>(s.n * s.oc * s.oh * s.ow));
   ref::conv2d_integer(s, cc.win, xw.data(), x_zero, w.data(), w_zero.data(), want.data());
 
-  const fast::PackedIntegerConv packed(s, cc.win, w.data(), w_zero.data());
-  EXPECT_EQ(packed.implementation(), cc.expect);
+  const fast::PackedIntegerConv packed(s, cc.win, w.data(), w_zero.data(), isa);
+  bool fits = true;  // every w - w_zero in int8: the VNNI path's condition
+  for (std::int64_t oc = 0; oc < s.oc; ++oc) {
+    for (std::int64_t k = 0; k < taps; ++k)
+      fits = fits && std::abs(w[oc * taps + k] - w_zero[oc] + 0.5) < 128;
+  }
+  const bool vnni = isa == fast::IntegerIsa::kAvx512Vnni && fits && cc.expect != "direct (AVX2)";
+  EXPECT_EQ(packed.implementation(), vnni ? std::string("u8s8 GEMM (AVX-512 VNNI)") : cc.expect);
   std::vector<std::int32_t> got(want.size(), -1);
   ThreadPool pool(threads);
   packed.run(x.data(), std::is_same_v<T, std::uint8_t>, x_zero, got.data(), pool);
   ASSERT_EQ(got, want) << "n" << s.n << " c" << s.c << " oc" << s.oc << " g" << s.group << " " << s.h << "x"
-                       << s.w << " k" << cc.win.kh << "x" << cc.win.kw << " threads " << threads;
+                       << s.w << " k" << cc.win.kh << "x" << cc.win.kw << " threads " << threads << " "
+                       << packed.implementation();
 }
 
 TEST(FastIntegerConv, EqualsTheReferenceBitForBit) {
   if (!fast::has_int16_madd()) GTEST_SKIP() << "no AVX2 on this CPU: the reference kernel runs instead";
+  std::vector<fast::IntegerIsa> isas = {fast::IntegerIsa::kAvx2};
+  if (fast::best_integer_isa() == fast::IntegerIsa::kAvx512Vnni)
+    isas.push_back(fast::IntegerIsa::kAvx512Vnni);
   std::mt19937 rng(11);
   for (const Case& cc : cases()) {
-    for (int threads : {1, 2}) {
-      for (bool extremes : {false, true}) {
-        check_case<std::uint8_t>(cc, threads, rng, extremes);
-        check_case<std::int8_t>(cc, threads, rng, extremes);
+    for (const auto isa : isas) {
+      for (int threads : {1, 2}) {
+        for (bool extremes : {false, true}) {
+          for (bool byte_weights : {false, true}) {
+            check_case<std::uint8_t>(cc, isa, threads, rng, extremes, byte_weights);
+            check_case<std::int8_t>(cc, isa, threads, rng, extremes, byte_weights);
+          }
+        }
       }
     }
   }
+  if (isas.size() == 1) GTEST_SKIP() << "no AVX-512 VNNI on this CPU: only the AVX2 paths were compared";
 }
 
 template <class T>

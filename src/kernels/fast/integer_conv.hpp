@@ -21,19 +21,28 @@ namespace aciq::kernels::fast {
 // reference kernels, so results never depend on the machine.
 bool has_int16_madd();
 
+// The instruction sets the packed convolution can use, best last. kAvx512Vnni multiplies raw uint8
+// activations by int8 weights with vpdpbusd (exact: four products summed into int32, no saturation)
+// and applies the zero point as one correction per output channel; it needs every w - w_zero in
+// [-128, 127], as symmetric int8 weights are, else the int16 path runs.
+enum class IntegerIsa { kReference, kAvx2, kAvx512Vnni };
+IntegerIsa best_integer_isa();  // what this CPU offers (checked once)
+
 // Weights of one integer convolution, zero-point shifted and packed once (the weights of an exported
 // model are constant): pairs of taps interleaved as int16 for vpmaddwd, in panels of kRows output
 // channels per group, plus the shifted int32 weights for the direct (depthwise) path.
 class PackedIntegerConv {
  public:
+  // `isa` caps the instruction set (tests run every path on one machine); the CPU may lower it.
   PackedIntegerConv(const ref::ConvShape& s, const ref::Window2d& win, const std::int32_t* w,
-                    const std::int32_t* w_zero);
+                    const std::int32_t* w_zero, IntegerIsa isa = best_integer_isa());
 
   // y[n, oc, oh, ow] (int32) from 8-bit x; `x_unsigned` says whether x holds uint8 or int8 values.
   void run(const void* x, bool x_unsigned, std::int32_t x_zero, std::int32_t* y, ThreadPool& pool) const;
 
-  // "int16 GEMM" or "direct" (grouped convolutions with few output channels per group, e.g. depthwise,
-  // where a GEMM panel would be mostly padding); "reference" without AVX2.
+  // "u8s8 GEMM (AVX-512 VNNI)", "int16 GEMM (AVX2)" or "direct (AVX2)" (grouped convolutions with few
+  // output channels per group, e.g. depthwise, where a GEMM panel would be mostly padding);
+  // "reference" without AVX2.
   [[nodiscard]] const char* implementation() const;
 
  private:
@@ -41,6 +50,8 @@ class PackedIntegerConv {
   void run_typed(const T* x, std::int32_t x_zero, std::int32_t* y, ThreadPool& pool) const;
   template <class T>
   void gemm_image(const T* x, std::int32_t x_zero, std::int32_t* y, ThreadPool& pool) const;
+  template <class T>
+  void vnni_image(const T* x, std::int32_t x_zero, std::int32_t* y, ThreadPool& pool) const;
   template <class T>
   void direct_image(const T* x, std::int32_t x_zero, std::int32_t* y, ThreadPool& pool) const;
 
@@ -50,8 +61,12 @@ class PackedIntegerConv {
   std::int64_t pairs_ = 0;   // ceil(k_ / 2)
   std::int64_t blocks_ = 0;  // panels of kRows output channels per group
   bool direct_ = false;
-  std::vector<std::int32_t> panels_;   // [group][block][pair][kRows] two int16 per word (GEMM path)
-  std::vector<std::int32_t> shifted_;  // [oc][k] w - w_zero (direct and reference paths)
+  IntegerIsa isa_ = IntegerIsa::kReference;
+  std::int64_t quads_ = 0;              // ceil(k_ / 4) (VNNI path)
+  std::vector<std::int32_t> quads8_;    // [group][block of 8][quad][8] four int8 per word (VNNI path)
+  std::vector<std::int32_t> row_sums_;  // [oc] sum_k (w - w_zero): the zero-point correction (VNNI path)
+  std::vector<std::int32_t> panels_;    // [group][block][pair][kRows] two int16 per word (GEMM path)
+  std::vector<std::int32_t> shifted_;   // [oc][k] w - w_zero (direct and reference paths)
   std::vector<std::int32_t> w_zero_;
 };
 
