@@ -155,6 +155,7 @@ TensorRunResult run_tensors(graph::Graph g, const runtime::ExecutorOptions& xo, 
 // The usual error metrics of a quantized (or other) output against a reference of the same shape.
 struct TensorComparison {
   std::int64_t elements = 0;
+  std::int64_t identical = 0;  // elements exactly equal (how often an integer path differs at all)
   double max_abs = 0, mean_abs = 0;
   double max_abs_ref = 0;  // the reference's largest magnitude (scale for max_abs)
   double sqnr_db = 0;      // 10 log10(sum ref^2 / sum (ref - out)^2); +inf when identical

@@ -228,6 +228,7 @@ TensorComparison compare_tensors(const Tensor& ref_in, const Tensor& out_in, std
     const double x = a[i], y = b[i], d = std::fabs(x - y);
     if (std::isnan(x) || std::isnan(y)) fail("NaN at element " + std::to_string(i));
     c.max_abs = std::max(c.max_abs, d);
+    c.identical += a[i] == b[i];
     c.max_abs_ref = std::max(c.max_abs_ref, std::fabs(x));
     sum_abs += d;
     sig += x * x;

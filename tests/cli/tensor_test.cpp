@@ -88,6 +88,7 @@ TEST(CliCompare, MetricsMatchClosedForms) {
   const auto r = aciq("compare --json " + a + " " + b);
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["identical"].get<int>(), 3);
   EXPECT_DOUBLE_EQ(j["max_abs_diff"].get<double>(), 1.0);
   EXPECT_DOUBLE_EQ(j["mean_abs_diff"].get<double>(), 0.25);
   EXPECT_NEAR(j["sqnr_db"].get<double>(), 10.0 * std::log10(5.0), 1e-12);
