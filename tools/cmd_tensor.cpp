@@ -137,10 +137,11 @@ int run_compare(const CompareCmd& cmd) {
     std::cout << j.dump(1) << "\n";
     return 0;
   }
-  std::cout << fmt::format("elements {}  identical {} ({:.2f}%)  max abs diff {:.6g}  mean abs diff {:.6g}  "
-                           "(max |ref| {:.6g})\n",
-                           c.elements, c.identical, c.elements ? 100.0 * c.identical / c.elements : 100.0,
-                           c.max_abs, c.mean_abs, c.max_abs_ref)
+  std::cout << fmt::format(
+                   "elements {}  identical {} ({:.2f}%)  max abs diff {:.6g}  mean abs diff {:.6g}  "
+                   "(max |ref| {:.6g})\n",
+                   c.elements, c.identical, c.elements ? 100.0 * c.identical / c.elements : 100.0, c.max_abs,
+                   c.mean_abs, c.max_abs_ref)
             << fmt::format("SQNR {} dB  cosine {:.6f}  argmax agreement {}/{} ({:.2f}%) along axis {}\n",
                            exact ? std::string("inf") : fmt::format("{:.2f}", c.sqnr_db), c.cosine,
                            c.argmax_agree, c.argmax_total,

@@ -162,8 +162,8 @@ TEST(CliContract, Int8EngineNeedsAnOnnxPlanAndMatchesTheSimulation) {
   // bench: the same checks, and the integer graph's convolutions off the reference kernels.
   expect_one_line_error(aciq("bench --model " + m + " --engine int8 --iters 1"),
                         "--engine int8: needs a quantization plan", false);
-  const CliRun bench =
-      aciq("bench --model " + m + " --iters 1 -b 4 --qtype int8 --clip laplace --semantics onnx --engine int8");
+  const CliRun bench = aciq("bench --model " + m +
+                            " --iters 1 -b 4 --qtype int8 --clip laplace --semantics onnx --engine int8");
   ASSERT_EQ(bench.code, 0) << bench.err;
   EXPECT_NE(bench.out.find("(int8 engine)"), std::string::npos) << bench.out;
   const std::string refs = bench.out.substr(bench.out.find("reference kernels:"));

@@ -185,12 +185,60 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void tile_8x32(std::int64
   }
 }
 
-// acc[i] += w * row[i]; wraps as int32 registers do (the reference's sums never come near 2^31).
-__attribute__((target("avx2"))) void accumulate_tap(std::int32_t* acc, const std::int16_t* row,
-                                                    std::int32_t w, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i) {
-    acc[i] = static_cast<std::int32_t>(static_cast<std::uint32_t>(acc[i]) +
-                                       static_cast<std::uint32_t>(w * static_cast<std::int32_t>(row[i])));
+// padded[(iy + pad_top) * wp + ix + pad_left] = x[iy, ix] - x_zero, 0 in the border: one conversion per
+// plane, after which every tap of a direct convolution reads contiguous rows.
+template <class T>
+__attribute__((target("avx2"))) void pad_plane(const T* plane, std::int64_t h, std::int64_t w,
+                                               std::int64_t top, std::int64_t left, std::int64_t wp,
+                                               std::int64_t hp, std::int32_t x_zero, std::int16_t* padded) {
+  std::fill_n(padded, top * wp, std::int16_t{0});
+  for (std::int64_t iy = 0; iy < h; ++iy) {
+    std::int16_t* r = padded + (iy + top) * wp;
+    std::fill_n(r, left, std::int16_t{0});
+    const T* src = plane + iy * w;
+    for (std::int64_t ix = 0; ix < w; ++ix) r[left + ix] = static_cast<std::int16_t>(src[ix] - x_zero);
+    std::fill(r + left + w, r + wp, std::int16_t{0});
+  }
+  std::fill(padded + (top + h) * wp, padded + hp * wp, std::int16_t{0});
+}
+
+// acc[oy, ox] (+)= sum over taps t of w[t] * padded[oy * stride_h + ky * dil_h, ox * stride_w + kx * dil_w]:
+// all taps of one output row summed in a register, one store per 8 outputs. Wraps as int32 registers do
+// (the reference's sums never come near 2^31).
+constexpr std::int64_t kMaxDirectTaps = 64;
+__attribute__((target("avx2"))) void direct_rows(const std::int16_t* padded, std::int64_t wp,
+                                                 const ref::ConvShape& s, const ref::Window2d& win,
+                                                 const std::int32_t* w, bool accumulate, std::int32_t* acc) {
+  const std::int64_t taps = win.kh * win.kw;
+  std::int64_t off[kMaxDirectTaps];
+  __m256i wv[kMaxDirectTaps];
+  for (std::int64_t t = 0; t < taps; ++t) {
+    off[t] = t / win.kw * win.dil_h * wp + t % win.kw * win.dil_w;
+    wv[t] = _mm256_set1_epi32(w[t]);
+  }
+  for (std::int64_t oy = 0; oy < s.oh; ++oy) {
+    const std::int16_t* base = padded + oy * win.stride_h * wp;
+    std::int32_t* a = acc + oy * s.ow;
+    std::int64_t ox = 0;
+    if (win.stride_w == 1) {
+      for (; ox + 8 <= s.ow; ox += 8) {
+        __m256i sum = accumulate ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + ox))
+                                 : _mm256_setzero_si256();
+        for (std::int64_t t = 0; t < taps; ++t) {
+          const __m256i v =
+              _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(base + off[t] + ox)));
+          sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(v, wv[t]));
+        }
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(a + ox), sum);
+      }
+    }
+    for (; ox < s.ow; ++ox) {
+      std::uint32_t sum = accumulate ? static_cast<std::uint32_t>(a[ox]) : 0U;
+      for (std::int64_t t = 0; t < taps; ++t) {
+        sum += static_cast<std::uint32_t>(w[t] * static_cast<std::int32_t>(base[off[t] + ox * win.stride_w]));
+      }
+      a[ox] = static_cast<std::int32_t>(sum);
+    }
   }
 }
 
@@ -275,7 +323,7 @@ PackedIntegerConv::PackedIntegerConv(const ref::ConvShape& s, const ref::Window2
   pairs_ = (k_ + 1) / 2;
   quads_ = (k_ + 3) / 4;
   blocks_ = (ocg + kRows - 1) / kRows;
-  direct_ = ocg < kDirectBelow && s.group > 1;
+  direct_ = ocg < kDirectBelow && s.group > 1 && win.kh * win.kw <= kMaxDirectTaps;
   isa_ = std::min(isa, best_integer_isa());
   shifted_.resize(static_cast<std::size_t>(s.oc * k_));
   for (std::int64_t oc = 0; oc < s.oc; ++oc) {
@@ -344,17 +392,27 @@ const char* PackedIntegerConv::implementation() const {
 }
 
 void PackedIntegerConv::run(const void* x, bool x_unsigned, std::int32_t x_zero, std::int32_t* y,
-                            ThreadPool& pool) const {
+                            ThreadPool& pool, std::int32_t* channel_offset) const {
   if (x_unsigned) {
-    run_typed(static_cast<const std::uint8_t*>(x), x_zero, y, pool);
+    run_typed(static_cast<const std::uint8_t*>(x), x_zero, y, pool, channel_offset);
   } else {
-    run_typed(static_cast<const std::int8_t*>(x), x_zero, y, pool);
+    run_typed(static_cast<const std::int8_t*>(x), x_zero, y, pool, channel_offset);
   }
 }
 
 template <class T>
-void PackedIntegerConv::run_typed(const T* x, std::int32_t x_zero, std::int32_t* y, ThreadPool& pool) const {
+void PackedIntegerConv::run_typed(const T* x, std::int32_t x_zero, std::int32_t* y, ThreadPool& pool,
+                                  std::int32_t* channel_offset) const {
   const std::int64_t in_image = s_.c * s_.h * s_.w, out_image = s_.oc * s_.oh * s_.ow;
+  const bool defer = channel_offset != nullptr && isa_ == IntegerIsa::kAvx512Vnni && !direct_;
+  if (channel_offset) {
+    // The VNNI path's correction -x_zero' * sum(w) (x_zero' the zero point in raw-byte terms).
+    const auto zero = static_cast<std::uint32_t>(std::is_same_v<T, std::int8_t> ? x_zero + 128 : x_zero);
+    for (std::int64_t oc = 0; oc < s_.oc; ++oc) {
+      channel_offset[oc] =
+          defer ? static_cast<std::int32_t>(0U - zero * static_cast<std::uint32_t>(row_sums_[oc])) : 0;
+    }
+  }
   if (isa_ == IntegerIsa::kReference) {
     std::vector<std::int32_t> wide(x, x + s_.n * in_image);
     const std::vector<std::int32_t> no_zero(static_cast<std::size_t>(s_.oc), 0);
@@ -370,7 +428,7 @@ void PackedIntegerConv::run_typed(const T* x, std::int32_t x_zero, std::int32_t*
   pool.parallel_for(s_.n, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t n = lo; n < hi; ++n) {
       if (isa_ == IntegerIsa::kAvx512Vnni) {
-        vnni_image(x + n * in_image, x_zero, y + n * out_image, pool);
+        vnni_image(x + n * in_image, x_zero, y + n * out_image, pool, !defer);
       } else {
         gemm_image(x + n * in_image, x_zero, y + n * out_image, pool);
       }
@@ -438,7 +496,8 @@ void PackedIntegerConv::gemm_image(const T* x, std::int32_t x_zero, std::int32_t
 }
 
 template <class T>
-void PackedIntegerConv::vnni_image(const T* x, std::int32_t x_zero, std::int32_t* y, ThreadPool& pool) const {
+void PackedIntegerConv::vnni_image(const T* x, std::int32_t x_zero, std::int32_t* y, ThreadPool& pool,
+                                   bool correct) const {
   // Raw bytes: uint8 as they are, int8 moved to uint8 by +128 (x ^ 0x80) with the zero point moved
   // alike, so x - x_zero is unchanged. Padding holds the zero point itself, as ONNX defines, and the
   // correction below removes x_zero * sum(w) from every output:
@@ -502,7 +561,7 @@ void PackedIntegerConv::vnni_image(const T* x, std::int32_t x_zero, std::int32_t
             for (std::int64_t r = 0; r < rows; ++r) std::copy_n(edge + r * kCols32, cols, c + r * pixels);
           }
         }
-        if (k0 + kQuadBlock < quads_) continue;
+        if (!correct || k0 + kQuadBlock < quads_) continue;
         // Last block: the zero-point correction on this thread's pixels (modular, as the sums are).
         for (std::int64_t o = 0; o < ocg; ++o) {
           const auto corr =
@@ -522,23 +581,19 @@ void PackedIntegerConv::direct_image(const T* x, std::int32_t x_zero, std::int32
                                      ThreadPool& pool) const {
   const std::int64_t icg = s_.c / s_.group, ocg = s_.oc / s_.group;
   const std::int64_t pixels = s_.oh * s_.ow, plane = s_.h * s_.w;
-  const auto shift = [x_zero](T v) { return static_cast<std::int16_t>(v - x_zero); };
+  // The padded plane covers every input position a window can reach: by the ONNX output-size rule the
+  // last window ends at most pad_bottom (pad_right) past the input.
+  const std::int64_t hp = s_.h + win_.pad_top + win_.pad_bottom, wp = s_.w + win_.pad_left + win_.pad_right;
+  const std::int64_t taps = win_.kh * win_.kw;
   pool.parallel_for(s_.n * s_.oc, [&](std::int64_t lo, std::int64_t hi) {
-    std::vector<std::int16_t> row(static_cast<std::size_t>(pixels));
+    std::vector<std::int16_t> padded(static_cast<std::size_t>(hp * wp));
     for (std::int64_t item = lo; item < hi; ++item) {
       const std::int64_t n = item / s_.oc, oc = item % s_.oc, g = oc / ocg;
       std::int32_t* acc = y + item * pixels;
-      std::fill_n(acc, pixels, 0);
       for (std::int64_t ic = 0; ic < icg; ++ic) {
         const T* xc = x + (n * s_.c + g * icg + ic) * plane;
-        for (std::int64_t ky = 0; ky < win_.kh; ++ky) {
-          for (std::int64_t kx = 0; kx < win_.kw; ++kx) {
-            const std::int32_t w = shifted_[oc * k_ + (ic * win_.kh + ky) * win_.kw + kx];
-            if (w == 0) continue;  // adds nothing; common in quantized depthwise filters
-            tap_row(xc, s_, win_, ky, kx, std::int16_t{0}, shift, row.data());
-            accumulate_tap(acc, row.data(), w, pixels);
-          }
-        }
+        pad_plane(xc, s_.h, s_.w, win_.pad_top, win_.pad_left, wp, hp, x_zero, padded.data());
+        direct_rows(padded.data(), wp, s_, win_, shifted_.data() + oc * k_ + ic * taps, ic > 0, acc);
       }
     }
   });

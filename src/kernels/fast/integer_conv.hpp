@@ -38,7 +38,11 @@ class PackedIntegerConv {
                     const std::int32_t* w_zero, IntegerIsa isa = best_integer_isa());
 
   // y[n, oc, oh, ow] (int32) from 8-bit x; `x_unsigned` says whether x holds uint8 or int8 values.
-  void run(const void* x, bool x_unsigned, std::int32_t x_zero, std::int32_t* y, ThreadPool& pool) const;
+  // With `channel_offset` (one int32 per output channel) a per-channel constant the sums still need may
+  // be returned there instead of added to every output (the VNNI path's zero-point correction): the
+  // caller adds it with its bias, y + channel_offset[oc] being the exact sums. Zeros on other paths.
+  void run(const void* x, bool x_unsigned, std::int32_t x_zero, std::int32_t* y, ThreadPool& pool,
+           std::int32_t* channel_offset = nullptr) const;
 
   // "u8s8 GEMM (AVX-512 VNNI)", "int16 GEMM (AVX2)" or "direct (AVX2)" (grouped convolutions with few
   // output channels per group, e.g. depthwise, where a GEMM panel would be mostly padding);
@@ -47,11 +51,12 @@ class PackedIntegerConv {
 
  private:
   template <class T>
-  void run_typed(const T* x, std::int32_t x_zero, std::int32_t* y, ThreadPool& pool) const;
+  void run_typed(const T* x, std::int32_t x_zero, std::int32_t* y, ThreadPool& pool,
+                 std::int32_t* channel_offset) const;
   template <class T>
   void gemm_image(const T* x, std::int32_t x_zero, std::int32_t* y, ThreadPool& pool) const;
   template <class T>
-  void vnni_image(const T* x, std::int32_t x_zero, std::int32_t* y, ThreadPool& pool) const;
+  void vnni_image(const T* x, std::int32_t x_zero, std::int32_t* y, ThreadPool& pool, bool correct) const;
   template <class T>
   void direct_image(const T* x, std::int32_t x_zero, std::int32_t* y, ThreadPool& pool) const;
 

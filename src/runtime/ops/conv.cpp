@@ -305,10 +305,13 @@ class IntegerConvOp : public Op {
   }
 
   // acc = sum (x - x_zero) * (w - w_zero), int32 [N, OC, OH, OW].
+  // With `channel_offset`, a per-channel constant may be left for the caller to add (see
+  // PackedIntegerConv::run); it is all zeros otherwise.
   void accumulate(Context& ctx, const Tensor& x, std::int32_t x_zero, const Tensor& w, const Tensor* wz,
-                  std::int32_t* acc) {
+                  std::int32_t* acc, std::int32_t* channel_offset = nullptr) {
+    if (channel_offset) std::fill_n(channel_offset, shape_.oc, 0);
     if (packed_) {
-      packed_->run(x.raw(), x.dtype() == DType::kUInt8, x_zero, acc, *ctx.pool);
+      packed_->run(x.raw(), x.dtype() == DType::kUInt8, x_zero, acc, *ctx.pool, channel_offset);
       return;
     }
     std::vector<std::int32_t> xw;
@@ -393,12 +396,19 @@ class QLinearConvOp : public IntegerConvOp {
     std::vector<float> scale = scales_of(*this, *in[4], shape_.oc, "w_scale");
     for (float& s : scale) s = x_scale * s / y_scale;  // float32, in ONNX Runtime's order
     const std::unique_ptr<std::int32_t[]> acc(new std::int32_t[static_cast<std::size_t>(out[0]->numel())]);
-    accumulate(ctx, *in[0], x_zero, *in[3], optional(5), acc.get());
-    const Tensor* b = optional(8);
+    // The kernel's leftover per-channel constant joins the bias, saving a pass over the output.
+    std::vector<std::int32_t> bias(static_cast<std::size_t>(shape_.oc));
+    accumulate(ctx, *in[0], x_zero, *in[3], optional(5), acc.get(), bias.data());
+    if (const Tensor* b = optional(8)) {
+      const std::int32_t* bv = b->data<std::int32_t>();
+      for (std::size_t c = 0; c < bias.size(); ++c) {
+        bias[c] = static_cast<std::int32_t>(static_cast<std::uint32_t>(bias[c]) +
+                                            static_cast<std::uint32_t>(bv[c]));
+      }
+    }
     const auto [lo, hi] = range_of_8bit(out[0]->dtype());
-    fast::requantize_to_8bit(shape_.n, shape_.oc, geo_.oh * geo_.ow, acc.get(),
-                             b ? b->data<std::int32_t>() : nullptr, scale.data(), y_zero, lo, hi,
-                             out[0]->raw(), out[0]->dtype() == DType::kUInt8);
+    fast::requantize_to_8bit(shape_.n, shape_.oc, geo_.oh * geo_.ow, acc.get(), bias.data(), scale.data(),
+                             y_zero, lo, hi, out[0]->raw(), out[0]->dtype() == DType::kUInt8);
   }
 };
 
