@@ -55,6 +55,8 @@ std::vector<Case> cases() {
       make(1, 127, 127, 127, 6, 5, 3, 3, 2, 1, 1, direct),
       make(1, 10, 10, 10, 9, 9, 3, 3, 1, 2, 2, direct),  // depthwise, dilation 2
       make(2, 6, 6, 6, 11, 10, 5, 3, 2, 2, 1, direct),   // depthwise 5x3, stride 2
+      make(1, 5, 5, 5, 9, 37, 3, 3, 2, 1, 1, direct),    // stride 2, 19 outputs a row: vectors + tail
+      make(1, 4, 4, 4, 10, 20, 3, 3, 3, 1, 1, direct),   // stride 3: the scalar loop
       make(1, 14, 21, 7, 7, 7, 3, 3, 1, 1, 1, direct),   // 3 outputs per group
   };
 }

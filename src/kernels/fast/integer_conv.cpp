@@ -206,6 +206,7 @@ __attribute__((target("avx2"))) void pad_plane(const T* plane, std::int64_t h, s
 // all taps of one output row summed in a register, one store per 8 outputs. Wraps as int32 registers do
 // (the reference's sums never come near 2^31).
 constexpr std::int64_t kMaxDirectTaps = 64;
+constexpr std::int64_t kDirectSlack = 32;  // int16 past a padded plane that a last vector step may read
 __attribute__((target("avx2"))) void direct_rows(const std::int16_t* padded, std::int64_t wp,
                                                  const ref::ConvShape& s, const ref::Window2d& win,
                                                  const std::int32_t* w, bool accumulate, std::int32_t* acc) {
@@ -220,16 +221,35 @@ __attribute__((target("avx2"))) void direct_rows(const std::int16_t* padded, std
     const std::int16_t* base = padded + oy * win.stride_h * wp;
     std::int32_t* a = acc + oy * s.ow;
     std::int64_t ox = 0;
-    if (win.stride_w == 1) {
-      for (; ox + 8 <= s.ow; ox += 8) {
-        __m256i sum = accumulate ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + ox))
-                                 : _mm256_setzero_si256();
+    if (win.stride_w <= 2) {
+      // Eight outputs per step, the last step too: it reads up to kDirectSlack elements past the plane
+      // (the buffer has them) and stores only the valid outputs.
+      for (; ox < s.ow; ox += 8) {
+        const std::int64_t valid = std::min<std::int64_t>(8, s.ow - ox);
+        alignas(32) std::int32_t tail[8] = {};
+        if (valid < 8 && accumulate) std::copy_n(a + ox, valid, tail);
+        __m256i sum = valid < 8    ? _mm256_load_si256(reinterpret_cast<const __m256i*>(tail))
+                      : accumulate ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + ox))
+                                   : _mm256_setzero_si256();
         for (std::int64_t t = 0; t < taps; ++t) {
-          const __m256i v =
-              _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(base + off[t] + ox)));
+          const std::int16_t* src = base + off[t] + ox * win.stride_w;
+          __m256i v;
+          if (win.stride_w == 1) {
+            v = _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src)));
+          } else {
+            // Stride 2: sixteen int16 read as eight int32 lanes; the even element is each lane's low
+            // half, sign-extended by a shift pair.
+            v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src));
+            v = _mm256_srai_epi32(_mm256_slli_epi32(v, 16), 16);
+          }
           sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(v, wv[t]));
         }
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(a + ox), sum);
+        if (valid == 8) {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(a + ox), sum);
+        } else {
+          _mm256_store_si256(reinterpret_cast<__m256i*>(tail), sum);
+          std::copy_n(tail, valid, a + ox);
+        }
       }
     }
     for (; ox < s.ow; ++ox) {
@@ -586,7 +606,7 @@ void PackedIntegerConv::direct_image(const T* x, std::int32_t x_zero, std::int32
   const std::int64_t hp = s_.h + win_.pad_top + win_.pad_bottom, wp = s_.w + win_.pad_left + win_.pad_right;
   const std::int64_t taps = win_.kh * win_.kw;
   pool.parallel_for(s_.n * s_.oc, [&](std::int64_t lo, std::int64_t hi) {
-    std::vector<std::int16_t> padded(static_cast<std::size_t>(hp * wp));
+    std::vector<std::int16_t> padded(static_cast<std::size_t>(hp * wp + kDirectSlack), 0);
     for (std::int64_t item = lo; item < hi; ++item) {
       const std::int64_t n = item / s_.oc, oc = item % s_.oc, g = oc / ocg;
       std::int32_t* acc = y + item * pixels;
