@@ -265,8 +265,9 @@ void QuantArgs::add(CLI::App& app, bool with_activation_options) {
         app.add_option(
                "--bias-correction", bias_correction,
                "paper: restore each output channel's weight mean and std after quantization (Banner et al. "
-               "2019; simulation only, exports refuse it)")
-            ->check(CLI::IsMember({"none", "paper"}))
+               "2019; simulation only, exports refuse it); deploy: the same folded into the weight scales "
+               "and int32 biases (needs --semantics onnx and --placement deploy; exports carry it)")
+            ->check(CLI::IsMember({"none", "paper", "deploy"}))
             ->capture_default_str());
   track("--bits-budget",
         app.add_option(
@@ -372,6 +373,7 @@ plan::PlanOptions QuantArgs::plan_options(bool fold_batchnorm) const {
   if (o.weight_clip != plan::WeightClip::kMinMax && o.weights != plan::WeightGranularity::kChannel)
     throw Error("--wclip " + wclip + ": weight clipping needs --wgran channel");
   o.fold_batchnorm = fold_batchnorm;
+  plan::check_plan_options(o);
   return o;
 }
 

@@ -35,6 +35,7 @@ struct CollectCmd {
   DataArgs data;
   std::string stats;
   bool merge = false;
+  bool channel_stats = false;
   std::string json;
   bool quiet = false;
   CLI::App* app = nullptr;
@@ -128,15 +129,21 @@ int run_collect(const CollectCmd& c, const Invocation& inv) {
   eval::TopK fp32;
   std::optional<calib::StatsFile> part;
   if (lo.limit > 0) {
-    part = eval::collect_statistics(std::move(g), cmd.model.model, {.backend = cmd.model.backend_enum()}, ctx,
-                                    ds, lo, loop_options(group, cmd.quiet, "collect"), &fp32);
+    part =
+        eval::collect_statistics(std::move(g), cmd.model.model, {.backend = cmd.model.backend_enum()}, ctx,
+                                 ds, lo, loop_options(group, cmd.quiet, "collect"), &fp32, cmd.channel_stats);
   }
   fp32 = eval::combine(group, fp32);
   auto f = eval::combine(group, part ? &*part : nullptr, *ds, cmd.data.offset, cmd.data.limit);
   if (!group.leader()) return 0;
   if (old) {
+    const bool had_channels = !old->points.empty() && !old->points[0].channels.empty();
     old->merge(f);
     f = std::move(*old);
+    if (had_channels != cmd.channel_stats)
+      std::cerr
+          << "note: --merge: only one of the two collections has per-channel summaries; the merged file "
+             "keeps none (collect both with or both without --channel-stats)\n";
   }
   // The result first: if writing fails now, the accuracy is not lost with it.
   std::cout << prec_line(fp32) << std::endl;
@@ -448,6 +455,9 @@ void add_eval_commands(CLI::App& app, SetAction set_action) {
   col->add_option("--stats", c->stats, "statistics file to write (atomically; required)")->required();
   col->add_flag("--merge", c->merge,
                 "add to an existing statistics file of the same model (sample ranges must not overlap)");
+  col->add_flag("--channel-stats", c->channel_stats,
+                "also summarize every activation per channel (min/max/mean/std/b; about 3 KB of memory per "
+                "channel): --bias-correction deploy uses the per-channel means");
   col->add_option("--json", c->json, "also write the result and the full configuration as JSON");
   col->add_flag("-q,--quiet", c->quiet, "no progress output");
   col->footer(

@@ -97,6 +97,22 @@ class Histogram {
   friend bool operator==(const Histogram&, const Histogram&) = default;
 };
 
+// Per-channel summaries of an activation (axis 1 of [N, C, ...]; a rank-2 [N, F] value has F channels
+// of one element): per channel, min / mean / max over samples of that channel's per-sample statistics.
+enum class ChannelStat : std::uint8_t { kMax, kMin, kMean, kStd, kB };
+inline constexpr std::size_t kChannelStatCount = 5;
+std::string_view channel_stat_name(ChannelStat s);  // "max", "min", "mean", "std", "b"
+struct ChannelStats {
+  std::array<Summary, kChannelStatCount> summaries{};
+  [[nodiscard]] const Summary& operator[](ChannelStat s) const {
+    return summaries[static_cast<std::size_t>(s)];
+  }
+  Summary& operator[](ChannelStat s) { return summaries[static_cast<std::size_t>(s)]; }
+};
+// The statistics of each channel of one sample (`channels` contiguous blocks of x), into out[0..channels).
+// A one-element block has std 0 (as Accumulator's fallback).
+void channel_sample_stats(std::span<const float> x, std::int64_t channels, std::span<quant::SampleStats> out);
+
 struct PointStats {
   std::string name;               // the quantization point's stable name (ONNX value name)
   std::int64_t sample_numel = 0;  // elements per sample (C*H*W), the N of the Gaussian estimate
@@ -104,6 +120,9 @@ struct PointStats {
   // Per-tensor histogram over all samples (statistics files of version 2 collected with histograms;
   // absent in version 1 files and after merging with a file that has none).
   std::optional<Histogram> histogram;
+  // Per-channel summaries (statistics files of version 3 collected with --channel-stats; empty otherwise
+  // and after merging with a file that has none). Memory: about 3 KB per channel.
+  std::vector<ChannelStats> channels;
 
   [[nodiscard]] const Summary& operator[](Stat s) const { return summaries[static_cast<std::size_t>(s)]; }
   Summary& operator[](Stat s) { return summaries[static_cast<std::size_t>(s)]; }
@@ -120,7 +139,8 @@ struct SampleRange {
 };
 
 struct StatsFile {
-  static constexpr int kVersion = 2;  // 2 adds histograms; version 1 files still load
+  static constexpr int kVersion =
+      3;                   // 2 adds histograms, 3 per-channel summaries; versions 1 and 2 still load
   std::string model_hash;  // graph::Graph::model_hash of the model the statistics were collected on
   std::string model_path;
   std::string data_source;  // human-readable dataset description
@@ -161,11 +181,17 @@ struct StatsFile {
 class Accumulator {
  public:
   // With `histograms`, every point also gets a Histogram of all its values.
-  explicit Accumulator(std::vector<std::string> point_names, bool histograms = false);
+  // With `channels`, every point also gets per-channel summaries (values of rank >= 2).
+  explicit Accumulator(std::vector<std::string> point_names, bool histograms = false, bool channels = false);
   // `batch` is [N, ...]; each of its N rows (C*H*W elements) is one sample. Rows are reduced in
   // parallel on the context's pool, then added in order.
   void add_batch(std::size_t point, const Tensor& batch, Context& ctx);
   [[nodiscard]] bool histograms() const { return histograms_; }
+  [[nodiscard]] bool channels() const { return channels_; }
+  // Adds per-channel statistics already reduced per (sample, channel), sample-major: rows.size() is a
+  // multiple of `channels`.
+  void add_channel_samples(std::size_t point, std::int64_t channels,
+                           std::span<const quant::SampleStats> rows);
   // Adds a histogram of values of `point` built elsewhere (an observer binning while data is in cache).
   void merge_histogram(std::size_t point, const Histogram& h);
   // Adds statistics already reduced per sample (in sample order), e.g. by an observer that fuses the
@@ -176,6 +202,7 @@ class Accumulator {
  private:
   std::vector<PointStats> points_;
   bool histograms_ = false;
+  bool channels_ = false;
 };
 
 // ---- Calibrators: how one activation tensor's window is chosen (docs/calibrators.md) ----

@@ -36,8 +36,9 @@ struct TopK {
 // Collects per-sample statistics (and, unless turned off, per-tensor histograms) of the observed values.
 class CollectObserver : public runtime::Observer {
  public:
-  CollectObserver(std::vector<std::string> points, Context& ctx, bool histograms = true)
-      : acc_(std::move(points), histograms), ctx_(ctx) {}
+  CollectObserver(std::vector<std::string> points, Context& ctx, bool histograms = true,
+                  bool channels = false)
+      : acc_(std::move(points), histograms, channels), ctx_(ctx) {}
   void observe(std::size_t index, Tensor& value) override { acc_.add_batch(index, value, ctx_); }
   // Raw statistics, activation and activated statistics per sample while it is in cache.
   void observe_activation(std::size_t index, Tensor& value, const Activation& act,
@@ -131,11 +132,13 @@ std::string describe_selection(const data::Dataset& ds, std::int64_t offset, std
                                std::int64_t samples);
 
 // Collects per-sample statistics at every policy::collection_points value over the loader's samples
-// (recording the sample range), and scores the fp32 pass into `fp32` when given.
+// (recording the sample range), and scores the fp32 pass into `fp32` when given. With `channel_stats`,
+// every point also gets per-channel summaries.
 calib::StatsFile collect_statistics(graph::Graph g, const std::string& model_path,
                                     const runtime::ExecutorOptions& xo, Context& ctx,
                                     const std::shared_ptr<const data::Dataset>& ds,
-                                    const data::LoaderOptions& lo, const LoopOptions& loop, TopK* fp32);
+                                    const data::LoaderOptions& lo, const LoopOptions& loop, TopK* fp32,
+                                    bool channel_stats = false);
 
 // ---- Tensor files: run a model over .npy inputs, compare two outputs ----------------------------------
 

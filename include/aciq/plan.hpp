@@ -40,9 +40,13 @@ std::string_view weight_clip_name(WeightClip c);
 // Banner et al. 2019's bias correction of quantized weights (eq. 12-13), per output channel c:
 // w_q <- (w_q - mean(w_q,c)) * std(w_c) / std(w_q,c) + mean(w_c), restoring each channel's mean and spread.
 // kPaper applies it in the simulation only: the corrected weights leave the integer grid, so exporters
-// refuse such plans. (The deployable form, folded into scales and biases, is not built.)
-enum class BiasCorrection : std::uint8_t { kNone, kPaper };
-BiasCorrection parse_bias_correction(std::string_view text);  // "none" | "paper"
+// refuse such plans. kDeploy is the same correction in a form integer runtimes run (docs/plan.md,
+// "Deployable bias correction"): w_q = r q + d with r = std(w_c) / std(w_q,c), d = mean(w_c) - r mean(w_q,c);
+// r goes into the channel's weight scale (same integers, a longer step) and d times the expected sum of the
+// layer's inputs under one output's kernel into its int32 bias. Needs the onnx semantics and the deploy
+// placement (an integer bias exists only where the layer's input is quantized).
+enum class BiasCorrection : std::uint8_t { kNone, kPaper, kDeploy };
+BiasCorrection parse_bias_correction(std::string_view text);  // "none" | "paper" | "deploy"
 std::string_view bias_correction_name(BiasCorrection b);
 
 enum class TensorKind : std::uint8_t { kActivation, kWeight, kBias };
@@ -75,6 +79,11 @@ struct TensorQuant {
   int axis = -1;  // per-channel axis of the tensor, -1 for per-tensor
   std::vector<float> scale;
   std::vector<std::int32_t> zero_point;
+  // --bias-correction deploy only. Weights: the step each channel's integers were rounded on, before the
+  // correction lengthened `scale` (quantize_values rounds on it; everything else dequantizes with `scale`).
+  // Biases: the float added to each bias element before it is rounded to int32 (the folded mean shift).
+  std::vector<float> rounding_scale;
+  std::vector<double> shift;
   // The real window each grid represents: [scale * (qmin - zp), scale * (qmax - zp)] for the onnx
   // semantics; the seed's [offset, offset + delta] for the seed semantics.
   std::vector<double> lo, hi;
@@ -134,6 +143,10 @@ struct QuantPlan {
 std::vector<std::size_t> allocate_widths(const std::vector<std::vector<double>>& error,
                                          const std::vector<double>& size, const std::vector<int>& widths,
                                          double budget);
+
+// Throws on option combinations no plan can be built from (build_plan calls it; commands call it before
+// any long work), e.g. --bias-correction deploy without the onnx semantics.
+void check_plan_options(const PlanOptions& options);
 
 QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const PlanOptions& options,
                      const std::string& stats_path);

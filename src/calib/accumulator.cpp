@@ -7,7 +7,18 @@
 
 namespace aciq::calib {
 
-Accumulator::Accumulator(std::vector<std::string> point_names, bool histograms) : histograms_(histograms) {
+void channel_sample_stats(std::span<const float> x, std::int64_t channels,
+                          std::span<quant::SampleStats> out) {
+  const auto inner = static_cast<std::size_t>(static_cast<std::int64_t>(x.size()) / channels);
+  for (std::int64_t c = 0; c < channels; ++c) {
+    auto& o = out[static_cast<std::size_t>(c)];
+    quant::sample_stats(x.subspan(static_cast<std::size_t>(c) * inner, inner), o);
+    if (!std::isfinite(o.std)) o.std = 0.0;
+  }
+}
+
+Accumulator::Accumulator(std::vector<std::string> point_names, bool histograms, bool channels)
+    : histograms_(histograms), channels_(channels) {
   for (auto& n : point_names) {
     PointStats p;
     p.name = std::move(n);
@@ -30,12 +41,28 @@ void Accumulator::add_batch(std::size_t point, const Tensor& batch, Context& ctx
   auto sample = [&](std::int64_t i) {
     return std::span<const float>(data + i * row, static_cast<std::size_t>(row));
   };
+  // Channels along axis 1 (none for [N]).
+  const std::int64_t channels = channels_ && batch.rank() >= 2 ? batch.dim(1) : 0;
+  std::vector<quant::SampleStats> channel_rows(static_cast<std::size_t>(n * channels));
+  auto channel_stats = [&](std::int64_t i) {
+    if (channels > 0)
+      channel_sample_stats(
+          sample(i), channels,
+          std::span(channel_rows)
+              .subspan(static_cast<std::size_t>(i * channels), static_cast<std::size_t>(channels)));
+  };
   if (n < ctx.threads()) {
     // Fewer samples than threads (batch 1, a last partial batch): split each sample instead.
-    for (std::int64_t i = 0; i < n; ++i) quant::sample_stats(sample(i), rows[i], ctx.pool.get());
+    for (std::int64_t i = 0; i < n; ++i) {
+      quant::sample_stats(sample(i), rows[i], ctx.pool.get());
+      channel_stats(i);
+    }
   } else {
     ctx.pool->parallel_for(n, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t i = b; i < e; ++i) quant::sample_stats(sample(i), rows[i]);
+      for (std::int64_t i = b; i < e; ++i) {
+        quant::sample_stats(sample(i), rows[i]);
+        channel_stats(i);
+      }
     });
   }
   if (histograms_) {
@@ -52,6 +79,27 @@ void Accumulator::add_batch(std::size_t point, const Tensor& batch, Context& ctx
     });
   }
   add_samples(point, row, rows);
+  if (channels > 0) add_channel_samples(point, channels, channel_rows);
+}
+
+void Accumulator::add_channel_samples(std::size_t point, std::int64_t channels,
+                                      std::span<const quant::SampleStats> rows) {
+  PointStats& p = points_.at(point);
+  if (!channels_ || channels <= 0) return;
+  if (p.channels.empty()) p.channels.resize(static_cast<std::size_t>(channels));
+  if (static_cast<std::int64_t>(p.channels.size()) != channels)
+    fail("statistics point '" + p.name + "': channel count changed from " +
+         std::to_string(p.channels.size()) + " to " + std::to_string(channels));
+  // Finiteness was checked on the whole sample (add_samples): its channels are finite too.
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& s = rows[i];
+    auto& c = p.channels[i % static_cast<std::size_t>(channels)];
+    c[ChannelStat::kMax].add(s.max);
+    c[ChannelStat::kMin].add(s.min);
+    c[ChannelStat::kMean].add(s.mean);
+    c[ChannelStat::kStd].add(s.std);
+    c[ChannelStat::kB].add(s.b);
+  }
 }
 
 void Accumulator::add_samples(std::size_t point, std::int64_t row, std::span<const quant::SampleStats> rows) {

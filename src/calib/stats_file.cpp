@@ -20,10 +20,12 @@ namespace aciq::calib {
 namespace {
 constexpr std::array<std::string_view, kStatCount> kStatNames{"max",   "min",      "mean",     "std",
                                                               "range", "kurtosis", "mean_abs", "b"};
+constexpr std::array<std::string_view, kChannelStatCount> kChannelStatNames{"max", "min", "mean", "std", "b"};
 constexpr const char* kFormat = "aciq-stats";
 }  // namespace
 
 std::string_view stat_name(Stat s) { return kStatNames[static_cast<std::size_t>(s)]; }
+std::string_view channel_stat_name(ChannelStat s) { return kChannelStatNames[static_cast<std::size_t>(s)]; }
 
 void Summary::add(double v) {
   if (count == 0) {
@@ -122,6 +124,14 @@ void StatsFile::merge(const StatsFile& other) {
     } else {
       it->histogram.reset();
     }
+    // Per-channel summaries likewise stay only while both sides have them.
+    if (!it->channels.empty() && it->channels.size() == op.channels.size()) {
+      for (std::size_t c = 0; c < it->channels.size(); ++c)
+        for (std::size_t s = 0; s < kChannelStatCount; ++s)
+          it->channels[c].summaries[s].merge(op.channels[c].summaries[s]);
+    } else {
+      it->channels.clear();
+    }
   }
   // Ranges stay only while both sides account for all their samples; a file from before ranges were
   // recorded makes the merged ranges unknown rather than falsely complete.
@@ -168,6 +178,27 @@ void StatsFile::validate(const std::string& source) const {
            " values, not samples x sample size = " + std::to_string(samples) + " x " +
            std::to_string(p.sample_numel));
     }
+    if (!p.channels.empty() && p.sample_numel % static_cast<std::int64_t>(p.channels.size()) != 0)
+      fail(where + ": " + std::to_string(p.channels.size()) + " channels do not divide the sample size " +
+           std::to_string(p.sample_numel));
+    for (std::size_t c = 0; c < p.channels.size(); ++c) {
+      for (std::size_t s = 0; s < kChannelStatCount; ++s) {
+        const Summary& sm = p.channels[c].summaries[s];
+        const std::string what = where + ": channel " + std::to_string(c) + " statistic '" +
+                                 std::string(kChannelStatNames[s]) + "'";
+        if (sm.count != samples)
+          fail(what + " counts " + std::to_string(sm.count) + " samples, the file " +
+               std::to_string(samples));
+        const double mean = sm.mean(), slack = 1e-9 * (std::abs(sm.min) + std::abs(sm.max)) + 1e-300;
+        if (sm.min > sm.max || mean < sm.min - slack || mean > sm.max + slack)
+          fail(what + " is inconsistent (min " + std::to_string(sm.min) + ", mean " + std::to_string(mean) +
+               ", max " + std::to_string(sm.max) + ")");
+      }
+      for (const ChannelStat s : {ChannelStat::kStd, ChannelStat::kB})
+        if (p.channels[c][s].min < 0)
+          fail(where + ": channel " + std::to_string(c) + " statistic '" + std::string(channel_stat_name(s)) +
+               "' is negative");
+    }
     if (p[Stat::kMin].mean() > p[Stat::kMax].mean()) {
       fail(where + ": mean of per-sample minima " + std::to_string(p[Stat::kMin].mean()) +
            " exceeds mean of per-sample maxima " + std::to_string(p[Stat::kMax].mean()));
@@ -178,7 +209,10 @@ void StatsFile::validate(const std::string& source) const {
 std::string StatsFile::to_json() const {
   nlohmann::ordered_json j;
   j["format"] = kFormat;
-  j["version"] = kVersion;
+  // The oldest version that holds the contents: files without per-channel summaries stay version 2.
+  const bool channels =
+      std::any_of(points.begin(), points.end(), [](const PointStats& p) { return !p.channels.empty(); });
+  j["version"] = channels ? kVersion : 2;
   j["model_hash"] = model_hash;
   j["model"] = model_path;
   j["data"] = data_source;
@@ -204,6 +238,23 @@ std::string StatsFile::to_json() const {
                          {"zeros", p.histogram->zeros},
                          {"positive", Histogram::half_to_string(p.histogram->positive)},
                          {"negative", Histogram::half_to_string(p.histogram->negative)}};
+    }
+    if (!p.channels.empty()) {
+      // Column arrays, one entry per channel: mean is what people read, sum_exact what merging needs.
+      auto& jc = jp["channels"];
+      jc["count"] = p.channels.size();
+      for (std::size_t s = 0; s < kChannelStatCount; ++s) {
+        std::vector<double> mn, mean, mx;
+        std::vector<std::string> exact;
+        for (const auto& c : p.channels) {
+          mn.push_back(c.summaries[s].min);
+          mean.push_back(c.summaries[s].mean());
+          mx.push_back(c.summaries[s].max);
+          exact.push_back(c.summaries[s].total.to_string());
+        }
+        jc[std::string(kChannelStatNames[s])] = {
+            {"min", mn}, {"mean", mean}, {"max", mx}, {"sum_exact", exact}};
+      }
     }
     pts.push_back(std::move(jp));
   }
@@ -232,7 +283,7 @@ StatsFile StatsFile::from_json(const std::string& text, const std::string& sourc
   try {
     if (!j.is_object() || j.value("format", "") != kFormat) fail(source + ": not an aciq statistics file");
     const std::int64_t version = json_int(j.at("version"), source, "version");
-    if (version != 1 && version != kVersion)
+    if (version < 1 || version > kVersion)
       fail(source + ": statistics file version " + std::to_string(version) + " is not supported");
     StatsFile f;
     f.model_hash = j.at("model_hash").get<std::string>();
@@ -308,6 +359,43 @@ StatsFile StatsFile::from_json(const std::string& text, const std::string& sourc
           fail(source + ": point '" + p.name + "': " + e.what());
         }
         p.histogram = std::move(h);
+      }
+      if (jp.contains("channels")) {
+        const auto& jc = jp.at("channels");
+        const std::int64_t count = json_int(jc.at("count"), source, "count");
+        if (count <= 0 || count > p.sample_numel)
+          fail(source + ": point '" + p.name + "': channel count " + std::to_string(count) + " is invalid");
+        p.channels.resize(static_cast<std::size_t>(count));
+        for (std::size_t s = 0; s < kChannelStatCount; ++s) {
+          const std::string stat(kChannelStatNames[s]);
+          const auto& js = jc.at(stat);
+          const auto& mn = js.at("min");
+          const auto& mx = js.at("max");
+          const auto& mean = js.at("mean");
+          const auto& exact = js.at("sum_exact");
+          for (const auto* a : {&mn, &mx, &mean, &exact})
+            if (!a->is_array() || a->size() != p.channels.size())
+              fail(source + ": point '" + p.name + "': channel statistic '" + stat + "' needs " +
+                   std::to_string(count) + " entries per column");
+          for (std::size_t c = 0; c < p.channels.size(); ++c) {
+            Summary& sm = p.channels[c].summaries[s];
+            sm.count = f.samples;
+            if (!exact[c].is_string()) fail(source + ": 'sum_exact' must hold strings");
+            try {
+              sm.total = ExactSum::from_string(exact[c].get<std::string>());
+            } catch (const Error& e) {
+              fail(source + ": point '" + p.name + "': " + e.what());
+            }
+            sm.min = json_double(mn[c], source, "min");
+            sm.max = json_double(mx[c], source, "max");
+            if (!std::isfinite(sm.min) || !std::isfinite(sm.max))
+              fail(source + ": point '" + p.name + "' channel " + std::to_string(c) + " statistic '" + stat +
+                   "' is not finite");
+            if (json_double(mean[c], source, "mean") != sm.mean())
+              fail(source + ": point '" + p.name + "' channel " + std::to_string(c) + " statistic '" + stat +
+                   "': mean and sum_exact disagree (edited by hand?)");
+          }
+        }
       }
       f.points.push_back(std::move(p));
     }

@@ -94,15 +94,24 @@ void CollectObserver::observe_activation(std::size_t index, Tensor& value, const
   const bool split = n < ctx.threads();
   ThreadPool* inner = split ? ctx.pool.get() : nullptr;
   const bool histograms = acc_.histograms();
+  // Per-channel statistics (collect --channel-stats) of the raw and the activated value, per sample.
+  const std::int64_t channels = acc_.channels() && value.rank() >= 2 ? value.dim(1) : 0;
+  std::vector<quant::SampleStats> raw_channels(static_cast<std::size_t>(n * channels)),
+      activated_channels(activated.empty() ? 0 : static_cast<std::size_t>(n * channels));
+  auto channel_rows = [&](std::vector<quant::SampleStats>& rows, std::int64_t i) {
+    return std::span(rows).subspan(static_cast<std::size_t>(i * channels),
+                                   static_cast<std::size_t>(channels));
+  };
   // The raw histogram needs the raw values, so with histograms the raw statistics come first (their
   // min/max fix the bins), then the binning, the activation and the activated statistics.
   auto one = [&](std::int64_t i, calib::Histogram* hraw, calib::Histogram* hact) {
     const std::span<float> sample(data + i * row, static_cast<std::size_t>(row));
-    if (clamp && !activated.empty() && !histograms) {
+    if (clamp && !activated.empty() && !histograms && channels == 0) {
       quant::sample_stats_clamped(sample, lo, hi, raw[i], activated[i], inner);
       return;
     }
     quant::sample_stats(sample, raw[i], inner);
+    if (channels > 0) calib::channel_sample_stats(sample, channels, channel_rows(raw_channels, i));
     if (hraw) hraw->add(sample, static_cast<float>(raw[i].min), static_cast<float>(raw[i].max));
     if (split) {
       kernels::apply_activation(act, sample.data(), static_cast<std::int64_t>(sample.size()), ctx);
@@ -111,6 +120,7 @@ void CollectObserver::observe_activation(std::size_t index, Tensor& value, const
     }
     if (!activated.empty()) {
       quant::sample_stats(sample, activated[i], inner);
+      if (channels > 0) calib::channel_sample_stats(sample, channels, channel_rows(activated_channels, i));
       if (hact) hact->add(sample, static_cast<float>(activated[i].min), static_cast<float>(activated[i].max));
     }
   };
@@ -131,6 +141,10 @@ void CollectObserver::observe_activation(std::size_t index, Tensor& value, const
   }
   acc_.add_samples(index, row, raw);
   if (!activated.empty()) acc_.add_samples(activated_index, row, activated);
+  if (channels > 0) {
+    acc_.add_channel_samples(index, channels, raw_channels);
+    if (!activated.empty()) acc_.add_channel_samples(activated_index, channels, activated_channels);
+  }
 }
 
 void FakeQuantObserver::quantize(std::size_t index, Tensor& value, const quant::PostOp& post) {

@@ -83,14 +83,15 @@ PassResult evaluate(graph::Graph g, const runtime::ExecutorOptions& xo, Context&
 calib::StatsFile collect_statistics(graph::Graph g, const std::string& model_path,
                                     const runtime::ExecutorOptions& xo, Context& ctx,
                                     const std::shared_ptr<const data::Dataset>& ds,
-                                    const data::LoaderOptions& lo, const LoopOptions& loop, TopK* fp32) {
+                                    const data::LoaderOptions& lo, const LoopOptions& loop, TopK* fp32,
+                                    bool channel_stats) {
   const auto points = policy::collection_points(g);
   calib::StatsFile f;
   f.model_hash = g.model_hash;
   f.model_path = model_path;
   runtime::Executor exec(std::move(g), ctx, xo);
   exec.set_observed(points);
-  CollectObserver observer(points, ctx);
+  CollectObserver observer(points, ctx, true, channel_stats);
   data::BatchLoader loader(ds, lo);
   const auto topk = run_dataset(exec, loader, &observer, loop);
   if (fp32) *fp32 = topk;

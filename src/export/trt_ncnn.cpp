@@ -40,6 +40,10 @@ void require_deployable(const plan::QuantPlan& plan, const char* what) {
     fail(std::string(what) +
          ": --bias-correction paper moves the weights off the integer grid (simulation only); calibrate "
          "without it to export");
+  if (plan.options.bias_correction == plan::BiasCorrection::kDeploy)
+    fail(std::string(what) +
+         ": --bias-correction deploy changes the weight scales and biases, and this runtime quantizes the "
+         "original weights and biases itself from the table; export qdq or qoperator instead");
 }
 }  // namespace
 

@@ -6,23 +6,11 @@
 #include <limits>
 
 #include "aciq/plan.hpp"
+#include "channel_index.hpp"
 
 namespace aciq::plan {
 
 namespace {
-
-// Channel of element i of a tensor of `shape` along `axis` (0 for per-tensor entries).
-struct ChannelIndex {
-  std::int64_t inner = 1, channels = 1;
-  ChannelIndex(const Shape& shape, int axis) {
-    if (axis < 0) return;
-    channels = shape.at(static_cast<std::size_t>(axis));
-    for (std::size_t d = static_cast<std::size_t>(axis) + 1; d < shape.size(); ++d) inner *= shape[d];
-  }
-  [[nodiscard]] std::size_t operator()(std::size_t i) const {
-    return static_cast<std::size_t>((static_cast<std::int64_t>(i) / inner) % channels);
-  }
-};
 
 void quantize_tensor(Tensor& w, const TensorQuant& t, Semantics semantics) {
   auto v = w.f32();
@@ -84,13 +72,18 @@ std::vector<std::int32_t> quantize_values(const Tensor& w, const TensorQuant& t)
   const auto v = w.f32();
   const ChannelIndex channel(w.shape(), t.axis);
   std::vector<std::int32_t> q(v.size());
+  if (!t.shift.empty() && t.shift.size() != v.size())
+    fail(fmt::format("bias '{}': {} shifts for {} values", t.tensor, t.shift.size(), v.size()));
   for (std::size_t i = 0; i < v.size(); ++i) {
-    const auto g = t.grid(channel(i));
+    auto g = t.grid(channel(i));
     if (t.kind == TensorKind::kBias) {
-      q[i] = static_cast<std::int32_t>(
-          std::clamp(std::nearbyint(static_cast<double>(v[i]) / static_cast<double>(g.scale)),
-                     static_cast<double>(g.qmin), static_cast<double>(g.qmax)));
+      // A deployable bias correction's shift is added in double before the one rounding.
+      const double b = static_cast<double>(v[i]) + (t.shift.empty() ? 0.0 : t.shift[i]);
+      q[i] = static_cast<std::int32_t>(std::clamp(std::nearbyint(b / static_cast<double>(g.scale)),
+                                                  static_cast<double>(g.qmin), static_cast<double>(g.qmax)));
     } else {
+      // A deployable bias correction lengthened the step after the integers were chosen on this one.
+      if (!t.rounding_scale.empty()) g.scale = t.rounding_scale.at(channel(i));
       q[i] = quant::quantize_linear(v[i], g);
     }
   }

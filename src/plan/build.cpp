@@ -5,11 +5,14 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <optional>
 #include <set>
 #include <span>
 
 #include "aciq/plan.hpp"
+#include "aciq/runtime.hpp"
+#include "channel_index.hpp"
 
 namespace aciq::plan {
 
@@ -57,16 +60,13 @@ struct ChannelRange {
   std::vector<float> lo, hi;
 };
 ChannelRange channel_ranges(const Tensor& w, int axis) {
-  const auto& shape = w.shape();
-  const std::int64_t channels = shape.at(static_cast<std::size_t>(axis));
-  std::int64_t inner = 1;
-  for (std::size_t d = static_cast<std::size_t>(axis) + 1; d < shape.size(); ++d) inner *= shape[d];
+  const ChannelIndex channel(w.shape(), axis);
   ChannelRange r;
-  r.lo.assign(static_cast<std::size_t>(channels), std::numeric_limits<float>::infinity());
-  r.hi.assign(static_cast<std::size_t>(channels), -std::numeric_limits<float>::infinity());
+  r.lo.assign(static_cast<std::size_t>(channel.channels), std::numeric_limits<float>::infinity());
+  r.hi.assign(static_cast<std::size_t>(channel.channels), -std::numeric_limits<float>::infinity());
   const auto v = w.f32();
   for (std::size_t i = 0; i < v.size(); ++i) {
-    const auto c = static_cast<std::size_t>((static_cast<std::int64_t>(i) / inner) % channels);
+    const std::size_t c = channel(i);
     r.lo[c] = std::min(r.lo[c], v[i]);
     r.hi[c] = std::max(r.hi[c], v[i]);
   }
@@ -75,15 +75,13 @@ ChannelRange channel_ranges(const Tensor& w, int axis) {
 
 // The values of channel c along `axis`.
 std::vector<float> channel_values(const Tensor& w, int axis, std::size_t c) {
-  const auto& shape = w.shape();
-  const std::int64_t channels = shape.at(static_cast<std::size_t>(axis));
-  std::int64_t inner = 1;
-  for (std::size_t d = static_cast<std::size_t>(axis) + 1; d < shape.size(); ++d) inner *= shape[d];
+  const ChannelIndex channel(w.shape(), axis);
   const auto v = w.f32();
   std::vector<float> out;
-  for (std::int64_t base = static_cast<std::int64_t>(c) * inner; base < static_cast<std::int64_t>(v.size());
-       base += channels * inner) {
-    out.insert(out.end(), v.begin() + base, v.begin() + base + inner);
+  const std::int64_t step = channel.channels * channel.inner;
+  for (auto base = static_cast<std::int64_t>(c) * channel.inner; base < static_cast<std::int64_t>(v.size());
+       base += step) {
+    out.insert(out.end(), v.begin() + base, v.begin() + base + channel.inner);
   }
   return out;
 }
@@ -271,11 +269,206 @@ void allocate_point_widths(std::vector<policy::QuantPoint>& points, const calib:
   for (std::size_t j = 0; j < items.size(); ++j) points[items[j]].bits = o.bit_widths[k[j]];
 }
 
+// ---- --bias-correction deploy (docs/plan.md, "Deployable bias correction") ----
+//
+// The paper corrects output channel c's dequantized weights q to r (q - mean_q) + mean_w, r = std_w / std_q,
+// which is r q + d with d = mean_w - r mean_q. An output is then y = r (q . x) + d (sum of the inputs under
+// the kernel) + b. The first term is the same integers on a step r times longer: the channel's weight scale
+// grows by r. The second varies with x; the deployable form replaces it by its expectation, d times E[x]
+// times the average number of kernel taps that fall inside the input (padding reads zeros), and adds that
+// to the bias before it is rounded to int32. E[x] is the mean of the quantized input (what the layer really
+// reads) from its histogram when the statistics hold one, else the float mean.
+
+// Average over output positions of the taps along one spatial axis that read the input, not the padding.
+double mean_valid_taps(std::int64_t size, std::int64_t kernel, std::int64_t stride, std::int64_t dilation,
+                       std::int64_t pad_begin, std::int64_t out) {
+  if (out <= 0) return static_cast<double>(kernel);
+  std::int64_t valid = 0;
+  for (std::int64_t o = 0; o < out; ++o) {
+    for (std::int64_t k = 0; k < kernel; ++k) {
+      const std::int64_t at = o * stride - pad_begin + k * dilation;
+      valid += at >= 0 && at < size ? 1 : 0;
+    }
+  }
+  return static_cast<double>(valid) / static_cast<double>(out);
+}
+
+// The average number of spatial kernel taps of a Conv that read the input, not the padding (all taps when
+// the input shape is unknown); 1 for Gemm and MatMul.
+double spatial_taps(const graph::Node& n, const Tensor& w, const std::map<std::string, Shape>* shapes,
+                    std::string& note) {
+  if (n.op_type != "Conv") return 1.0;
+  const std::size_t sd = w.rank() - 2;
+  double taps = 1.0;
+  const auto it = shapes ? shapes->find(n.inputs[0]) : decltype(shapes->end()){};
+  if (!shapes || it == shapes->end() || it->second.size() != w.rank()) {
+    for (std::size_t i = 0; i < sd; ++i) taps *= static_cast<double>(w.dim(2 + i));
+    note = "; input shape unknown: every tap counted";
+    return taps;
+  }
+  const Shape& x = it->second;
+  const auto strides = n.get_ints("strides", std::vector<std::int64_t>(sd, 1));
+  const auto dil = n.get_ints("dilations", std::vector<std::int64_t>(sd, 1));
+  auto pads = n.get_ints("pads", std::vector<std::int64_t>(2 * sd, 0));
+  const std::string auto_pad = n.get_string("auto_pad", "NOTSET");
+  for (std::size_t i = 0; i < sd; ++i) {
+    const std::int64_t size = x[2 + i], k = w.dim(2 + i), ext = (k - 1) * dil.at(i) + 1;
+    std::int64_t out = 0;
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      out = (size + strides.at(i) - 1) / strides.at(i);
+      const std::int64_t total = std::max<std::int64_t>(0, (out - 1) * strides.at(i) + ext - size);
+      pads.at(i) = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+    } else {
+      if (auto_pad == "VALID") pads.at(i) = pads.at(i + sd) = 0;
+      out = (size + pads.at(i) + pads.at(i + sd) - ext) / strides.at(i) + 1;
+    }
+    taps *= mean_valid_taps(size, k, strides.at(i), dil.at(i), pads.at(i), out);
+  }
+  return taps;
+}
+
+// E[sum of the inputs under one output's kernel] for every output channel of `n`: the means of the input
+// channels the output reads (its group's, for a Conv) times the in-bounds taps; the tensor mean times the
+// fan-in when the statistics hold no per-channel summaries. `how` says which.
+std::vector<double> expected_window_sums(const graph::Node& n, const Tensor& w, int out_axis,
+                                         double tensor_mean, const calib::PointStats& in_stats,
+                                         const std::map<std::string, Shape>* shapes, std::string& how) {
+  std::string note;
+  const double taps = spatial_taps(n, w, shapes, note);
+  const auto outputs = static_cast<std::size_t>(w.dim(static_cast<std::size_t>(out_axis)));
+  // Inputs per output: a Conv's input channels per group, a Gemm's or MatMul's inner dimension.
+  const auto inner =
+      static_cast<std::size_t>(n.op_type == "Conv"   ? w.dim(1)
+                               : n.op_type == "Gemm" ? w.dim(n.get_int("transB", 0) != 0 ? 1 : 0)
+                                                     : w.dim(w.rank() - 2));
+  const std::size_t groups = n.op_type == "Conv" ? static_cast<std::size_t>(n.get_int("group", 1)) : 1;
+  std::vector<double> sums(outputs);
+  if (in_stats.channels.size() != inner * groups) {
+    std::fill(sums.begin(), sums.end(), tensor_mean * static_cast<double>(inner) * taps);
+    how += fmt::format(", {:.6g} inputs per output{}", static_cast<double>(inner) * taps, note);
+    return sums;
+  }
+  // The channels' float means, scaled by what quantization does to the tensor's mean (E[x] from the
+  // histogram over the float mean; 1 without a histogram): clipping at 4 bits lowers every channel's mean.
+  const double float_mean = in_stats[calib::Stat::kMean].mean();
+  const double quantized = in_stats.histogram && float_mean != 0.0 ? tensor_mean / float_mean : 1.0;
+  const std::size_t per_group = outputs / groups;
+  for (std::size_t c = 0; c < outputs; ++c) {
+    const std::size_t first = (c / per_group) * inner;
+    double sum = 0.0;
+    for (std::size_t i = first; i < first + inner; ++i)
+      sum += in_stats.channels[i][calib::ChannelStat::kMean].mean();
+    sums[c] = sum * taps * quantized;
+  }
+  how = fmt::format(
+      "per-channel float means of the input x {:.6g} (quantized / float tensor mean) x {:.6g} taps{}",
+      quantized, taps, note);
+  return sums;
+}
+
+// E[x] of a layer input: the mean of its quantize-dequantized values, each histogram bin taken at its
+// centre, or the float mean without a histogram.
+double expected_input(const calib::PointStats& s, const TensorQuant& in, std::string& how) {
+  if (!s.histogram) {
+    how = "float mean of the input";
+    return s[calib::Stat::kMean].mean();
+  }
+  const auto g = in.grid(0);
+  double sum = 0.0;
+  auto half = [&](const calib::Histogram::Half& h, double sign) {
+    const double width = h.bin_width();
+    for (std::size_t j = 0; j < h.counts.size(); ++j) {
+      if (h.counts[j] == 0) continue;
+      const auto centre = static_cast<float>(sign * (static_cast<double>(j) + 0.5) * width);
+      sum += static_cast<double>(h.counts[j]) *
+             static_cast<double>(quant::dequantize_linear(quant::quantize_linear(centre, g), g));
+    }
+  };
+  half(s.histogram->positive, 1.0);
+  half(s.histogram->negative, -1.0);
+  sum += static_cast<double>(s.histogram->zeros) *
+         static_cast<double>(quant::dequantize_linear(quant::quantize_linear(0.0f, g), g));
+  const auto total = s.histogram->total();
+  how = "mean of the quantized input from its histogram";
+  return total > 0 ? sum / static_cast<double>(total) : 0.0;
+}
+
+// The correction of one weight entry: its scales grow by r per channel (rounding_scale keeps the step the
+// integers were chosen on); returns d per channel of the entry (one for a per-tensor grid).
+std::vector<double> fold_norm_ratio(TensorQuant& wq, const Tensor& w) {
+  const auto q = quantize_values(w, wq);
+  const auto v = w.f32();
+  const ChannelIndex channel(w.shape(), wq.axis);
+  const auto channels = static_cast<std::size_t>(channel.channels);
+  std::vector<double> n(channels, 0.0), mw(channels, 0.0), mq(channels, 0.0), vw(channels, 0.0),
+      vq(channels, 0.0), dq(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const std::size_t c = channel(i);
+    dq[i] = quant::dequantize_linear(q[i], wq.grid(c));
+    n[c] += 1.0;
+    mw[c] += v[i];
+    mq[c] += dq[i];
+  }
+  for (std::size_t c = 0; c < channels; ++c) {
+    mw[c] /= n[c];
+    mq[c] /= n[c];
+  }
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const std::size_t c = channel(i);
+    vw[c] += (v[i] - mw[c]) * (v[i] - mw[c]);
+    vq[c] += (dq[i] - mq[c]) * (dq[i] - mq[c]);
+  }
+  wq.rounding_scale = wq.scale;
+  std::vector<double> d(channels);
+  for (std::size_t c = 0; c < channels; ++c) {
+    // As the paper form: a channel whose quantized values are constant keeps its step, only its mean moves.
+    const double r = vq[c] > 0.0 ? std::sqrt(vw[c] / vq[c]) : 1.0;
+    d[c] = mw[c] - r * mq[c];
+    wq.scale[c] = static_cast<float>(static_cast<double>(wq.scale[c]) * r);
+    wq.lo[c] = static_cast<double>(wq.scale[c]) * (wq.qmin - wq.zero_point[c]);
+    wq.hi[c] = static_cast<double>(wq.scale[c]) * (wq.qmax - wq.zero_point[c]);
+  }
+  wq.statistic += "; deploy bias correction: scale x std(w) / std(w_q) per channel";
+  return d;
+}
+
+// Input shapes of every value for a batch of one, when the graph's inputs are static apart from the batch.
+std::optional<std::map<std::string, Shape>> static_shapes(const graph::Graph& g) {
+  std::vector<Shape> in;
+  for (const auto& v : g.inputs) {
+    Shape s = v.shape;
+    if (s.empty()) return std::nullopt;
+    if (s[0] < 0) s[0] = 1;
+    if (std::any_of(s.begin(), s.end(), [](std::int64_t d) { return d < 0; })) return std::nullopt;
+    in.push_back(std::move(s));
+  }
+  Context ctx(1);
+  runtime::Executor exec(g, ctx, {runtime::Backend::kReference});
+  return exec.infer_shapes(in);
+}
+
 }  // namespace
+
+void check_plan_options(const PlanOptions& o) {
+  if (o.bias_correction == BiasCorrection::kDeploy) {
+    if (o.semantics != Semantics::kOnnx)
+      fail(
+          "--bias-correction deploy: folds the correction into integer weight scales and int32 biases, "
+          "which only the onnx semantics have; add --semantics onnx");
+    if (o.policy.placement == policy::Placement::kOutputs)
+      fail(
+          "--bias-correction deploy: needs --placement deploy or inputs (the int32 bias it folds into "
+          "exists only where the layer's input is quantized)");
+  }
+  if (o.bias_correction != BiasCorrection::kNone && o.policy.weight_bits <= 0)
+    fail("--bias-correction " + std::string(bias_correction_name(o.bias_correction)) +
+         ": corrects quantized weights; give --wbits");
+}
 
 QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const PlanOptions& o,
                      const std::string& stats_path) {
   stats.require_model(g.model_hash, stats_path);
+  check_plan_options(o);
   if (o.weights == WeightGranularity::kChannel && o.policy.weight_bits > 0 && o.policy.weight_bits < 2)
     fail("--wgran channel: symmetric weights need --wbits >= 2");
   if (o.weight_clip != WeightClip::kMinMax && o.weights != WeightGranularity::kChannel)
@@ -335,6 +528,8 @@ QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const
   }
 
   if (o.policy.weight_bits <= 0) return plan;
+  const bool deploy_correction = o.bias_correction == BiasCorrection::kDeploy;
+  const auto shapes = deploy_correction ? static_shapes(g) : std::nullopt;
   std::set<std::string> done;
   for (const auto& n : g.nodes) {
     if (!is_quantized_layer(n) || !n.has_input(1)) continue;
@@ -374,7 +569,39 @@ QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const
                  " contains NaN or Inf");
           bq.requested_lo = *std::min_element(bv.begin(), bv.end());
           bq.requested_hi = *std::max_element(bv.begin(), bv.end());
-          raise_weight_scale_for_bias(wq, bv, in->scale.at(0));
+          std::vector<float> corrected(bv.begin(), bv.end());
+          std::vector<float> ratio;  // r per weight channel, to keep rounding_scale in step with a raise
+          if (deploy_correction && n.op_type != "ConvTranspose") {
+            const calib::PointStats* s = stats.find(n.inputs[0]);
+            if (!s)
+              fail(stats_path + ": has no statistics for '" + n.inputs[0] + "', the input of " +
+                   n.describe());
+            std::string how;
+            const double mean_x = expected_input(*s, *in, how);
+            how = fmt::format("E[x] = {:.6g} ({})", mean_x, how);
+            const auto sums = expected_window_sums(n, *w, wq.per_channel() ? wq.axis : output_axis(n, *w),
+                                                   mean_x, *s, shapes ? &*shapes : nullptr, how);
+            if (sums.size() != bv.size())
+              fail(fmt::format("{}: bias of {} has {} values for {} outputs", g.source, n.describe(),
+                               bv.size(), sums.size()));
+            const std::vector<float> before = wq.scale;
+            const auto d = fold_norm_ratio(wq, *w);
+            for (std::size_t c = 0; c < wq.scale.size(); ++c) ratio.push_back(wq.scale[c] / before[c]);
+            bq.shift.resize(bv.size());
+            for (std::size_t j = 0; j < bv.size(); ++j) {
+              bq.shift[j] = d[wq.per_channel() ? j : 0] * sums[j];
+              corrected[j] = static_cast<float>(static_cast<double>(bv[j]) + bq.shift[j]);
+            }
+            bq.statistic +=
+                "; deploy bias correction: + (mean(w) - r mean(w_q)) x E[sum of the inputs under "
+                "the kernel], from " +
+                how;
+          }
+          const std::vector<float> unraised = wq.scale;
+          raise_weight_scale_for_bias(wq, corrected, in->scale.at(0));
+          // A raised step changes the integers: they are chosen on the raised step divided by r.
+          for (std::size_t c = 0; c < ratio.size(); ++c)
+            if (wq.scale[c] != unraised[c]) wq.rounding_scale[c] = wq.scale[c] / ratio[c];
           for (float ws : wq.scale) {
             const float s = in->scale.at(0) * ws;
             bq.scale.push_back(s);
@@ -387,6 +614,10 @@ QuantPlan build_plan(const graph::Graph& g, const calib::StatsFile& stats, const
         // onnx semantics with an unquantized input: the bias stays float (no integer kernel can use it).
       }
     }
+    if (deploy_correction && wq.rounding_scale.empty())
+      wq.statistic += n.op_type == "ConvTranspose"
+                          ? "; not bias-corrected (deploy form: Conv, Gemm and MatMul only)"
+                          : "; not bias-corrected (no int32 bias to fold the mean shift into)";
     plan.tensors.push_back(std::move(wq));
     if (bias) plan.tensors.push_back(std::move(*bias));
   }

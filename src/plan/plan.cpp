@@ -52,10 +52,16 @@ std::string_view weight_clip_name(WeightClip c) {
 BiasCorrection parse_bias_correction(std::string_view text) {
   if (text == "none") return BiasCorrection::kNone;
   if (text == "paper") return BiasCorrection::kPaper;
-  fail("--bias-correction '" + std::string(text) + "': expected none or paper");
+  if (text == "deploy") return BiasCorrection::kDeploy;
+  fail("--bias-correction '" + std::string(text) + "': expected none, paper or deploy");
 }
 std::string_view bias_correction_name(BiasCorrection b) {
-  return b == BiasCorrection::kNone ? "none" : "paper";
+  switch (b) {
+    case BiasCorrection::kNone: return "none";
+    case BiasCorrection::kPaper: return "paper";
+    case BiasCorrection::kDeploy: return "deploy";
+  }
+  return "?";
 }
 
 std::string_view tensor_kind_name(TensorKind k) {
@@ -274,6 +280,20 @@ void validate(const TensorQuant& t, Semantics semantics, const std::string& wher
                          g.hi()));
     }
   }
+  if (!t.rounding_scale.empty()) {
+    if (t.kind != TensorKind::kWeight || semantics != Semantics::kOnnx)
+      fail(where + ": 'rounding_scale' belongs to weights of onnx-semantics plans only");
+    if (t.rounding_scale.size() != n)
+      fail(fmt::format("{}: {} rounding scales for {} scales", where, t.rounding_scale.size(), n));
+    for (float s : t.rounding_scale)
+      if (!std::isfinite(s) || !(s > 0.0f))
+        fail(fmt::format("{}: rounding scale {} must be finite and positive", where, s));
+  }
+  if (!t.shift.empty()) {
+    if (!bias32) fail(where + ": 'shift' belongs to int32 biases only");
+    for (double s : t.shift)
+      if (!std::isfinite(s)) fail(fmt::format("{}: shift {} is not finite", where, s));
+  }
   if (semantics == Semantics::kSeed && t.seed_form != quant::GridForm::kIdentity &&
       !std::isfinite(t.seed_offset))
     fail(where + ": seed offset is not finite");
@@ -348,6 +368,11 @@ std::string QuantPlan::to_json() const {
     e["lo"] = scalar_or_array(t.lo, t.per_channel());
     e["hi"] = scalar_or_array(t.hi, t.per_channel());
     e["requested"] = {t.requested_lo, t.requested_hi};
+    if (!t.rounding_scale.empty()) {
+      std::vector<double> rs(t.rounding_scale.begin(), t.rounding_scale.end());
+      e["rounding_scale"] = scalar_or_array(rs, t.per_channel());
+    }
+    if (!t.shift.empty()) e["shift"] = t.shift;
     if (options.semantics == Semantics::kSeed) {
       e["seed_grid"] = std::string(form_name(t.seed_form));
       if (t.seed_form == quant::GridForm::kOffset) e["seed_offset"] = static_cast<double>(t.seed_offset);
@@ -416,6 +441,8 @@ QuantPlan QuantPlan::from_json(const std::string& text, const std::string& sourc
     if (req.size() != 2) fail(where + ": 'requested' must be [lo, hi]");
     t.requested_lo = req[0];
     t.requested_hi = req[1];
+    if (e.contains("rounding_scale")) t.rounding_scale = read_vector<float>(e, where, "rounding_scale");
+    if (e.contains("shift")) t.shift = read_vector<double>(e, where, "shift");
     if (p.options.semantics == Semantics::kSeed) {
       t.seed_form = parse_form(read_value<std::string>(e, where, "seed_grid"), where);
       if (t.seed_form == quant::GridForm::kOffset)
@@ -470,6 +497,8 @@ void QuantPlan::require_graph(const graph::Graph& g, const std::string& source) 
         fail(fmt::format("{}: {} channel scales for shape {} along axis {}", where, t.channels(),
                          shape_str(w->shape()), t.axis));
     }
+    if (!t.shift.empty() && static_cast<std::int64_t>(t.shift.size()) != w->numel())
+      fail(fmt::format("{}: {} shifts for a bias of shape {}", where, t.shift.size(), shape_str(w->shape())));
   }
 }
 

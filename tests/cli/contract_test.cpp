@@ -101,6 +101,15 @@ TEST(CliContract, OptionErrorsAreOneLineAndExitOne) {
   expect_one_line_error(neg, "--limit: '-5' must be >= 0", false);
   EXPECT_LT(neg.err.size(), 80u) << neg.err;
   expect_one_line_error(aciq("collect -q --model " + m), "--stats: required", false);
+  // Option combinations no plan can be built from, found before the statistics are even opened.
+  const std::string missing = (scratch() / "absent.stats.json").string();
+  expect_one_line_error(
+      aciq("eval -q --model " + m + " --qtype int4 --wbits 4 --bias-correction deploy --stats " + missing),
+      "--bias-correction deploy: folds the correction into integer weight scales", false);
+  expect_one_line_error(
+      aciq("eval -q --model " + m +
+           " --qtype int4 --wbits 4 --semantics onnx --bias-correction deploy --stats " + missing),
+      "--bias-correction deploy: needs --placement deploy", false);
   EXPECT_EQ(aciq("eval --help").code, 0);
 }
 
@@ -375,6 +384,11 @@ TEST(CliContract, StatisticsBytesDoNotDependOnThreadsOrWorkers) {
   ASSERT_EQ(aciq(base + a.string() + " --threads 1 --workers 1").code, 0);
   ASSERT_EQ(aciq(base + b.string() + " --threads 2 --workers 3").code, 0);
   EXPECT_EQ(slurp(a), slurp(b));
+  // Per-channel summaries too.
+  ASSERT_EQ(aciq(base + a.string() + " --threads 1 --workers 1 --channel-stats").code, 0);
+  ASSERT_EQ(aciq(base + b.string() + " --threads 2 --workers 3 --channel-stats").code, 0);
+  EXPECT_EQ(slurp(a), slurp(b));
+  EXPECT_NE(slurp(a).find("\"channels\""), std::string::npos);
 }
 
 TEST(CliContract, DisjointChunksMergeAndOverlapsAreRefused) {

@@ -20,11 +20,12 @@ inline Tensor synthetic_batch(std::int64_t n, unsigned seed) {
   return Tensor::from_f32({n, 1, 28, 28}, v);
 }
 
-inline calib::StatsFile collect_stats(const graph::Graph& g, const Tensor& batch, Context& ctx) {
+inline calib::StatsFile collect_stats(const graph::Graph& g, const Tensor& batch, Context& ctx,
+                                      bool channels = false) {
   const auto points = policy::collection_points(g);
   runtime::Executor exec(g, ctx, {});
   exec.set_observed(points);
-  eval::CollectObserver col(points, ctx);
+  eval::CollectObserver col(points, ctx, true, channels);
   exec.run({batch}, &col);
   calib::StatsFile f;
   f.model_hash = g.model_hash;
