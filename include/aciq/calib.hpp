@@ -190,8 +190,8 @@ class Accumulator {
   [[nodiscard]] bool channels() const { return channels_; }
   // Adds per-channel statistics already reduced per (sample, channel), sample-major: rows.size() is a
   // multiple of `channels`.
-  void add_channel_samples(std::size_t point, std::int64_t channels,
-                           std::span<const quant::SampleStats> rows);
+  void add_channel_samples(std::size_t point, std::int64_t channels, std::span<const quant::SampleStats> rows,
+                           ThreadPool* pool = nullptr);
   // Adds a histogram of values of `point` built elsewhere (an observer binning while data is in cache).
   void merge_histogram(std::size_t point, const Histogram& h);
   // Adds statistics already reduced per sample (in sample order), e.g. by an observer that fuses the

@@ -1,4 +1,5 @@
 // Accumulator: per-sample activation statistics reduced in parallel and summarized in sample order.
+#include <algorithm>
 #include <cmath>
 #include <mutex>
 
@@ -7,13 +8,35 @@
 
 namespace aciq::calib {
 
+// Channel blocks are small (often 4x4 to 56x56 values), so a plain two-pass loop in double beats the
+// vectorized sample_stats, whose per-call setup dominates there; it fills the five fields the summaries
+// keep (min, max, mean, unbiased std, b). The callers checked the whole sample is finite.
 void channel_sample_stats(std::span<const float> x, std::int64_t channels,
                           std::span<quant::SampleStats> out) {
   const auto inner = static_cast<std::size_t>(static_cast<std::int64_t>(x.size()) / channels);
   for (std::int64_t c = 0; c < channels; ++c) {
+    const float* v = x.data() + static_cast<std::size_t>(c) * inner;
+    double sum = 0.0;
+    float lo = v[0], hi = v[0];
+    for (std::size_t i = 0; i < inner; ++i) {
+      sum += v[i];
+      lo = std::min(lo, v[i]);
+      hi = std::max(hi, v[i]);
+    }
+    const double mean = sum / static_cast<double>(inner);
+    double abs_dev = 0.0, sq_dev = 0.0;
+    for (std::size_t i = 0; i < inner; ++i) {
+      const double d = static_cast<double>(v[i]) - mean;
+      abs_dev += std::fabs(d);
+      sq_dev += d * d;
+    }
     auto& o = out[static_cast<std::size_t>(c)];
-    quant::sample_stats(x.subspan(static_cast<std::size_t>(c) * inner, inner), o);
-    if (!std::isfinite(o.std)) o.std = 0.0;
+    o.min = lo;
+    o.max = hi;
+    o.mean = mean;
+    o.b = abs_dev / static_cast<double>(inner);
+    // One-element channels (a Gemm's [N, F] output) have std 0, as the per-sample fallback.
+    o.std = inner > 1 ? std::sqrt(sq_dev / static_cast<double>(inner - 1)) : 0.0;
   }
 }
 
@@ -79,26 +102,37 @@ void Accumulator::add_batch(std::size_t point, const Tensor& batch, Context& ctx
     });
   }
   add_samples(point, row, rows);
-  if (channels > 0) add_channel_samples(point, channels, channel_rows);
+  if (channels > 0) add_channel_samples(point, channels, channel_rows, ctx.pool.get());
 }
 
 void Accumulator::add_channel_samples(std::size_t point, std::int64_t channels,
-                                      std::span<const quant::SampleStats> rows) {
+                                      std::span<const quant::SampleStats> rows, ThreadPool* pool) {
   PointStats& p = points_.at(point);
   if (!channels_ || channels <= 0) return;
   if (p.channels.empty()) p.channels.resize(static_cast<std::size_t>(channels));
   if (static_cast<std::int64_t>(p.channels.size()) != channels)
     fail("statistics point '" + p.name + "': channel count changed from " +
          std::to_string(p.channels.size()) + " to " + std::to_string(channels));
-  // Finiteness was checked on the whole sample (add_samples): its channels are finite too.
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    const auto& s = rows[i];
-    auto& c = p.channels[i % static_cast<std::size_t>(channels)];
-    c[ChannelStat::kMax].add(s.max);
-    c[ChannelStat::kMin].add(s.min);
-    c[ChannelStat::kMean].add(s.mean);
-    c[ChannelStat::kStd].add(s.std);
-    c[ChannelStat::kB].add(s.b);
+  // Channels are independent and each takes its samples in order: any split over threads gives the same
+  // sums. Finiteness was checked on the whole sample (add_samples): its channels are finite too.
+  const auto samples = static_cast<std::int64_t>(rows.size()) / channels;
+  auto some = [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t c = b; c < e; ++c) {
+      auto& ch = p.channels[static_cast<std::size_t>(c)];
+      for (std::int64_t i = 0; i < samples; ++i) {
+        const auto& s = rows[static_cast<std::size_t>(i * channels + c)];
+        ch[ChannelStat::kMax].add(s.max);
+        ch[ChannelStat::kMin].add(s.min);
+        ch[ChannelStat::kMean].add(s.mean);
+        ch[ChannelStat::kStd].add(s.std);
+        ch[ChannelStat::kB].add(s.b);
+      }
+    }
+  };
+  if (pool) {
+    pool->parallel_for(channels, some);
+  } else {
+    some(0, channels);
   }
 }
 

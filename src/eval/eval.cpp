@@ -142,8 +142,9 @@ void CollectObserver::observe_activation(std::size_t index, Tensor& value, const
   acc_.add_samples(index, row, raw);
   if (!activated.empty()) acc_.add_samples(activated_index, row, activated);
   if (channels > 0) {
-    acc_.add_channel_samples(index, channels, raw_channels);
-    if (!activated.empty()) acc_.add_channel_samples(activated_index, channels, activated_channels);
+    acc_.add_channel_samples(index, channels, raw_channels, ctx.pool.get());
+    if (!activated.empty())
+      acc_.add_channel_samples(activated_index, channels, activated_channels, ctx.pool.get());
   }
 }
 
