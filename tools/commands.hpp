@@ -18,5 +18,6 @@ void add_info_commands(CLI::App& app, SetAction set_action);    // alpha, ops, l
 void add_bench_command(CLI::App& app, SetAction set_action);    // bench
 void add_plan_commands(CLI::App& app, SetAction set_action);    // calibrate, export
 void add_tensor_commands(CLI::App& app, SetAction set_action);  // run, compare
+void add_report_command(CLI::App& app, SetAction set_action);   // report
 
 }  // namespace aciq::cli

@@ -96,6 +96,7 @@ RunResult run(int argc, char** argv, aciq::dist::Group& group) {
   aciq::cli::add_bench_command(app, set_action);
   aciq::cli::add_plan_commands(app, set_action);
   aciq::cli::add_tensor_commands(app, set_action);
+  aciq::cli::add_report_command(app, set_action);
   const std::vector<std::string> args = seed_spellings({argv + 1, argv + argc});
   aciq::cli::Invocation inv;
   inv.argv.assign(argv, argv + argc);
