@@ -269,6 +269,12 @@ void QuantArgs::add(CLI::App& app, bool with_activation_options) {
                "and int32 biases (needs --semantics onnx and --placement deploy; exports carry it)")
             ->check(CLI::IsMember({"none", "paper", "deploy"}))
             ->capture_default_str());
+  track("--bit-alloc",
+        app.add_option("--bit-alloc", bit_alloc,
+                       "channel: per-channel weight widths with 2^M proportional to threshold^(2/3) under an "
+                       "average of --wbits (Banner et al. 2019); needs --wgran channel")
+            ->check(CLI::IsMember({"none", "channel"}))
+            ->capture_default_str());
   track("--bits-budget",
         app.add_option(
             "--bits-budget", bits_budget,
@@ -358,6 +364,7 @@ plan::PlanOptions QuantArgs::plan_options(bool fold_batchnorm) const {
   o.weights = plan::parse_weight_granularity(wgran);
   o.weight_clip = plan::parse_weight_clip(wclip);
   o.bias_correction = plan::parse_bias_correction(bias_correction);
+  o.bit_alloc = plan::parse_bit_alloc(bit_alloc);
   o.bits_budget = bits_budget;
   o.bit_widths = bit_widths;
   if (bits_budget > 0) {

@@ -94,6 +94,7 @@ struct QuantArgs {
   std::string wgran = "tensor";
   std::string wclip = "minmax";
   std::string bias_correction = "none";
+  std::string bit_alloc = "none";
   double bits_budget = 0.0;
   std::vector<int> bit_widths{2, 3, 4, 8};
   // with_activation_options = false leaves out --qtype/--clip/--stats/-sm (sweep has its own lists).

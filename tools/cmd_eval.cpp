@@ -69,6 +69,7 @@ nlohmann::ordered_json plan_options_record(const plan::PlanOptions& o) {
           {"wgran", std::string(plan::weight_granularity_name(o.weights))},
           {"wclip", std::string(plan::weight_clip_name(o.weight_clip))},
           {"bias_correction", std::string(plan::bias_correction_name(o.bias_correction))},
+          {"bit_alloc", std::string(plan::bit_alloc_name(o.bit_alloc))},
           {"bits_budget", o.bits_budget},
           {"bit_widths", o.bit_widths},
           {"wbits", o.policy.weight_bits},

@@ -49,6 +49,14 @@ enum class BiasCorrection : std::uint8_t { kNone, kPaper, kDeploy };
 BiasCorrection parse_bias_correction(std::string_view text);  // "none" | "paper" | "deploy"
 std::string_view bias_correction_name(BiasCorrection b);
 
+// --bit-alloc channel: Banner et al. 2019's per-channel bit allocation of per-channel weight grids
+// (docs/plan.md, "Per-channel bit allocation"): widths M_c with 2^M_c proportional to alpha_c^(2/3), alpha_c
+// the channel's threshold, under an average of --wbits bits per channel. Every channel's integers still
+// fit int8, so exports and the int8 engine run it; no runtime stores the narrower channels in fewer bits.
+enum class BitAlloc : std::uint8_t { kNone, kChannel };
+BitAlloc parse_bit_alloc(std::string_view text);  // "none" | "channel"
+std::string_view bit_alloc_name(BitAlloc b);
+
 enum class TensorKind : std::uint8_t { kActivation, kWeight, kBias };
 std::string_view tensor_kind_name(TensorKind k);  // "activation" | "weight" | "bias"
 
@@ -59,6 +67,7 @@ struct PlanOptions {
   WeightGranularity weights = WeightGranularity::kTensor;
   WeightClip weight_clip = WeightClip::kMinMax;  // per-channel weights only
   BiasCorrection bias_correction = BiasCorrection::kNone;
+  BitAlloc bit_alloc = BitAlloc::kNone;  // per-channel weights only
   // --bits-budget B (0: off): the conv points' widths chosen from bit_widths to minimize their summed
   // measured histogram error under an average of B bits weighted by tensor size (docs/plan.md).
   double bits_budget = 0.0;
@@ -84,6 +93,9 @@ struct TensorQuant {
   // Biases: the float added to each bias element before it is rounded to int32 (the folded mean shift).
   std::vector<float> rounding_scale;
   std::vector<double> shift;
+  // --bit-alloc channel, weights only: each channel's width; its grid is the symmetric one of that width
+  // (`bits`, `qmin` and `qmax` are the widest channel's).
+  std::vector<int> channel_bits;
   // The real window each grid represents: [scale * (qmin - zp), scale * (qmax - zp)] for the onnx
   // semantics; the seed's [offset, offset + delta] for the seed semantics.
   std::vector<double> lo, hi;
@@ -140,6 +152,13 @@ struct QuantPlan {
 // costs' common divisor (tensor sizes share C x H x W factors), otherwise in 2^16 steps with costs rounded
 // up (the result always fits); then single upgrades that still fit. Throws when even the narrowest widths
 // exceed the budget. Memory: n x (steps + 1) bytes.
+// Banner et al.'s per-channel allocation: M_c = clamp(round(log2(k alpha_c^(2/3))), min_bits, max_bits)
+// with k the largest (bisection) for which sum M_c <= floor(average_bits x channels), then single bits added
+// (to the channel furthest below its unrounded width, lowest index first) while the sum stays within it.
+// alpha_c = 0 gets min_bits. Throws when min_bits x channels exceeds the budget.
+std::vector<int> allocate_channel_bits(const std::vector<double>& alpha, double average_bits, int min_bits,
+                                       int max_bits);
+
 std::vector<std::size_t> allocate_widths(const std::vector<std::vector<double>>& error,
                                          const std::vector<double>& size, const std::vector<int>& widths,
                                          double budget);

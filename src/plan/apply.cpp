@@ -25,6 +25,10 @@ void quantize_tensor(Tensor& w, const TensorQuant& t, Semantics semantics) {
       const std::size_t c = channel(i);
       one.scale = {t.scale[c]};
       one.zero_point = {t.zero_point[c]};
+      if (!t.channel_bits.empty()) {
+        one.bits = t.channel_bits[c];
+        one.qmax = (1 << one.bits) - 1;
+      }
       auto q = one.quantizer(semantics).seed;
       // Symmetric per-channel grids of zero channels are the identity.
       if (t.lo[c] == 0.0 && t.hi[c] == 0.0) q.form = quant::GridForm::kIdentity;

@@ -1,4 +1,5 @@
-// --bits-budget: per-tensor activation widths under an average-bits budget (a multiple-choice knapsack).
+// Bit allocation: --bits-budget (per-tensor activation widths under an average-bits budget, a multiple-choice
+// knapsack) and --bit-alloc channel (per-channel weight widths, Banner et al. 2019).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -9,6 +10,56 @@
 #include "aciq/plan.hpp"
 
 namespace aciq::plan {
+
+std::vector<int> allocate_channel_bits(const std::vector<double>& alpha, double average_bits, int min_bits,
+                                       int max_bits) {
+  const auto n = static_cast<std::int64_t>(alpha.size());
+  const auto budget = static_cast<std::int64_t>(std::floor(average_bits * static_cast<double>(n) + 1e-9));
+  if (n == 0) return {};
+  if (static_cast<std::int64_t>(min_bits) * n > budget)
+    fail(fmt::format("--bit-alloc channel: {} channels at {} bits exceed the budget of {} bits on average", n,
+                     min_bits, average_bits));
+  // log2(alpha^(2/3)); channels with alpha 0 stay at min_bits.
+  std::vector<double> level(alpha.size());
+  for (std::size_t i = 0; i < alpha.size(); ++i)
+    level[i] = alpha[i] > 0 ? 2.0 / 3.0 * std::log2(alpha[i]) : -INFINITY;
+  auto widths = [&](double log_k) {
+    std::vector<int> m(alpha.size());
+    for (std::size_t i = 0; i < alpha.size(); ++i) {
+      const double w = std::round(log_k + level[i]);
+      m[i] =
+          std::isfinite(w)
+              ? static_cast<int>(std::clamp(w, static_cast<double>(min_bits), static_cast<double>(max_bits)))
+              : min_bits;
+    }
+    return m;
+  };
+  auto total = [](const std::vector<int>& m) { return std::accumulate(m.begin(), m.end(), std::int64_t{0}); };
+  // The sum is non-decreasing in log k: bisect for the largest log k within the budget.
+  double lo = -2000.0, hi = 2000.0;
+  for (int it = 0; it < 200; ++it) {
+    const double mid = 0.5 * (lo + hi);
+    (total(widths(mid)) <= budget ? lo : hi) = mid;
+  }
+  auto m = widths(lo);
+  // Rounding can leave bits unspent: give them one at a time to the channel whose width is furthest below
+  // its unrounded value log k + level (ties: the lower index).
+  for (std::int64_t spent = total(m); spent < budget; ++spent) {
+    std::size_t best = alpha.size();
+    double gap = -INFINITY;
+    for (std::size_t i = 0; i < alpha.size(); ++i) {
+      if (m[i] >= max_bits || !std::isfinite(level[i])) continue;
+      const double g = lo + level[i] - m[i];
+      if (g > gap) {
+        gap = g;
+        best = i;
+      }
+    }
+    if (best == alpha.size()) break;
+    ++m[best];
+  }
+  return m;
+}
 
 std::vector<std::size_t> allocate_widths(const std::vector<std::vector<double>>& error,
                                          const std::vector<double>& size, const std::vector<int>& widths,

@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <span>
+#include <tuple>
 
 #include "aciq/plan.hpp"
 #include "aciq/runtime.hpp"
@@ -181,18 +182,43 @@ TensorQuant weight_entry(const graph::Graph& g, const graph::Node& n, const std:
   t.statistic = weight_clip_statistic(o.weight_clip);
   t.axis = output_axis(n, w);
   const auto r = channel_ranges(w, t.axis);
-  for (std::size_t c = 0; c < r.lo.size(); ++c) {
-    const float max_abs = channel_threshold(channel_values(w, t.axis, c),
-                                            std::max(std::abs(r.lo[c]), std::abs(r.hi[c])), t.bits, o);
+  const std::size_t channels = r.lo.size();
+  std::vector<float> max_abs(channels);
+  for (std::size_t c = 0; c < channels; ++c) max_abs[c] = std::max(std::abs(r.lo[c]), std::abs(r.hi[c]));
+  std::vector<int> widths(channels, t.bits);
+  if (o.bit_alloc == BitAlloc::kChannel) {
+    // alpha_c: the channel's threshold at the average width (its clipping value under --wclip).
+    std::vector<double> alpha(channels);
+    for (std::size_t c = 0; c < channels; ++c)
+      alpha[c] = channel_threshold(channel_values(w, t.axis, c), max_abs[c], t.bits, o);
+    widths = allocate_channel_bits(alpha, t.bits, 2, std::max(8, t.bits));
+    t.channel_bits = widths;
+    const auto [lo_w, hi_w] = std::minmax_element(widths.begin(), widths.end());
+    t.statistic += fmt::format(
+        "; widths {}..{} by --bit-alloc channel (2^M proportional to threshold^(2/3), {} bits on average)",
+        *lo_w, *hi_w, t.bits);
+  }
+  for (std::size_t c = 0; c < channels; ++c) {
+    const float threshold = channel_threshold(channel_values(w, t.axis, c), max_abs[c], widths[c], o);
     if (o.semantics == Semantics::kSeed) {
       // The seed's kernel on a symmetric grid (quant::symmetric_params): levels k * scale, |k| <= 2^(M-1)
       // - 1.
-      const auto ap = quant::symmetric_params(max_abs, t.bits);
+      const auto ap = quant::symmetric_params(threshold, widths[c]);
       set_seed_grid(t, ap);
-      t.lo.push_back(ap.form == quant::GridForm::kIdentity ? 0.0 : -static_cast<double>(max_abs));
-      t.hi.push_back(ap.form == quant::GridForm::kIdentity ? 0.0 : static_cast<double>(max_abs));
+      t.lo.push_back(ap.form == quant::GridForm::kIdentity ? 0.0 : -static_cast<double>(threshold));
+      t.hi.push_back(ap.form == quant::GridForm::kIdentity ? 0.0 : static_cast<double>(threshold));
     } else {
-      set_onnx_grid(t, quant::onnx_symmetric_grid(max_abs, quant::int_range(t.bits, true, true).second));
+      set_onnx_grid(t, quant::onnx_symmetric_grid(threshold, quant::int_range(widths[c], true, true).second));
+    }
+  }
+  if (!t.channel_bits.empty()) {
+    // The entry's own range is the widest channel's; each channel's grid is its own (TensorQuant::grid).
+    t.bits = *std::max_element(widths.begin(), widths.end());
+    if (o.semantics == Semantics::kSeed) {
+      t.qmin = 0;
+      t.qmax = (1 << t.bits) - 1;
+    } else {
+      std::tie(t.qmin, t.qmax) = quant::int_range(t.bits, true, true);
     }
   }
   return t;
@@ -220,8 +246,8 @@ void raise_weight_scale_for_bias(TensorQuant& wq, std::span<const float> bias, f
     float s = static_cast<float>(need);
     if (static_cast<double>(s) < need) s = std::nextafter(s, std::numeric_limits<float>::infinity());
     wq.scale[c] = s;
-    wq.lo[c] = static_cast<double>(s) * (wq.qmin - wq.zero_point[c]);
-    wq.hi[c] = static_cast<double>(s) * (wq.qmax - wq.zero_point[c]);
+    wq.lo[c] = wq.grid(c).lo();
+    wq.hi[c] = wq.grid(c).hi();
     raised = true;
   }
   if (raised) wq.statistic += "; scale raised so that the int32 bias fits (|b| / (s_in s_w) <= 2^30)";
@@ -425,8 +451,8 @@ std::vector<double> fold_norm_ratio(TensorQuant& wq, const Tensor& w) {
     const double r = vq[c] > 0.0 ? std::sqrt(vw[c] / vq[c]) : 1.0;
     d[c] = mw[c] - r * mq[c];
     wq.scale[c] = static_cast<float>(static_cast<double>(wq.scale[c]) * r);
-    wq.lo[c] = static_cast<double>(wq.scale[c]) * (wq.qmin - wq.zero_point[c]);
-    wq.hi[c] = static_cast<double>(wq.scale[c]) * (wq.qmax - wq.zero_point[c]);
+    wq.lo[c] = wq.grid(c).lo();
+    wq.hi[c] = wq.grid(c).hi();
   }
   wq.statistic += "; deploy bias correction: scale x std(w) / std(w_q) per channel";
   return d;
@@ -460,6 +486,11 @@ void check_plan_options(const PlanOptions& o) {
           "--bias-correction deploy: needs --placement deploy or inputs (the int32 bias it folds into "
           "exists only where the layer's input is quantized)");
   }
+  if (o.bit_alloc == BitAlloc::kChannel &&
+      (o.weights != WeightGranularity::kChannel || o.policy.weight_bits < 2))
+    fail(
+        "--bit-alloc channel: allocates the widths of per-channel weight grids; needs --wgran channel and "
+        "--wbits >= 2");
   if (o.bias_correction != BiasCorrection::kNone && o.policy.weight_bits <= 0)
     fail("--bias-correction " + std::string(bias_correction_name(o.bias_correction)) +
          ": corrects quantized weights; give --wbits");

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 namespace aciq::plan {
 
@@ -63,6 +64,13 @@ std::string_view bias_correction_name(BiasCorrection b) {
   }
   return "?";
 }
+
+BitAlloc parse_bit_alloc(std::string_view text) {
+  if (text == "none") return BitAlloc::kNone;
+  if (text == "channel") return BitAlloc::kChannel;
+  fail("--bit-alloc '" + std::string(text) + "': expected none or channel");
+}
+std::string_view bit_alloc_name(BitAlloc b) { return b == BitAlloc::kChannel ? "channel" : "none"; }
 
 std::string_view tensor_kind_name(TensorKind k) {
   switch (k) {
@@ -182,6 +190,7 @@ json options_json(const PlanOptions& o) {
   if (o.weight_clip != WeightClip::kMinMax) j["wclip"] = std::string(weight_clip_name(o.weight_clip));
   if (o.bias_correction != BiasCorrection::kNone)
     j["bias_correction"] = std::string(bias_correction_name(o.bias_correction));
+  if (o.bit_alloc != BitAlloc::kNone) j["bit_alloc"] = std::string(bit_alloc_name(o.bit_alloc));
   if (o.bits_budget > 0) {
     j["bits_budget"] = o.bits_budget;
     j["bit_widths"] = o.bit_widths;
@@ -214,6 +223,8 @@ PlanOptions parse_options(const json& j, const std::string& where) {
     if (j.contains("wclip")) o.weight_clip = parse_weight_clip(read_value<std::string>(j, where, "wclip"));
     if (j.contains("bias_correction"))
       o.bias_correction = parse_bias_correction(read_value<std::string>(j, where, "bias_correction"));
+    if (j.contains("bit_alloc"))
+      o.bit_alloc = parse_bit_alloc(read_value<std::string>(j, where, "bit_alloc"));
     if (j.contains("bits_budget")) {
       o.bits_budget = read_value<double>(j, where, "bits_budget");
       o.bit_widths = read_value<std::vector<int>>(j, where, "bit_widths");
@@ -289,6 +300,14 @@ void validate(const TensorQuant& t, Semantics semantics, const std::string& wher
       if (!std::isfinite(s) || !(s > 0.0f))
         fail(fmt::format("{}: rounding scale {} must be finite and positive", where, s));
   }
+  if (!t.channel_bits.empty()) {
+    if (t.kind != TensorKind::kWeight || !t.per_channel())
+      fail(where + ": 'channel_bits' belongs to per-channel weights only");
+    if (t.channel_bits.size() != n)
+      fail(fmt::format("{}: {} channel widths for {} scales", where, t.channel_bits.size(), n));
+    for (int b : t.channel_bits)
+      if (b < 2 || b > t.bits) fail(fmt::format("{}: channel width {} is outside 2..{}", where, b, t.bits));
+  }
   if (!t.shift.empty()) {
     if (!bias32) fail(where + ": 'shift' belongs to int32 biases only");
     for (double s : t.shift)
@@ -307,6 +326,16 @@ quant::IntGrid TensorQuant::grid(std::size_t c) const {
   g.zero_point = zero_point.at(c);
   g.qmin = qmin;
   g.qmax = qmax;
+  if (!channel_bits.empty()) {
+    // The channel's own symmetric grid (onnx), or the seed's [0, 2^M - 1] of its width.
+    const int b = channel_bits.at(c);
+    if (is_signed) {
+      std::tie(g.qmin, g.qmax) = quant::int_range(b, true, true);
+    } else {
+      g.qmin = 0;
+      g.qmax = (1 << b) - 1;
+    }
+  }
   return g;
 }
 
@@ -373,6 +402,7 @@ std::string QuantPlan::to_json() const {
       e["rounding_scale"] = scalar_or_array(rs, t.per_channel());
     }
     if (!t.shift.empty()) e["shift"] = t.shift;
+    if (!t.channel_bits.empty()) e["channel_bits"] = t.channel_bits;
     if (options.semantics == Semantics::kSeed) {
       e["seed_grid"] = std::string(form_name(t.seed_form));
       if (t.seed_form == quant::GridForm::kOffset) e["seed_offset"] = static_cast<double>(t.seed_offset);
@@ -443,6 +473,7 @@ QuantPlan QuantPlan::from_json(const std::string& text, const std::string& sourc
     t.requested_hi = req[1];
     if (e.contains("rounding_scale")) t.rounding_scale = read_vector<float>(e, where, "rounding_scale");
     if (e.contains("shift")) t.shift = read_vector<double>(e, where, "shift");
+    if (e.contains("channel_bits")) t.channel_bits = read_vector<int>(e, where, "channel_bits");
     if (p.options.semantics == Semantics::kSeed) {
       t.seed_form = parse_form(read_value<std::string>(e, where, "seed_grid"), where);
       if (t.seed_form == quant::GridForm::kOffset)

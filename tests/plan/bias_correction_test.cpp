@@ -1,9 +1,12 @@
 // --bias-correction deploy: the norm ratio in the weight scales, the mean shift in the int32 biases, the
-// integers untouched; every number recomputed here from the weights and the statistics.
+// integers untouched; every number recomputed here from the weights and the statistics. And --bit-alloc
+// channel's per-channel weight widths in a plan.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <numeric>
+#include <set>
 
 #include "aciq/export.hpp"
 #include "plan_fixture.hpp"
@@ -233,6 +236,56 @@ TEST_F(DeployCorrection, RefusedWhereNoIntegerBiasExists) {
       break;
     }
   }
+}
+
+// --bit-alloc channel in a plan: every channel's integers lie on its own width's symmetric grid, the widths
+// average --wbits, the plan survives JSON, both semantics simulate it and the QDQ export holds it.
+struct ChannelBitAllocationPlan : DeployCorrection {};
+
+TEST_F(ChannelBitAllocationPlan, WidthsGridsJsonSimulationAndExport) {
+  for (const auto sem : {Semantics::kSeed, Semantics::kOnnx}) {
+    auto o = plan_options(8, quant::ClipMethod::kNone, sem, WeightGranularity::kChannel, Placement::kDeploy);
+    o.policy.weight_bits = 4;
+    o.bit_alloc = plan::BitAlloc::kChannel;
+    const auto p = plan::build_plan(g, stats, o, "s.json");
+    EXPECT_EQ(plan::QuantPlan::from_json(p.to_json(), "p.json").to_json(), p.to_json());
+    int spread = 0;
+    for (const auto& t : p.tensors) {
+      if (t.kind != plan::TensorKind::kWeight) continue;
+      ASSERT_EQ(t.channel_bits.size(), t.channels()) << t.tensor;
+      const double avg = std::accumulate(t.channel_bits.begin(), t.channel_bits.end(), 0.0) /
+                         static_cast<double>(t.channels());
+      EXPECT_LE(avg, 4.0 + 1e-12) << t.tensor;
+      EXPECT_GT(avg, 4.0 - 1.0 / static_cast<double>(t.channels()) - 1e-12) << t.tensor;
+      spread += *std::max_element(t.channel_bits.begin(), t.channel_bits.end()) !=
+                *std::min_element(t.channel_bits.begin(), t.channel_bits.end());
+      if (sem == Semantics::kOnnx) {
+        const Tensor& w = g.initializers.at(t.tensor);
+        const auto q = plan::quantize_values(w, t);
+        const std::size_t inner = q.size() / t.channels();
+        for (std::size_t i = 0; i < q.size(); ++i) {
+          const int limit = (1 << (t.channel_bits[i / inner] - 1)) - 1;
+          ASSERT_LE(std::abs(q[i]), limit) << t.tensor << " element " << i;
+        }
+      } else {
+        // The seed's symmetric grid of M bits has at most 2^M - 1 levels per channel.
+        graph::Graph planned = g;
+        (void)plan::apply_plan(planned, p);
+        const auto v = std::as_const(planned.initializers.at(t.tensor)).f32();
+        const std::size_t inner = v.size() / t.channels();
+        for (std::size_t c = 0; c < t.channels(); ++c) {
+          std::set<float> levels(v.begin() + c * inner, v.begin() + (c + 1) * inner);
+          EXPECT_LE(levels.size(), static_cast<std::size_t>((1 << t.channel_bits[c]) - 1)) << t.tensor;
+        }
+      }
+    }
+    EXPECT_GE(spread, 3);  // the widths do differ between channels
+    if (sem == Semantics::kOnnx) EXPECT_NO_THROW((void)exporter::insert_qdq(g, p));
+  }
+  auto o = plan_options(8, quant::ClipMethod::kNone, Semantics::kOnnx, WeightGranularity::kTensor,
+                        Placement::kDeploy);
+  o.bit_alloc = plan::BitAlloc::kChannel;
+  EXPECT_THROW(plan::check_plan_options(o), Error);  // per-tensor weights have no channels to allocate
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <numeric>
 #include <random>
 
 #include "aciq/plan.hpp"
@@ -87,6 +88,41 @@ TEST(BitAllocation, UniformBudgetsAndErrors) {
   for (auto k : allocate_widths(in.error, in.size, widths, 8.0)) EXPECT_EQ(k, 3u);
   for (auto k : allocate_widths(in.error, in.size, widths, 2.0)) EXPECT_EQ(k, 0u);
   EXPECT_THROW(allocate_widths(in.error, in.size, widths, 1.5), Error);
+}
+
+// --bit-alloc channel: 2^M_c proportional to alpha_c^(2/3). With alpha = 1, 8, 64 (alpha^(2/3) = 1, 4, 16)
+// and 4 bits on average, M = log2 k + {0, 2, 4} sums to 12 at log2 k = 2: widths 2, 4, 6 exactly.
+TEST(ChannelBitAllocation, ClosedFormAndBudget) {
+  EXPECT_EQ(allocate_channel_bits({1.0, 8.0, 64.0}, 4.0, 2, 8), (std::vector<int>{2, 4, 6}));
+  // The clamp: a huge spread saturates at the ends and the leftover goes to the channel furthest below its
+  // unrounded width.
+  const auto wide = allocate_channel_bits({1e-6, 1.0, 1e6}, 4.0, 2, 8);
+  EXPECT_EQ(wide.front(), 2);
+  EXPECT_EQ(wide.back(), 8);
+  EXPECT_LE(wide[0] + wide[1] + wide[2], 12);
+  // A zero channel gets the narrowest width; all-equal channels get the average.
+  EXPECT_EQ(allocate_channel_bits({0.0, 1.0, 1.0}, 3.0, 2, 8)[0], 2);
+  EXPECT_EQ(allocate_channel_bits(std::vector<double>(5, 0.3), 3.0, 2, 8), std::vector<int>(5, 3));
+  EXPECT_THROW(allocate_channel_bits({1.0, 2.0}, 1.5, 2, 8), Error);
+  std::mt19937 rng(11);
+  std::lognormal_distribution<double> a(0.0, 1.5);
+  for (int trial = 0; trial < 200; ++trial) {
+    const std::size_t n = 1 + trial % 40;
+    std::vector<double> alpha(n);
+    for (auto& x : alpha) x = a(rng);
+    const double avg = 2.0 + (trial % 13) * 0.5;
+    const auto m = allocate_channel_bits(alpha, avg, 2, 8);
+    const auto sum = std::accumulate(m.begin(), m.end(), 0);
+    EXPECT_LE(sum, static_cast<int>(std::floor(avg * static_cast<double>(n) + 1e-9)));
+    // Nothing left unspent that a channel below the maximum could take.
+    if (*std::min_element(m.begin(), m.end()) < 8)
+      EXPECT_EQ(sum, std::min(8 * static_cast<int>(n),
+                              static_cast<int>(std::floor(avg * static_cast<double>(n) + 1e-9))));
+    // A larger alpha never gets fewer bits than a smaller one... up to the one-bit top-ups.
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < n; ++j)
+        if (alpha[i] > alpha[j]) EXPECT_GE(m[i] + 1, m[j]);
+  }
 }
 
 }  // namespace
