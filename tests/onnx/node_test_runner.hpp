@@ -12,7 +12,8 @@ namespace aciq::testing {
 inline const char* kNodeTestRoot = "/usr/share/libonnx-testdata/data/node";
 
 // True when every op in the test's model is one aciq supports.
-bool node_test_ops_supported(const std::filesystem::path& dir);
+// With `opset_at_least`, the model's opset import is raised first, as run_node_test does.
+bool node_test_ops_supported(const std::filesystem::path& dir, std::int64_t opset_at_least = 0);
 
 // The op types the test's model uses (empty when it cannot be imported).
 std::vector<std::string> node_test_op_types(const std::filesystem::path& dir,

@@ -1,6 +1,7 @@
 // Runs the ONNX project's backend node tests (Debian libonnx-testdata) on the reference and fast paths.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <map>
 #include <set>
 
@@ -56,6 +57,49 @@ TEST_P(NodeTestOldOpset, Fast) {
 
 INSTANTIATE_TEST_SUITE_P(Onnx, NodeTestOldOpset, ::testing::ValuesIn(old_opset()),
                          [](const auto& info) { return info.param; });
+
+// The pytorch-converted and pytorch-operator sets of the same package (module- and operator-level exports
+// of PyTorch, opset 6 mostly): run with the opset raised to 7, on both backends.
+const fs::path kTestDataRoot = fs::path(kNodeTestRoot).parent_path();
+std::vector<std::string> pytorch_passing() { return read_list(kLists / "pytorch_tests_pass.txt"); }
+
+class PytorchTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PytorchTest, Reference) {
+  EXPECT_EQ(run_node_test(kTestDataRoot / GetParam(), runtime::Backend::kReference, 7), "");
+}
+TEST_P(PytorchTest, Fast) {
+  EXPECT_EQ(run_node_test(kTestDataRoot / GetParam(), runtime::Backend::kFast, 7), "");
+}
+
+INSTANTIATE_TEST_SUITE_P(Onnx, PytorchTest, ::testing::ValuesIn(pytorch_passing()), [](const auto& info) {
+  std::string name = info.param;
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return name;
+});
+
+// Every test of the two sets passes or is a listed gap with its reason.
+TEST(PytorchTestInventory, EveryTestIsClassified) {
+  std::set<std::string> known;
+  for (const auto& n : pytorch_passing()) known.insert(n);
+  for (const auto& n : read_list(kLists / "pytorch_tests_known_gaps.txt")) known.insert(n);
+  std::vector<std::string> unclassified;
+  std::size_t total = 0;
+  for (const char* set : {"pytorch-converted", "pytorch-operator"}) {
+    ASSERT_TRUE(fs::is_directory(kTestDataRoot / set)) << "install libonnx-testdata (scripts/install-deps)";
+    for (const auto& e : fs::directory_iterator(kTestDataRoot / set)) {
+      const std::string name = std::string(set) + "/" + e.path().filename().string();
+      ++total;
+      if (!known.count(name)) unclassified.push_back(name);
+    }
+  }
+  EXPECT_EQ(total, 117u);  // 82 converted modules + 35 operators in Debian 12's package
+  std::sort(unclassified.begin(), unclassified.end());
+  std::string all;
+  for (const auto& n : unclassified) all += n + "\n";
+  EXPECT_TRUE(unclassified.empty()) << "unclassified pytorch tests:\n" << all;
+}
 
 // Every node test whose operators aciq supports is either expected to pass or listed, with a
 // reason, as a known gap; a new supported op cannot silently skip its conformance tests.
