@@ -1,6 +1,7 @@
 // The channel of a tensor element along one axis: shared by plan building and plan execution.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "aciq/core.hpp"
@@ -13,7 +14,8 @@ struct ChannelIndex {
   std::int64_t inner = 1, channels = 1;
   ChannelIndex(const Shape& shape, int axis) {
     if (axis < 0) return;
-    channels = shape.at(static_cast<std::size_t>(axis));
+    // A zero-length axis has no elements to index; 1 keeps the modulo defined.
+    channels = std::max<std::int64_t>(1, shape.at(static_cast<std::size_t>(axis)));
     for (std::size_t d = static_cast<std::size_t>(axis) + 1; d < shape.size(); ++d) inner *= shape[d];
   }
   [[nodiscard]] std::size_t operator()(std::size_t i) const {
