@@ -45,28 +45,10 @@ void quantize_tensor(Tensor& w, const TensorQuant& t, Semantics semantics) {
 // q <- (q - mean_q) * std_w / std_q + mean_w (a channel whose quantized values are constant keeps q's
 // spread and only moves its mean).
 void correct_bias(std::span<float> q, std::span<const float> w, const ChannelIndex& channel) {
-  const auto channels = static_cast<std::size_t>(channel.channels);
-  std::vector<double> n(channels, 0.0), mw(channels, 0.0), mq(channels, 0.0), vw(channels, 0.0),
-      vq(channels, 0.0);
+  const auto m = norm_correction(w, q, channel);
   for (std::size_t i = 0; i < q.size(); ++i) {
     const std::size_t c = channel(i);
-    n[c] += 1.0;
-    mw[c] += w[i];
-    mq[c] += q[i];
-  }
-  for (std::size_t c = 0; c < channels; ++c) {
-    mw[c] /= n[c];
-    mq[c] /= n[c];
-  }
-  for (std::size_t i = 0; i < q.size(); ++i) {
-    const std::size_t c = channel(i);
-    vw[c] += (w[i] - mw[c]) * (w[i] - mw[c]);
-    vq[c] += (q[i] - mq[c]) * (q[i] - mq[c]);
-  }
-  for (std::size_t i = 0; i < q.size(); ++i) {
-    const std::size_t c = channel(i);
-    const double ratio = vq[c] > 0.0 ? std::sqrt(vw[c] / vq[c]) : 1.0;
-    q[i] = static_cast<float>((q[i] - mq[c]) * ratio + mw[c]);
+    q[i] = static_cast<float>((q[i] - m.mean_q[c]) * m.ratio[c] + m.mean_w[c]);
   }
 }
 

@@ -423,33 +423,17 @@ double expected_input(const calib::PointStats& s, const TensorQuant& in, std::st
 // integers were chosen on); returns d per channel of the entry (one for a per-tensor grid).
 std::vector<double> fold_norm_ratio(TensorQuant& wq, const Tensor& w) {
   const auto q = quantize_values(w, wq);
-  const auto v = w.f32();
   const ChannelIndex channel(w.shape(), wq.axis);
   const auto channels = static_cast<std::size_t>(channel.channels);
-  std::vector<double> n(channels, 0.0), mw(channels, 0.0), mq(channels, 0.0), vw(channels, 0.0),
-      vq(channels, 0.0), dq(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    const std::size_t c = channel(i);
-    dq[i] = quant::dequantize_linear(q[i], wq.grid(c));
-    n[c] += 1.0;
-    mw[c] += v[i];
-    mq[c] += dq[i];
-  }
-  for (std::size_t c = 0; c < channels; ++c) {
-    mw[c] /= n[c];
-    mq[c] /= n[c];
-  }
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    const std::size_t c = channel(i);
-    vw[c] += (v[i] - mw[c]) * (v[i] - mw[c]);
-    vq[c] += (dq[i] - mq[c]) * (dq[i] - mq[c]);
-  }
+  std::vector<float> dq(q.size());
+  for (std::size_t i = 0; i < q.size(); ++i) dq[i] = quant::dequantize_linear(q[i], wq.grid(channel(i)));
+  const auto m = norm_correction(w.f32(), dq, channel);
   wq.rounding_scale = wq.scale;
   std::vector<double> d(channels);
   for (std::size_t c = 0; c < channels; ++c) {
     // As the paper form: a channel whose quantized values are constant keeps its step, only its mean moves.
-    const double r = vq[c] > 0.0 ? std::sqrt(vw[c] / vq[c]) : 1.0;
-    d[c] = mw[c] - r * mq[c];
+    const double r = m.ratio[c];
+    d[c] = m.mean_w[c] - r * m.mean_q[c];
     wq.scale[c] = static_cast<float>(static_cast<double>(wq.scale[c]) * r);
     wq.lo[c] = wq.grid(c).lo();
     wq.hi[c] = wq.grid(c).hi();

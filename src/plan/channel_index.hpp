@@ -1,8 +1,12 @@
-// The channel of a tensor element along one axis: shared by plan building and plan execution.
+// The channel of a tensor element along one axis, and per-channel weight moments: shared by plan building
+// and plan execution.
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <span>
+#include <vector>
 
 #include "aciq/core.hpp"
 
@@ -22,5 +26,37 @@ struct ChannelIndex {
     return static_cast<std::size_t>((static_cast<std::int64_t>(i) / inner) % channels);
   }
 };
+
+// Banner et al.'s per-channel moments: the means of the float weights w and of their dequantized values q,
+// and r = std(w) / std(q) (1 where q is constant), for the correction q <- r (q - mean_q) + mean_w.
+struct NormCorrection {
+  std::vector<double> ratio, mean_w, mean_q;
+};
+inline NormCorrection norm_correction(std::span<const float> w, std::span<const float> q,
+                                      const ChannelIndex& channel) {
+  const auto channels = static_cast<std::size_t>(channel.channels);
+  std::vector<double> n(channels, 0.0), vw(channels, 0.0), vq(channels, 0.0);
+  NormCorrection c{std::vector<double>(channels, 1.0), std::vector<double>(channels, 0.0),
+                   std::vector<double>(channels, 0.0)};
+  for (std::size_t i = 0; i < q.size(); ++i) {
+    const std::size_t k = channel(i);
+    n[k] += 1.0;
+    c.mean_w[k] += w[i];
+    c.mean_q[k] += q[i];
+  }
+  for (std::size_t k = 0; k < channels; ++k) {
+    if (n[k] == 0.0) continue;
+    c.mean_w[k] /= n[k];
+    c.mean_q[k] /= n[k];
+  }
+  for (std::size_t i = 0; i < q.size(); ++i) {
+    const std::size_t k = channel(i);
+    vw[k] += (w[i] - c.mean_w[k]) * (w[i] - c.mean_w[k]);
+    vq[k] += (q[i] - c.mean_q[k]) * (q[i] - c.mean_q[k]);
+  }
+  for (std::size_t k = 0; k < channels; ++k)
+    if (vq[k] > 0.0) c.ratio[k] = std::sqrt(vw[k] / vq[k]);
+  return c;
+}
 
 }  // namespace aciq::plan
