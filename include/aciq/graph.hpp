@@ -13,7 +13,7 @@ namespace aciq::graph {
 
 // The ai.onnx opsets the importer accepts; operators implement the forms of every opset in this range.
 inline constexpr std::int64_t kMinOpset = 7;
-inline constexpr std::int64_t kMaxOpset = 18;
+inline constexpr std::int64_t kMaxOpset = 21;
 
 struct Attribute {
   enum class Kind : std::uint8_t { kInt, kFloat, kString, kInts, kFloats, kTensor, kOther };

@@ -38,6 +38,11 @@ double math_one(MathOp op, const MathParams& p, double x) {
       return x * std::tanh(sp);
     }
     case MathOp::kThresholdedRelu: return x > p.alpha ? x : 0.0;
+    case MathOp::kGelu: return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
+    case MathOp::kGeluTanh: {
+      const double k = std::sqrt(2.0 / 3.14159265358979323846);
+      return 0.5 * x * (1.0 + std::tanh(k * (x + 0.044715 * x * x * x)));
+    }
   }
   return x;
 }

@@ -30,6 +30,8 @@ enum class MathOp : std::uint8_t {
   kCelu,
   kMish,
   kThresholdedRelu,
+  kGelu,      // opset 20: x/2 (1 + erf(x / sqrt 2))
+  kGeluTanh,  // opset 20, approximate = "tanh": x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
 };
 struct MathParams {
   float alpha = 0.0f;  // Elu/Selu/Celu alpha, ThresholdedRelu threshold

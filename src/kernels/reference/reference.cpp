@@ -414,6 +414,8 @@ Tensor pad(const Tensor& x, const std::vector<std::int64_t>& pads, PadMode mode,
         }
         if (mode == PadMode::kEdge) {
           s = s < 0 ? 0 : len - 1;
+        } else if (mode == PadMode::kWrap) {  // the input repeated: period len
+          s = ((s % len) + len) % len;
         } else {  // reflect without repeating the edge
           if (len == 1) {
             s = 0;

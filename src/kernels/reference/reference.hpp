@@ -63,7 +63,7 @@ Tensor concat(const std::vector<const Tensor*>& xs, std::int64_t axis);
 // indices may be negative (counted from the end of the axis); out of range throws.
 Tensor gather(const Tensor& data, const Tensor& indices, std::int64_t axis);
 
-enum class PadMode : std::uint8_t { kConstant, kReflect, kEdge };
+enum class PadMode : std::uint8_t { kConstant, kReflect, kEdge, kWrap };  // kWrap: opset 19
 // pads: [begin_0, ..., begin_{r-1}, end_0, ..., end_{r-1}]; negative pads crop.
 Tensor pad(const Tensor& x, const std::vector<std::int64_t>& pads, PadMode mode, float value);
 

@@ -45,6 +45,7 @@ constexpr std::array kMathFunctions = {
     MathFunction{"Celu", ref::MathOp::kCelu, 1.0f, 0, false, 12},
     MathFunction{"Mish", ref::MathOp::kMish, 0, 0, false, 18},
     MathFunction{"ThresholdedRelu", ref::MathOp::kThresholdedRelu, 1.0f, 0, false, 10},
+    MathFunction{"Gelu", ref::MathOp::kGelu, 0, 0, false, 20},
 };
 
 const MathFunction& math_function(std::string_view type) {
@@ -57,9 +58,17 @@ const MathFunction& math_function(std::string_view type) {
 class MathUnaryOp : public Op {
  public:
   MathUnaryOp(const graph::Node& n, std::int64_t opset, Backend b)
-      : Op(n, opset), fn_(math_function(n.op_type)), backend_(b) {
+      : Op(n, opset), fn_(math_function(n.op_type)), op_(fn_.op), backend_(b) {
     params_.alpha = node_.get_float("alpha", fn_.alpha);
     params_.gamma = node_.get_float("gamma", fn_.gamma);
+    if (fn_.op == ref::MathOp::kGelu) {
+      const std::string approximate = node_.get_string("approximate", "none");
+      if (approximate == "tanh") {
+        op_ = ref::MathOp::kGeluTanh;
+      } else if (approximate != "none") {
+        error("approximate '" + approximate + "' is not one of none, tanh");
+      }
+    }
   }
   LayoutRule layout_rule(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&) const override {
     return in.at(0).dtype == DType::kFloat32 ? LayoutRule::kSame : LayoutRule::kPlainOnly;
@@ -75,17 +84,18 @@ class MathUnaryOp : public Op {
   std::string kernel() const override { return backend_ == Backend::kFast ? "threaded float" : "reference"; }
   void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     if (in[0]->dtype() == DType::kFloat32 && backend_ == Backend::kFast) {
-      kernels::fast::math(fn_.op, params_, in[0]->data<float>(), out[0]->data<float>(), in[0]->numel(),
+      kernels::fast::math(op_, params_, in[0]->data<float>(), out[0]->data<float>(), in[0]->numel(),
                           *ctx.pool);
     } else if (in[0]->dtype() == DType::kFloat32) {
-      ref::math(fn_.op, params_, in[0]->data<float>(), out[0]->data<float>(), in[0]->numel());
+      ref::math(op_, params_, in[0]->data<float>(), out[0]->data<float>(), in[0]->numel());
     } else {
-      copy_into(*out[0], ref::math_int(fn_.op, *in[0]), *this);
+      copy_into(*out[0], ref::math_int(op_, *in[0]), *this);
     }
   }
 
  private:
   const MathFunction& fn_;
+  ref::MathOp op_;  // fn_.op, or its variant chosen by an attribute (Gelu's approximate)
   Backend backend_;
   ref::MathParams params_;
 };

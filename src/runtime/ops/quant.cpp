@@ -1,4 +1,5 @@
-// QuantizeLinear/DequantizeLinear (opsets 10-18, per-tensor and per-axis) on the reference kernels.
+// QuantizeLinear/DequantizeLinear (opsets 10-21: per-tensor and per-axis, 8-bit types; not the float8, 4-bit,
+// 16-bit or blocked forms of 19 and 21) on the reference kernels.
 #include <algorithm>
 
 #include "kernels/fast/quantize_simd.hpp"
@@ -27,6 +28,10 @@ class QdqOp : public Op {
     if (scale.dtype != DType::kFloat32)
       error("scale must be float32, got " + std::string(dtype_name(scale.dtype)));
     if (scale.shape.size() > 1) error("scale must be a scalar or 1-D, got shape " + shape_str(scale.shape));
+    // Opset 21's blocked quantization: one scale per block of `block_size` elements along the axis.
+    if (node_.get_int("block_size", 0) != 0)
+      error("blocked quantization (block_size " + std::to_string(node_.get_int("block_size", 0)) +
+            ") is not supported");
     has_zp_ = node_.has_input(2);
     if (has_zp_ && in[2].shape != scale.shape &&
         !(shape_numel(in[2].shape) == 1 && shape_numel(scale.shape) == 1)) {
@@ -34,6 +39,19 @@ class QdqOp : public Op {
             shape_str(scale.shape));
     }
     zp_dtype_ = has_zp_ ? in[2].dtype : DType::kUInt8;
+    // Opset 21's QuantizeLinear output_dtype (TensorProto type: 2 uint8, 3 int8) names the output type
+    // when there is no zero point, and must agree with it when there is one.
+    if (node_.op_type == "QuantizeLinear" && node_.has("output_dtype") &&
+        node_.get_int("output_dtype", 0) != 0) {
+      const std::int64_t t = node_.get_int("output_dtype", 0);
+      if (t != 2 && t != 3)
+        error("output_dtype " + std::to_string(t) + " is not supported (uint8 = 2 and int8 = 3 are)");
+      const DType want = t == 2 ? DType::kUInt8 : DType::kInt8;
+      if (has_zp_ && want != zp_dtype_)
+        error("output_dtype " + std::string(dtype_name(want)) + " differs from the zero point's type " +
+              std::string(dtype_name(zp_dtype_)));
+      zp_dtype_ = want;
+    }
     const std::int64_t n = shape_numel(scale.shape);
     if (n == 1) {
       axis_ = {1, 1, shape_numel(x)};

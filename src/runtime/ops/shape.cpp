@@ -373,6 +373,8 @@ class PadOp : public ValueOp {
       m = kernels::ref::PadMode::kReflect;
     else if (mode == "edge")
       m = kernels::ref::PadMode::kEdge;
+    else if (mode == "wrap" && opset_ >= 19)
+      m = kernels::ref::PadMode::kWrap;
     else if (mode != "constant")
       error("Pad mode '" + mode + "' is not supported");
     float value = node_.get_float("value", 0.0f);
