@@ -108,7 +108,8 @@ class Tensor {
 // An elementwise activation as kernels fuse it behind a producer (oneDNN post-op, the quantizer's
 // pass, or a separate SIMD pass). NaN passes through every kind, like the ONNX operators.
 struct Activation {
-  enum class Kind : std::uint8_t { kNone, kRelu, kClip, kLeakyRelu };
+  // kSwish: x * sigmoid(x), the SiLU that exporters write as Sigmoid + Mul (fused by the fast backend).
+  enum class Kind : std::uint8_t { kNone, kRelu, kClip, kLeakyRelu, kSwish };
   Kind kind = Kind::kNone;
   float lo = 0.0f, hi = 0.0f, alpha = 0.0f;  // kClip bounds; kLeakyRelu slope
 };

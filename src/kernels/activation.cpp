@@ -4,13 +4,16 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/fast/simd_math.hpp"
+
 namespace aciq::kernels {
 
 void apply_activation_ref(const Activation& act, float* data, std::int64_t n) {
   switch (act.kind) {
     case Activation::Kind::kNone: return;
     case Activation::Kind::kRelu:
-      for (std::int64_t i = 0; i < n; ++i) data[i] = data[i] > 0.0f ? data[i] : (std::isnan(data[i]) ? data[i] : 0.0f);
+      for (std::int64_t i = 0; i < n; ++i)
+        data[i] = data[i] > 0.0f ? data[i] : (std::isnan(data[i]) ? data[i] : 0.0f);
       return;
     case Activation::Kind::kLeakyRelu:
       for (std::int64_t i = 0; i < n; ++i) data[i] = data[i] >= 0.0f ? data[i] : act.alpha * data[i];
@@ -18,6 +21,13 @@ void apply_activation_ref(const Activation& act, float* data, std::int64_t n) {
     case Activation::Kind::kClip:
       for (std::int64_t i = 0; i < n; ++i) {
         if (!std::isnan(data[i])) data[i] = std::min(act.hi, std::max(act.lo, data[i]));
+      }
+      return;
+    case Activation::Kind::kSwish:
+      // As the graph computes it: Sigmoid's reference (double) rounded to float, times x in float.
+      for (std::int64_t i = 0; i < n; ++i) {
+        const double x = data[i];
+        data[i] *= static_cast<float>(1.0 / (1.0 + std::exp(-x)));
       }
       return;
   }
@@ -57,6 +67,17 @@ void activation_chunk(const Activation& act, const float* src, float* data, std:
       }
       return;
     }
+    case Activation::Kind::kSwish: {
+      // The fast Sigmoid on blocks (src and data may alias), then the product with x.
+      constexpr std::int64_t kBlock = 256;
+      float s[kBlock];
+      for (std::int64_t b = 0; b < n; b += kBlock) {
+        const std::int64_t m = std::min(kBlock, n - b);
+        fast::sigmoid_simd(src + b, s, m);
+        for (std::int64_t i = 0; i < m; ++i) data[b + i] = src[b + i] * s[i];
+      }
+      return;
+    }
   }
 }
 
@@ -73,7 +94,9 @@ void apply_activation(const Activation& act, const float* src, float* dst, std::
   });
 }
 
-void apply_activation_serial(const Activation& act, float* data, std::int64_t n) { activation_chunk(act, data, data, n); }
+void apply_activation_serial(const Activation& act, float* data, std::int64_t n) {
+  activation_chunk(act, data, data, n);
+}
 
 void apply_activation(const Activation& act, float* data, std::int64_t n, Context& ctx) {
   apply_activation(act, data, data, n, ctx);

@@ -241,7 +241,10 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
     return best;
   };
   std::vector<std::vector<ValueMeta>> step_in_metas;
+  // Mul nodes already computed by a Conv with a fused swish (the Sigmoid + Mul pair below).
+  std::set<const graph::Node*> fused_away;
   for (const graph::Node& node : g.nodes) {
+    if (fused_away.count(&node)) continue;
     const auto node_index = static_cast<std::size_t>(&node - g.nodes.data());
     auto op = make_op(node, g.opset, options_.backend);
     if (!op) fail(g.source + ": unsupported operator " + node.op_type + " in " + node.describe());
@@ -316,6 +319,39 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
           if (auto ob = observed_index.find(node.outputs[0]); ob != observed_index.end()) {
             p.steps[ps->second].observe.emplace_back(in_slots[0], ob->second);
           }
+          continue;
+        }
+      }
+    }
+    // Fuse SiLU, exported as y = Conv(...); s = Sigmoid(y); Mul(y, s), into the Conv as a swish (oneDNN's
+    // eltwise_swish post-op): one pass instead of three when y and s feed nothing else and nobody observes
+    // them. The Mul's output then lives in the Conv's buffer and the Mul node is skipped.
+    if (options_.backend == Backend::kFast && node.op_type == "Sigmoid" && in_slots[0] >= 0) {
+      const std::string& y = node.inputs[0];
+      const std::string& s = node.outputs[0];
+      const auto ps = producer_step.find(y);
+      const auto y_users = g.consumers(y);
+      const auto s_users = g.consumers(s);
+      const graph::Node* mul = s_users.size() == 1 ? s_users[0] : nullptr;
+      const bool pattern =
+          ps != producer_step.end() && mul && mul->op_type == "Mul" && mul->inputs.size() == 2 &&
+          ((mul->inputs[0] == y && mul->inputs[1] == s) || (mul->inputs[0] == s && mul->inputs[1] == y)) &&
+          y_users.size() == 2 && (y_users[0] == mul || y_users[1] == mul) && !graph_outputs.count(y) &&
+          !graph_outputs.count(s) && !observed_index.count(y) && !observed_index.count(s) &&
+          !mul->outputs.empty() && !mul->outputs[0].empty();
+      if (pattern) {
+        Plan::Step& conv = p.steps[ps->second];
+        const graph::Node& conv_node = conv.op->node();
+        Activation swish;
+        swish.kind = Activation::Kind::kSwish;
+        if (conv_node.op_type == "Conv" && conv_node.outputs[0] == y &&
+            conv.post.kind == Activation::Kind::kNone && conv.observe.empty() &&
+            conv.op->fuse_activation(swish)) {
+          p.slot_of[mul->outputs[0]] = in_slots[0];
+          producer_step[mul->outputs[0]] = ps->second;
+          if (auto ob = observed_index.find(mul->outputs[0]); ob != observed_index.end())
+            conv.observe.emplace_back(in_slots[0], ob->second);
+          fused_away.insert(mul);
           continue;
         }
       }

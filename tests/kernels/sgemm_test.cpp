@@ -66,4 +66,25 @@ TEST(Sgemm, TransposedAAgreesWithPlainAAndReference) {
 }
 
 }  // namespace
+// The fast plain GlobalAveragePool (threaded rows, eight partial sums) against the reference's single
+// running double sum, on odd row counts and plane sizes: within one float ulp.
+TEST(GlobalAvgPool, PlainFastMatchesReference) {
+  ThreadPool pool(2);
+  for (const std::int64_t rows : {1, 13, 127}) {
+    for (const std::int64_t hw : {1, 7, 49, 12545}) {
+      std::vector<float> x(static_cast<std::size_t>(rows * hw));
+      std::mt19937 rng(static_cast<unsigned>(rows * 100000 + hw));
+      std::normal_distribution<float> d(0.5f, 2.0f);
+      for (auto& v : x) v = d(rng);
+      std::vector<float> want(static_cast<std::size_t>(rows)), got(static_cast<std::size_t>(rows), -1.0f);
+      ref::global_avg_pool(rows, hw, x.data(), want.data());
+      fast::global_avg_pool_plain(rows, hw, x.data(), got.data(), pool);
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const float ulp = std::nextafter(std::fabs(want[r]), INFINITY) - std::fabs(want[r]);
+        ASSERT_LE(std::fabs(got[r] - want[r]), ulp) << rows << "x" << hw << " row " << r;
+      }
+    }
+  }
+}
+
 }  // namespace aciq::kernels

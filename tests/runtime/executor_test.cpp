@@ -341,6 +341,58 @@ bool has_step(const std::vector<std::string>& steps, const std::string& name) {
   return std::find(steps.begin(), steps.end(), name) != steps.end();
 }
 
+// SiLU as exporters write it, Conv -> Sigmoid -> Mul(y, s) (and Mul(s, y)), becomes one convolution with a
+// swish post-op on the fast path; the output matches the reference backend. Observing the Conv output (or
+// a second reader of it) keeps the three steps.
+onnx::ModelProto silu_model(bool swapped, bool second_reader) {
+  auto m = make_model(13);
+  add_input(m, "x", {-1, 3, 9, 11});
+  *m.mutable_graph()->add_initializer() =
+      make_tensor("w", {8, 3, 3, 3}, random_values(8 * 27, 31, -0.5f, 0.5f));
+  *m.mutable_graph()->add_initializer() = make_tensor("b", {8}, random_values(8, 32));
+  auto* c = add_node(m, "Conv", {"x", "w", "b"}, {"y"}, "conv");
+  set_ints(c, "pads", {1, 1, 1, 1});
+  add_node(m, "Sigmoid", {"y"}, {"s"}, "sigmoid");
+  add_node(m, "Mul", swapped ? std::vector<std::string>{"s", "y"} : std::vector<std::string>{"y", "s"}, {"z"},
+           "mul");
+  if (second_reader) {
+    add_node(m, "Relu", {"y"}, {"r"}, "relu");
+    add_node(m, "Add", {"z", "r"}, {"out"}, "add");
+    add_output(m, "out");
+  } else {
+    add_output(m, "z");
+  }
+  return m;
+}
+
+TEST(Executor, SigmoidMulFusesIntoTheConvAsSwish) {
+  Context ctx(2);
+  const Tensor x = Tensor::from_f32({2, 3, 9, 11}, random_values(2 * 3 * 9 * 11, 33, -3.0f, 3.0f));
+  for (const bool swapped : {false, true}) {
+    for (const bool second_reader : {false, true}) {
+      std::string bytes;
+      silu_model(swapped, second_reader).SerializeToString(&bytes);
+      const auto g = onnx_import::load_model_from_bytes(bytes, "silu.onnx");
+      runtime::Executor fast(g, ctx, {.backend = runtime::Backend::kFast});
+      runtime::Executor ref(g, ctx, {.backend = runtime::Backend::kReference});
+      const auto steps = fast.planned_steps({{2, 3, 9, 11}});
+      EXPECT_EQ(has_step(steps, "sigmoid"), second_reader) << swapped;
+      EXPECT_EQ(has_step(steps, "mul"), second_reader) << swapped;
+      const Tensor yf = fast.run({x}).at(0), yr = ref.run({x}).at(0);
+      ASSERT_EQ(yf.shape(), yr.shape());
+      for (std::int64_t i = 0; i < yf.numel(); ++i)
+        ASSERT_NEAR(yf.f32()[i], yr.f32()[i], 1e-5 + 1e-5 * std::fabs(yr.f32()[i])) << i;
+    }
+  }
+  // An observer of y needs the raw Conv output: no fusion, and it sees the same values on both backends.
+  std::string bytes;
+  silu_model(false, false).SerializeToString(&bytes);
+  const auto g = onnx_import::load_model_from_bytes(bytes, "silu.onnx");
+  runtime::Executor fast(g, ctx, {.backend = runtime::Backend::kFast});
+  fast.set_observed({"y"});
+  EXPECT_TRUE(has_step(fast.planned_steps({{2, 3, 9, 11}}), "sigmoid"));
+}
+
 TEST(Executor, ResidualAddFusesIntoTheConv) {
   const auto g = onnx_import::load_model_from_bytes(blocked_cnn_bytes(), "blocked.onnx");
   Context ctx(1);

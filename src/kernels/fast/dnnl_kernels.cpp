@@ -57,6 +57,9 @@ dnnl::primitive_attr attr_for(const Activation& act, bool accumulate = false) {
     case Activation::Kind::kClip:
       ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip, act.lo, act.hi);
       break;
+    case Activation::Kind::kSwish:  // x * sigmoid(alpha x), alpha = 1
+      ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_swish, 1.0f, 0.0f);
+      break;
   }
   attr.set_post_ops(ops);
   return attr;
@@ -318,6 +321,23 @@ void Pool2d::run(const float* x, float* y) {
     impl_->prim.execute(env.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
     env.stream.wait();
     return 0;
+  });
+}
+
+void global_avg_pool_plain(std::int64_t nc, std::int64_t hw, const float* x, float* y, ThreadPool& pool) {
+  pool.parallel_for(nc, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t r = b; r < e; ++r) {
+      const float* src = x + r * hw;
+      double part[8] = {};
+      std::int64_t j = 0;
+      for (; j + 8 <= hw; j += 8) {
+        for (int l = 0; l < 8; ++l) part[l] += src[j + l];
+      }
+      for (int l = 0; j < hw; ++j, ++l) part[l] += src[j];
+      const double sum =
+          ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+      y[r] = static_cast<float>(sum / static_cast<double>(hw));
+    }
   });
 }
 

@@ -74,6 +74,10 @@ class Pool2d {
 };
 
 // Global average pooling of an [N, C, HW] tensor in nChw{block}c layout into [N, C] (plain or blocked).
+// GlobalAveragePool on a plain [N*C][HW] tensor: rows split over the pool, each summed in double with eight
+// interleaved partial sums (vectorizable, unlike the reference's single running sum, so the last bits may
+// differ from ref::global_avg_pool; within 1e-12 relative of it).
+void global_avg_pool_plain(std::int64_t nc, std::int64_t hw, const float* x, float* y, ThreadPool& pool);
 void global_avg_pool_blocked(std::int64_t n, std::int64_t c, std::int64_t hw, int block, const float* x,
                              float* y, bool y_blocked);
 

@@ -263,14 +263,20 @@ class GlobalPoolOp : public Op {
     for (std::size_t i = 2; i < out.size(); ++i) out[i] = 1;
     return {ValueMeta{DType::kFloat32, out, nullptr}};
   }
-  std::string kernel() const override { return in_blocked(0) ? "blocked average" : "reference"; }
-  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+  std::string kernel() const override {
+    if (in_blocked(0)) return "blocked average";
+    return backend_ == Backend::kFast && node_.op_type == "GlobalAveragePool" ? "threaded average"
+                                                                              : "reference";
+  }
+  void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const Shape& x = in[0]->shape();
     const std::int64_t nc = x[0] * x[1];
     const std::int64_t hw = in[0]->numel() / std::max<std::int64_t>(nc, 1);
     if (in_blocked(0)) {
       fast::global_avg_pool_blocked(x[0], x[1], hw, block_, in[0]->data<float>(), out[0]->data<float>(),
                                     out_blocked(0));
+    } else if (node_.op_type == "GlobalAveragePool" && backend_ == Backend::kFast) {
+      fast::global_avg_pool_plain(nc, hw, in[0]->data<float>(), out[0]->data<float>(), *ctx.pool);
     } else if (node_.op_type == "GlobalAveragePool") {
       ref::global_avg_pool(nc, hw, in[0]->data<float>(), out[0]->data<float>());
     } else {
