@@ -108,10 +108,12 @@ class Tensor {
 // An elementwise activation as kernels fuse it behind a producer (oneDNN post-op, the quantizer's
 // pass, or a separate SIMD pass). NaN passes through every kind, like the ONNX operators.
 struct Activation {
-  // kSwish: x * sigmoid(x), the SiLU that exporters write as Sigmoid + Mul (fused by the fast backend).
-  enum class Kind : std::uint8_t { kNone, kRelu, kClip, kLeakyRelu, kSwish };
+  // kSwish: x * sigmoid(x), the SiLU that exporters write as Sigmoid + Mul; kHardSwish: x * max(0, min(1,
+  // alpha x + beta)), written as HardSigmoid + Mul (both fused into a Conv by the fast backend).
+  enum class Kind : std::uint8_t { kNone, kRelu, kClip, kLeakyRelu, kSwish, kHardSwish };
   Kind kind = Kind::kNone;
-  float lo = 0.0f, hi = 0.0f, alpha = 0.0f;  // kClip bounds; kLeakyRelu slope
+  float lo = 0.0f, hi = 0.0f, alpha = 0.0f;  // kClip bounds; kLeakyRelu slope; kHardSwish alpha
+  float beta = 0.0f;                         // kHardSwish
 };
 
 // A fixed number of worker threads (the OpenMP team oneDNN uses, docs/threading.md); parallel_for

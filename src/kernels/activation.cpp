@@ -23,6 +23,11 @@ void apply_activation_ref(const Activation& act, float* data, std::int64_t n) {
         if (!std::isnan(data[i])) data[i] = std::min(act.hi, std::max(act.lo, data[i]));
       }
       return;
+    case Activation::Kind::kHardSwish:
+      // As the graph computes it: HardSigmoid in float, times x.
+      for (std::int64_t i = 0; i < n; ++i)
+        data[i] *= std::max(0.0f, std::min(1.0f, act.alpha * data[i] + act.beta));
+      return;
     case Activation::Kind::kSwish:
       // As the graph computes it: Sigmoid's reference (double) rounded to float, times x in float.
       for (std::int64_t i = 0; i < n; ++i) {
@@ -64,6 +69,16 @@ void activation_chunk(const Activation& act, const float* src, float* data, std:
         float c = lo < v ? v : lo;  // std::max(lo, v)
         c = c < hi ? c : hi;        // std::min(hi, c)
         data[i] = v != v ? v : c;
+      }
+      return;
+    }
+    case Activation::Kind::kHardSwish: {
+      const float a = act.alpha, b = act.beta;
+      for (std::int64_t i = 0; i < n; ++i) {
+        const float v = src[i];
+        const float t = a * v + b;
+        const float m = t < 1.0f ? t : 1.0f;  // std::min(1, t): NaN gives 1, as in the reference
+        data[i] = v * (m > 0.0f ? m : 0.0f);  // std::max(0, m)
       }
       return;
     }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <limits>
 #include <set>
 
@@ -326,7 +327,13 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
     // Fuse SiLU, exported as y = Conv(...); s = Sigmoid(y); Mul(y, s), into the Conv as a swish (oneDNN's
     // eltwise_swish post-op): one pass instead of three when y and s feed nothing else and nobody observes
     // them. The Mul's output then lives in the Conv's buffer and the Mul node is skipped.
-    if (options_.backend == Backend::kFast && node.op_type == "Sigmoid" && in_slots[0] >= 0) {
+    // HardSigmoid(1/6, 1/2) + Mul, hardswish as opset-13 exporters write it, likewise (oneDNN's hardswish has
+    // those constants built in, so other HardSigmoid parameters stay unfused).
+    const bool standard_hard_sigmoid = node.op_type == "HardSigmoid" &&
+                                       std::fabs(node.get_float("alpha", 0.2f) - 1.0f / 6.0f) < 1e-7f &&
+                                       node.get_float("beta", 0.5f) == 0.5f;
+    if (options_.backend == Backend::kFast && (node.op_type == "Sigmoid" || standard_hard_sigmoid) &&
+        in_slots[0] >= 0) {
       const std::string& y = node.inputs[0];
       const std::string& s = node.outputs[0];
       const auto ps = producer_step.find(y);
@@ -343,7 +350,9 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
         Plan::Step& conv = p.steps[ps->second];
         const graph::Node& conv_node = conv.op->node();
         Activation swish;
-        swish.kind = Activation::Kind::kSwish;
+        swish.kind = node.op_type == "Sigmoid" ? Activation::Kind::kSwish : Activation::Kind::kHardSwish;
+        swish.alpha = node.get_float("alpha", 0.2f);
+        swish.beta = node.get_float("beta", 0.5f);
         if (conv_node.op_type == "Conv" && conv_node.outputs[0] == y &&
             conv.post.kind == Activation::Kind::kNone && conv.observe.empty() &&
             conv.op->fuse_activation(swish)) {

@@ -68,6 +68,7 @@ TEST(Activation, ThreadedPassEqualsReferenceBitForBit) {
   acts.push_back({Activation::Kind::kClip, -1.0f, 0.0f});
   acts.push_back({Activation::Kind::kClip, -inf, 0.5f});
   acts.push_back({Activation::Kind::kLeakyRelu, 0, 0, 0.01f});
+  acts.push_back({Activation::Kind::kHardSwish, 0, 0, 1.0f / 6.0f, 0.5f});  // the graph's float formula
   Context ctx(2);
   // Sizes around the 64K chunk so the split and the remainder are both exercised.
   for (const std::size_t n : {std::size_t{1}, std::size_t{17}, std::size_t{65536}, std::size_t{200003}}) {

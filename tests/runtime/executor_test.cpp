@@ -344,7 +344,8 @@ bool has_step(const std::vector<std::string>& steps, const std::string& name) {
 // SiLU as exporters write it, Conv -> Sigmoid -> Mul(y, s) (and Mul(s, y)), becomes one convolution with a
 // swish post-op on the fast path; the output matches the reference backend. Observing the Conv output (or
 // a second reader of it) keeps the three steps.
-onnx::ModelProto silu_model(bool swapped, bool second_reader) {
+onnx::ModelProto silu_model(bool swapped, bool second_reader, const std::string& gate = "Sigmoid",
+                            float alpha = 1.0f / 6.0f) {
   auto m = make_model(13);
   add_input(m, "x", {-1, 3, 9, 11});
   *m.mutable_graph()->add_initializer() =
@@ -352,7 +353,13 @@ onnx::ModelProto silu_model(bool swapped, bool second_reader) {
   *m.mutable_graph()->add_initializer() = make_tensor("b", {8}, random_values(8, 32));
   auto* c = add_node(m, "Conv", {"x", "w", "b"}, {"y"}, "conv");
   set_ints(c, "pads", {1, 1, 1, 1});
-  add_node(m, "Sigmoid", {"y"}, {"s"}, "sigmoid");
+  auto* gate_node = add_node(m, gate, {"y"}, {"s"}, "sigmoid");
+  if (gate == "HardSigmoid") {
+    auto* a = gate_node->add_attribute();
+    a->set_name("alpha");
+    a->set_type(onnx::AttributeProto::FLOAT);
+    a->set_f(alpha);
+  }
   add_node(m, "Mul", swapped ? std::vector<std::string>{"s", "y"} : std::vector<std::string>{"y", "s"}, {"z"},
            "mul");
   if (second_reader) {
@@ -368,22 +375,24 @@ onnx::ModelProto silu_model(bool swapped, bool second_reader) {
 TEST(Executor, SigmoidMulFusesIntoTheConvAsSwish) {
   Context ctx(2);
   const Tensor x = Tensor::from_f32({2, 3, 9, 11}, random_values(2 * 3 * 9 * 11, 33, -3.0f, 3.0f));
-  for (const bool swapped : {false, true}) {
-    for (const bool second_reader : {false, true}) {
-      std::string bytes;
-      silu_model(swapped, second_reader).SerializeToString(&bytes);
-      const auto g = onnx_import::load_model_from_bytes(bytes, "silu.onnx");
-      runtime::Executor fast(g, ctx, {.backend = runtime::Backend::kFast});
-      runtime::Executor ref(g, ctx, {.backend = runtime::Backend::kReference});
-      const auto steps = fast.planned_steps({{2, 3, 9, 11}});
-      EXPECT_EQ(has_step(steps, "sigmoid"), second_reader) << swapped;
-      EXPECT_EQ(has_step(steps, "mul"), second_reader) << swapped;
-      const Tensor yf = fast.run({x}).at(0), yr = ref.run({x}).at(0);
-      ASSERT_EQ(yf.shape(), yr.shape());
-      for (std::int64_t i = 0; i < yf.numel(); ++i)
-        ASSERT_NEAR(yf.f32()[i], yr.f32()[i], 1e-5 + 1e-5 * std::fabs(yr.f32()[i])) << i;
+  for (const std::string gate : {"Sigmoid", "HardSigmoid"})
+    for (const bool swapped : {false, true}) {
+      for (const bool second_reader : {false, true}) {
+        SCOPED_TRACE(gate);
+        std::string bytes;
+        silu_model(swapped, second_reader, gate).SerializeToString(&bytes);
+        const auto g = onnx_import::load_model_from_bytes(bytes, "silu.onnx");
+        runtime::Executor fast(g, ctx, {.backend = runtime::Backend::kFast});
+        runtime::Executor ref(g, ctx, {.backend = runtime::Backend::kReference});
+        const auto steps = fast.planned_steps({{2, 3, 9, 11}});
+        EXPECT_EQ(has_step(steps, "sigmoid"), second_reader) << swapped;
+        EXPECT_EQ(has_step(steps, "mul"), second_reader) << swapped;
+        const Tensor yf = fast.run({x}).at(0), yr = ref.run({x}).at(0);
+        ASSERT_EQ(yf.shape(), yr.shape());
+        for (std::int64_t i = 0; i < yf.numel(); ++i)
+          ASSERT_NEAR(yf.f32()[i], yr.f32()[i], 1e-5 + 1e-5 * std::fabs(yr.f32()[i])) << i;
+      }
     }
-  }
   // An observer of y needs the raw Conv output: no fusion, and it sees the same values on both backends.
   std::string bytes;
   silu_model(false, false).SerializeToString(&bytes);
@@ -391,6 +400,11 @@ TEST(Executor, SigmoidMulFusesIntoTheConvAsSwish) {
   runtime::Executor fast(g, ctx, {.backend = runtime::Backend::kFast});
   fast.set_observed({"y"});
   EXPECT_TRUE(has_step(fast.planned_steps({{2, 3, 9, 11}}), "sigmoid"));
+  // A HardSigmoid other than hardswish's (alpha 0.2) has no oneDNN form: unfused.
+  silu_model(false, false, "HardSigmoid", 0.2f).SerializeToString(&bytes);
+  runtime::Executor other(onnx_import::load_model_from_bytes(bytes, "hs.onnx"), ctx,
+                          {.backend = runtime::Backend::kFast});
+  EXPECT_TRUE(has_step(other.planned_steps({{2, 3, 9, 11}}), "sigmoid"));
 }
 
 TEST(Executor, ResidualAddFusesIntoTheConv) {

@@ -60,6 +60,9 @@ dnnl::primitive_attr attr_for(const Activation& act, bool accumulate = false) {
     case Activation::Kind::kSwish:  // x * sigmoid(alpha x), alpha = 1
       ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_swish, 1.0f, 0.0f);
       break;
+    case Activation::Kind::kHardSwish:  // oneDNN 2.6's has alpha 1/6, beta 1/2 built in (the executor checks)
+      ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_hardswish, 0.0f, 0.0f);
+      break;
   }
   attr.set_post_ops(ops);
   return attr;
