@@ -280,7 +280,9 @@ TEST_F(ChannelBitAllocationPlan, WidthsGridsJsonSimulationAndExport) {
       }
     }
     EXPECT_GE(spread, 3);  // the widths do differ between channels
-    if (sem == Semantics::kOnnx) EXPECT_NO_THROW((void)exporter::insert_qdq(g, p));
+    if (sem == Semantics::kOnnx) {
+      EXPECT_NO_THROW((void)exporter::insert_qdq(g, p));
+    }
   }
   auto o = plan_options(8, quant::ClipMethod::kNone, Semantics::kOnnx, WeightGranularity::kTensor,
                         Placement::kDeploy);

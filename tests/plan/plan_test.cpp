@@ -147,7 +147,9 @@ TEST_F(Resnet20, PaperBiasCorrectionRestoresChannelMeanAndStd) {
       }
     }
     EXPECT_GT(checked, 100);
-    if (bc == plan::BiasCorrection::kPaper) EXPECT_THROW(exporter::insert_qdq(g, p), Error);
+    if (bc == plan::BiasCorrection::kPaper) {
+      EXPECT_THROW(exporter::insert_qdq(g, p), Error);
+    }
   }
   EXPECT_GT(plain_gap, 0.01);  // 4-bit rounding does change the spread: the correction has work to do
 }
