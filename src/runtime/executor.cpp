@@ -109,20 +109,30 @@ void Executor::assign_layouts(Plan& p, const std::vector<std::vector<ValueMeta>>
                               const std::vector<std::vector<ValueMeta>>& out_metas,
                               const std::map<std::string, std::size_t>& observed,
                               const std::set<std::string>& graph_outputs) {
-  (void)observed;
-  const int block = p.env->channel_block();
+  // Channels-last when an op's kernel wants it and nothing is observed (per-channel statistics read
+  // NCHW order; every other plan keeps the blocked layout, which observers may read directly).
+  bool channels_last = false;
+  if (observed.empty()) {
+    for (const auto& step : p.steps) channels_last = channels_last || step.op->prefers_channels_last();
+  }
+  const int block = channels_last ? kernels::fast::kChannelsLast : p.env->channel_block();
   std::vector<bool> blocked(p.slots.size(), false);
   for (const auto& step : p.steps) {
     for (int o : step.out) {
       if (o < 0) continue;
       const ValueMeta& m = p.metas[o];
-      blocked[o] = m.dtype == DType::kFloat32 && m.shape.size() == 4 && m.shape[1] % block == 0;
+      const bool eight_bit = m.dtype == DType::kUInt8 || m.dtype == DType::kInt8;
+      blocked[o] = m.shape.size() == 4 && (channels_last ? m.dtype == DType::kFloat32 || eight_bit
+                                                         : m.dtype == DType::kFloat32 && m.shape[1] % block == 0);
     }
   }
   for (const auto& name : graph_outputs) blocked[p.slot_of.at(name)] = false;
   std::vector<Op::LayoutRule> rules;
-  for (std::size_t s = 0; s < p.steps.size(); ++s)
-    rules.push_back(p.steps[s].op->layout_rule(in_metas[s], out_metas[s]));
+  for (std::size_t s = 0; s < p.steps.size(); ++s) {
+    Op::LayoutRule rule = p.steps[s].op->layout_rule(in_metas[s], out_metas[s]);
+    if (channels_last && !p.steps[s].op->handles_channels_last()) rule = Op::LayoutRule::kPlainOnly;
+    rules.push_back(rule);
+  }
   for (bool changed = true; changed;) {
     changed = false;
     auto clear = [&](int slot) {

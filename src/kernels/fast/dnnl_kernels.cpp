@@ -35,6 +35,7 @@ memory::format_tag act_tag(int block) {
     case 0: return tag::nchw;
     case 8: return tag::nChw8c;
     case 16: return tag::nChw16c;
+    case kChannelsLast: return tag::nhwc;
     default: fail("unsupported channel block " + std::to_string(block));
   }
 }
@@ -191,6 +192,145 @@ void Conv2d::run(const float* x, float* y) {
     if (staged && impl_->to_staging) impl_->to_staging.execute(env.stream, dst, impl_->staging);
     impl_->prim.execute(env.stream, args);
     if (staged) impl_->to_plain.execute(env.stream, impl_->staging, dst);
+    env.stream.wait();
+    return 0;
+  });
+}
+
+namespace {
+
+// The int8 convolution's descriptor, channels-last in and out; `with_bias` adds an int32 bias.
+dnnl::convolution_forward::primitive_desc int8_conv_pd(const dnnl::engine& engine, const ref::ConvShape& s,
+                                                       const ref::Window2d& win, Int8Conv2d::Types types,
+                                                       bool with_bias, const std::vector<float>& scales,
+                                                       std::int32_t y_zero) {
+  const memory::dims src_dims{s.n, s.c, s.h, s.w};
+  const memory::dims dst_dims{s.n, s.oc, s.oh, s.ow};
+  const bool grouped = s.group > 1;
+  const memory::dims w_dims = grouped ? memory::dims{s.group, s.oc / s.group, s.c / s.group, win.kh, win.kw}
+                                      : memory::dims{s.oc, s.c, win.kh, win.kw};
+  const memory::desc src(src_dims, types.src_signed ? dt::s8 : dt::u8, tag::nhwc);
+  const memory::desc dst(dst_dims, types.dst_signed ? dt::s8 : dt::u8, tag::nhwc);
+  const memory::desc w_any(w_dims, dt::s8, tag::any);
+  const memory::desc b_md({s.oc}, dt::s32, tag::x);
+  dnnl::primitive_attr attr;
+  attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
+  // Not oneDNN's dst zero point: it is added in float before the rounding, and v + z rounds in float32
+  // (at 84.5000005 it is 84.5, a tie), where ONNX Runtime adds z to the rounded integer. Rounding as a
+  // post-op first (half to even, like cvtps2dq) and then adding z keeps every value an exact integer.
+  dnnl::post_ops ops;
+  ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_round, 0.0f, 0.0f);
+  if (y_zero != 0) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear, 1.0f, static_cast<float>(y_zero));
+  attr.set_post_ops(ops);
+  // One scale per output channel (mask bit 1: the channel dimension of dst).
+  attr.set_output_scales(1 << 1, scales.empty() ? std::vector<float>(static_cast<std::size_t>(s.oc), 1.0f)
+                                                 : scales);
+  const auto desc =
+      with_bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                  dnnl::algorithm::convolution_direct, src, w_any, b_md, dst,
+                                                  {win.stride_h, win.stride_w}, {win.dil_h - 1, win.dil_w - 1},
+                                                  {win.pad_top, win.pad_left}, {win.pad_bottom, win.pad_right})
+                : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                  dnnl::algorithm::convolution_direct, src, w_any, dst,
+                                                  {win.stride_h, win.stride_w}, {win.dil_h - 1, win.dil_w - 1},
+                                                  {win.pad_top, win.pad_left}, {win.pad_bottom, win.pad_right});
+  return {desc, attr, engine};
+}
+
+// Kernels built for VNNI or AMX multiply bytes exactly; oneDNN names them after the ISA they use.
+bool exact_int8_impl(const std::string& impl) {
+  return impl.rfind("ref", 0) != 0 && impl.find("gemm") == std::string::npos &&
+         (impl.find("vnni") != std::string::npos || impl.find("amx") != std::string::npos);
+}
+
+}  // namespace
+
+struct Int8Conv2d::Impl {
+  DnnlEngine::Impl* env = nullptr;
+  dnnl::convolution_forward prim;
+  std::string impl_name;
+  memory::desc src_md, dst_md;  // the graph's layouts
+  memory weights, bias, x_zero;
+  std::int32_t x_zero_value = 0;
+  bool has_bias = false;
+  // Channels-last copies of a plain source / destination.
+  memory src_staging, dst_staging;
+  dnnl::reorder to_src, from_dst;
+};
+
+bool Int8Conv2d::exact_kernel_available(const ref::ConvShape& s, const ref::Window2d& win, Types types) {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto avx512_vnni = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_vnni);
+  const auto avx2_vnni = static_cast<unsigned>(dnnl::cpu_isa::avx2_vnni);
+  if ((isa & avx512_vnni) != avx512_vnni && (isa & avx2_vnni) != avx2_vnni) return false;
+  try {
+    const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+    return exact_int8_impl(int8_conv_pd(engine, s, win, types, true, {}, 1).impl_info_str());
+  } catch (const dnnl::error&) {
+    return false;
+  }
+}
+
+Int8Conv2d::Int8Conv2d(DnnlEngine& engine, const ref::ConvShape& s, const ref::Window2d& win,
+                       const std::int8_t* w, const std::int32_t* b, const float* scale,
+                       std::int32_t y_zero, Types types, int src_layout, int dst_layout)
+    : impl_(std::make_unique<Impl>()) {
+  wrap("int8 convolution", [&] {
+    auto& env = engine.impl();
+    impl_->env = &env;
+    impl_->has_bias = b != nullptr;
+    const std::vector<float> scales(scale, scale + s.oc);
+    const auto pd = int8_conv_pd(env.engine, s, win, types, impl_->has_bias, scales, y_zero);
+    impl_->impl_name = pd.impl_info_str();
+    if (!exact_int8_impl(impl_->impl_name)) fail("oneDNN offers no exact int8 kernel: " + impl_->impl_name);
+    impl_->prim = dnnl::convolution_forward(pd);
+    impl_->src_md = memory::desc(pd.src_desc().dims(), pd.src_desc().data_type(), act_tag(src_layout));
+    impl_->dst_md = memory::desc(pd.dst_desc().dims(), pd.dst_desc().data_type(), act_tag(dst_layout));
+    if (impl_->src_md != pd.src_desc()) {
+      impl_->src_staging = memory(pd.src_desc(), env.engine);
+      impl_->to_src = dnnl::reorder(memory(impl_->src_md, env.engine), impl_->src_staging);
+    }
+    if (impl_->dst_md != pd.dst_desc()) {
+      impl_->dst_staging = memory(pd.dst_desc(), env.engine);
+      impl_->from_dst = dnnl::reorder(impl_->dst_staging, memory(impl_->dst_md, env.engine));
+    }
+    const bool grouped = s.group > 1;
+    const memory::dims w_dims = grouped ? memory::dims{s.group, s.oc / s.group, s.c / s.group, win.kh, win.kw}
+                                        : memory::dims{s.oc, s.c, win.kh, win.kw};
+    memory user_w({w_dims, dt::s8, grouped ? tag::goihw : tag::oihw}, env.engine,
+                  const_cast<std::int8_t*>(w));
+    impl_->weights = memory(pd.weights_desc(), env.engine);
+    dnnl::reorder(user_w, impl_->weights).execute(env.stream, user_w, impl_->weights);
+    if (impl_->has_bias) {
+      impl_->bias = memory({{s.oc}, dt::s32, tag::x}, env.engine);
+      std::memcpy(impl_->bias.get_data_handle(), b, static_cast<std::size_t>(s.oc) * sizeof(std::int32_t));
+    }
+    impl_->x_zero = memory({{1}, dt::s32, tag::x}, env.engine, &impl_->x_zero_value);
+    env.stream.wait();
+    return 0;
+  });
+}
+
+Int8Conv2d::~Int8Conv2d() = default;
+
+std::string Int8Conv2d::implementation() const { return impl_->impl_name; }
+
+void Int8Conv2d::run(const void* x, std::int32_t x_zero, void* y) {
+  auto& env = *impl_->env;
+  impl_->x_zero_value = x_zero;
+  memory src(impl_->src_md, env.engine, const_cast<void*>(x));
+  memory dst(impl_->dst_md, env.engine, y);
+  const bool src_staged = static_cast<bool>(impl_->src_staging);
+  const bool dst_staged = static_cast<bool>(impl_->dst_staging);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src_staged ? impl_->src_staging : src},
+                                       {DNNL_ARG_WEIGHTS, impl_->weights},
+                                       {DNNL_ARG_DST, dst_staged ? impl_->dst_staging : dst},
+                                       {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, impl_->x_zero}};
+  if (impl_->has_bias) args.emplace(DNNL_ARG_BIAS, impl_->bias);
+  wrap("int8 convolution", [&] {
+    if (src_staged) impl_->to_src.execute(env.stream, src, impl_->src_staging);
+    impl_->prim.execute(env.stream, args);
+    if (dst_staged) impl_->from_dst.execute(env.stream, impl_->dst_staging, dst);
     env.stream.wait();
     return 0;
   });

@@ -9,6 +9,11 @@
 
 namespace aciq::kernels::fast {
 
+// The `block` argument's value for channels-last (NHWC) activations, the layout oneDNN's int8
+// convolutions read and write (docs/layouts.md, "Channels-last plans"); 0 is plain NCHW, 8 and 16 the
+// channel-blocked nChw8c / nChw16c.
+inline constexpr int kChannelsLast = -1;
+
 // One oneDNN CPU engine + stream; create once per executor plan and share among its primitives.
 class DnnlEngine {
  public:
@@ -43,6 +48,38 @@ class Conv2d {
 };
 
 // ConvTranspose as a oneDNN deconvolution on plain NC[D]HW buffers, 1 to 3 spatial dims.
+// QLinearConv as one oneDNN int8 convolution: 8-bit x (runtime zero point), symmetric int8 weights,
+// int32 bias, per-output-channel requantization scale and the (constant) output zero point fused:
+//   y = saturate(rint((float(acc) + float(bias[c])) * scale[c]) + y_zero),
+//   acc = sum (x - x_zero) * w  (exact int32, padding counts as x_zero).
+// This is ref::requantize's result whenever |acc| and |acc + bias| stay below 2^24, where the int32 to
+// float32 conversions are exact (docs/int8.md, "oneDNN's int8 convolution"); beyond that the two float
+// roundings may pick the neighbouring level. The convolution always runs channels-last; a plain source or
+// destination is reordered through a staging buffer.
+class Int8Conv2d {
+ public:
+  struct Types {
+    bool src_signed = false, dst_signed = false;
+  };
+  // `w` is [OC, C/group, KH, KW] int8; `scale` has OC entries; `bias` may be null.
+  // src_layout / dst_layout: 0 (plain NCHW) or kChannelsLast.
+  Int8Conv2d(DnnlEngine& engine, const ref::ConvShape& shape, const ref::Window2d& window,
+             const std::int8_t* w, const std::int32_t* bias, const float* scale, std::int32_t y_zero,
+             Types types, int src_layout, int dst_layout);
+  ~Int8Conv2d();
+  void run(const void* x, std::int32_t x_zero, void* y);
+  [[nodiscard]] std::string implementation() const;
+
+  // Whether oneDNN runs this convolution on a kernel with exact 8-bit dot products (VNNI's vpdpbusd or
+  // AMX's tdpbusd). Without them oneDNN's int8 kernels use vpmaddubsw, whose int16 pair sums saturate,
+  // and would not compute the integer sum ONNX defines; then the caller keeps aciq's own kernels.
+  static bool exact_kernel_available(const ref::ConvShape& shape, const ref::Window2d& window, Types types);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 class Deconv {
  public:
   // Weights use the ONNX layout [C, OC/group, k...] and are reordered once into oneDNN's preferred one.

@@ -138,6 +138,7 @@ class ConvOp : public Op {
   LayoutRule layout_rule(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&) const override {
     return can_use_dnnl(in) ? LayoutRule::kFree : LayoutRule::kPlainOnly;
   }
+  bool handles_channels_last() const override { return true; }  // oneDNN's nhwc
 
   void prepare(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&, DnnlEnv* env) override {
     if (!env || !can_use_dnnl(in)) return;
@@ -203,6 +204,7 @@ class PoolOp : public Op {
   LayoutRule layout_rule(const std::vector<ValueMeta>&, const std::vector<ValueMeta>&) const override {
     return dnnl_ok() ? LayoutRule::kSame : LayoutRule::kPlainOnly;
   }
+  bool handles_channels_last() const override { return true; }  // oneDNN's nhwc
 
   void prepare(const std::vector<ValueMeta>&, const std::vector<ValueMeta>&, DnnlEnv* env) override {
     if (!env || !dnnl_ok()) return;
@@ -255,6 +257,8 @@ class GlobalPoolOp : public Op {
                ? LayoutRule::kFree
                : LayoutRule::kPlainOnly;
   }
+  // NHWC is nChw{C}c: one block holding every channel.
+  bool handles_channels_last() const override { return true; }
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     require_f32(*this, in, 1);
     const Shape& x = in.at(0).shape;
@@ -273,7 +277,8 @@ class GlobalPoolOp : public Op {
     const std::int64_t nc = x[0] * x[1];
     const std::int64_t hw = in[0]->numel() / std::max<std::int64_t>(nc, 1);
     if (in_blocked(0)) {
-      fast::global_avg_pool_blocked(x[0], x[1], hw, block_, in[0]->data<float>(), out[0]->data<float>(),
+      const int block = block_ == fast::kChannelsLast ? static_cast<int>(x[1]) : block_;
+      fast::global_avg_pool_blocked(x[0], x[1], hw, block, in[0]->data<float>(), out[0]->data<float>(),
                                     out_blocked(0));
     } else if (node_.op_type == "GlobalAveragePool" && backend_ == Backend::kFast) {
       fast::global_avg_pool_plain(nc, hw, in[0]->data<float>(), out[0]->data<float>(), *ctx.pool);
@@ -386,21 +391,42 @@ class QLinearConvOp : public IntegerConvOp {
     if (!is_8bit(y_type)) error("y_zero_point must be uint8 or int8");
     geo_ = g.geo;
     shape_ = g.shape;
+    onednn_ = onednn_eligible(in, y_type);
     return {ValueMeta{y_type, out_shape_of(geo_, w[0], x.size()), nullptr}};
   }
-  void prepare(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&, DnnlEnv*) override {
+  LayoutRule layout_rule(const std::vector<ValueMeta>&, const std::vector<ValueMeta>&) const override {
+    return onednn_ ? LayoutRule::kFree : LayoutRule::kPlainOnly;
+  }
+  bool prefers_channels_last() const override { return onednn_; }
+  bool handles_channels_last() const override { return onednn_; }
+  void prepare(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&, DnnlEnv* env) override {
+    if (onednn_ && env) {
+      const auto scale = requantization_scales(*in[1].value, *in[4].value, *in[6].value);
+      const Tensor* bias = in.size() > 8 && node_.has_input(8) ? in[8].value : nullptr;
+      const Tensor* y_zero = in.size() > 7 && node_.has_input(7) ? in[7].value : nullptr;
+      int8_conv_ = std::make_unique<fast::Int8Conv2d>(
+          *env, shape_, geo_.win, in[3].value->data<std::int8_t>(),
+          bias ? bias->data<std::int32_t>() : nullptr, scale.data(),
+          zero_points(*this, y_zero, 1, "y_zero_point")[0], types_, in_blocked(0) ? block_ : 0,
+          out_blocked(0) ? block_ : 0);
+      return;
+    }
     prepare_weights(in, 3, 5);
+  }
+  std::string kernel() const override {
+    return int8_conv_ ? "oneDNN " + int8_conv_->implementation() : IntegerConvOp::kernel();
   }
   void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const auto optional = [&](std::size_t i) {
       return in.size() > i && node_.has_input(i) ? in[i] : nullptr;
     };
     const std::int32_t x_zero = zero_points(*this, optional(2), 1, "x_zero_point")[0];
+    if (int8_conv_) {
+      int8_conv_->run(in[0]->raw(), x_zero, out[0]->raw());
+      return;
+    }
     const std::int32_t y_zero = zero_points(*this, optional(7), 1, "y_zero_point")[0];
-    const float x_scale = scales_of(*this, *in[1], 1, "x_scale")[0];
-    const float y_scale = scales_of(*this, *in[6], 1, "y_scale")[0];
-    std::vector<float> scale = scales_of(*this, *in[4], shape_.oc, "w_scale");
-    for (float& s : scale) s = x_scale * s / y_scale;  // float32, in ONNX Runtime's order
+    const std::vector<float> scale = requantization_scales(*in[1], *in[4], *in[6]);
     const std::unique_ptr<std::int32_t[]> acc(new std::int32_t[static_cast<std::size_t>(out[0]->numel())]);
     // The kernel's leftover per-channel constant joins the bias, saving a pass over the output.
     std::vector<std::int32_t> bias(static_cast<std::size_t>(shape_.oc));
@@ -416,6 +442,40 @@ class QLinearConvOp : public IntegerConvOp {
     fast::requantize_to_8bit(shape_.n, shape_.oc, geo_.oh * geo_.ow, acc.get(), bias.data(), scale.data(),
                              y_zero, lo, hi, out[0]->raw(), out[0]->dtype() == DType::kUInt8);
   }
+
+ private:
+  // M[c] = x_scale * w_scale[c] / y_scale in float32, in ONNX Runtime's order (docs/int8.md).
+  std::vector<float> requantization_scales(const Tensor& x_scale, const Tensor& w_scale,
+                                           const Tensor& y_scale) const {
+    const float xs = scales_of(*this, x_scale, 1, "x_scale")[0];
+    const float ys = scales_of(*this, y_scale, 1, "y_scale")[0];
+    std::vector<float> scale = scales_of(*this, w_scale, shape_.oc, "w_scale");
+    for (float& s : scale) s = xs * s / ys;
+    return scale;
+  }
+
+  // oneDNN's int8 convolution computes QLinearConv exactly (up to the 2^24 caveat of Int8Conv2d) when
+  // the weights are constant symmetric int8, the scales, y's zero point and the bias constant, and this
+  // CPU has a kernel with exact 8-bit dot products (VNNI/AMX); x's zero point may vary at run time.
+  bool onednn_eligible(const std::vector<ValueMeta>& in, DType y_type) {
+    if (backend_ != Backend::kFast || in[0].shape.size() != 4) return false;
+    const auto known = [&](std::size_t i) { return in.size() > i && node_.has_input(i) && in[i].value; };
+    if (!known(1) || !known(3) || !known(4) || !known(6) || in[3].dtype != DType::kInt8) return false;
+    if (in.size() > 8 && node_.has_input(8) && !in[8].value) return false;
+    if (in.size() > 7 && node_.has_input(7) && !in[7].value) return false;
+    if (in.size() > 5 && node_.has_input(5)) {
+      if (!in[5].value) return false;
+      for (std::int64_t z : in[5].value->to_i64_vector()) {
+        if (z != 0) return false;
+      }
+    }
+    types_ = {in[0].dtype == DType::kInt8, y_type == DType::kInt8};
+    return fast::Int8Conv2d::exact_kernel_available(shape_, geo_.win, types_);
+  }
+
+  bool onednn_ = false;
+  fast::Int8Conv2d::Types types_;
+  std::unique_ptr<fast::Int8Conv2d> int8_conv_;
 };
 
 }  // namespace

@@ -25,6 +25,7 @@ class UnaryOp : public Op {
   LayoutRule layout_rule(const std::vector<ValueMeta>&, const std::vector<ValueMeta>&) const override {
     return LayoutRule::kSame;  // elementwise: any memory order works
   }
+  bool handles_channels_last() const override { return true; }
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     if (node_.op_type == "Clip" && !in.empty() && is_clip_int(in[0].dtype)) return infer_int_clip(in);
     require_f32(*this, in, 1);
@@ -179,6 +180,7 @@ class BinaryOp : public Op {
         backend_ == Backend::kFast && in[0].dtype == DType::kFloat32 && in[0].shape == in[1].shape;
     return same ? LayoutRule::kSame : LayoutRule::kPlainOnly;
   }
+  bool handles_channels_last() const override { return true; }  // same-shape only (the rule above)
   bool fuse_activation(const Activation& act) override {
     if (backend_ != Backend::kFast || act_.kind != Activation::Kind::kNone) return false;
     act_ = act;

@@ -73,6 +73,7 @@ class MathUnaryOp : public Op {
   LayoutRule layout_rule(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&) const override {
     return in.at(0).dtype == DType::kFloat32 ? LayoutRule::kSame : LayoutRule::kPlainOnly;
   }
+  bool handles_channels_last() const override { return true; }
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     if (in.empty()) error("needs an input");
     const DType d = in[0].dtype;

@@ -52,7 +52,13 @@ class Op {
   virtual LayoutRule layout_rule(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>& out) const {
     return LayoutRule::kPlainOnly;
   }
-  // Tells the op which of its inputs/outputs are blocked (before prepare()); block = channels per block.
+  // Channels-last plans (docs/layouts.md): where an op's fast kernel wants NHWC activations (oneDNN's int8
+  // convolution), the whole plan uses channels-last instead of channel blocks, and then only ops that
+  // declare they handle it keep a kSame/kFree rule; the others are treated as kPlainOnly.
+  [[nodiscard]] virtual bool prefers_channels_last() const { return false; }
+  [[nodiscard]] virtual bool handles_channels_last() const { return false; }
+  // Tells the op which of its inputs/outputs are blocked (before prepare()); block = channels per block,
+  // or kernels::fast::kChannelsLast for NHWC.
   void set_layouts(std::vector<bool> in_blocked, std::vector<bool> out_blocked, int block) {
     in_blocked_ = std::move(in_blocked);
     out_blocked_ = std::move(out_blocked);

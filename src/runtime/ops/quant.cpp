@@ -14,10 +14,15 @@ namespace {
 namespace ref = kernels::ref;
 
 // Shared by both directions: input 0 is the data, 1 the float32 scale, 2 the optional zero point.
-// Integer values stay in plain layout (the default rule): blocked layouts are for float data only.
+// Per-tensor parameters make the op elementwise, so any memory order works (8-bit values are only
+// laid out other than plain in channels-last plans); per-axis ones index channels and need plain.
 class QdqOp : public Op {
  public:
   QdqOp(const graph::Node& n, std::int64_t opset, Backend b) : Op(n, opset), backend_(b) {}
+  LayoutRule layout_rule(const std::vector<ValueMeta>&, const std::vector<ValueMeta>&) const override {
+    return backend_ == Backend::kFast && axis_.channels == 1 ? LayoutRule::kSame : LayoutRule::kPlainOnly;
+  }
+  bool handles_channels_last() const override { return true; }
 
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     if (opset_ < 10) error(node_.op_type + " needs opset 10 or later, model has " + std::to_string(opset_));

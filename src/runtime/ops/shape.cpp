@@ -398,6 +398,7 @@ class IdentityOp : public Op {
   LayoutRule layout_rule(const std::vector<ValueMeta>&, const std::vector<ValueMeta>& out) const override {
     return out.size() == 1 ? LayoutRule::kSame : LayoutRule::kPlainOnly;
   }
+  bool handles_channels_last() const override { return true; }
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     std::vector<ValueMeta> out{{in[0].dtype, in[0].shape, nullptr}};
     if (node_.outputs.size() > 1 && !node_.outputs[1].empty())
