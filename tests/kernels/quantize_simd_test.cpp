@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -45,6 +46,29 @@ TEST(QuantizeSimd, EqualsTheReferenceByteForByte) {
     check<std::uint8_t>(0.37f, 128, n);
     check<std::int8_t>(0.5f, -3, n);
     check<std::int8_t>(3.0f, 0, n);
+  }
+}
+
+template <class T>
+void check_dequantize(float scale, T zero_point, std::size_t n) {
+  std::vector<T> x(n);
+  for (std::size_t i = 0; i < n; ++i) x[i] = static_cast<T>(i * 37 + 11);  // every byte value, any order
+  std::vector<float> want(n), got(n);
+  kernels::ref::dequantize_linear({1, 1, static_cast<std::int64_t>(n)}, x.data(), &scale, &zero_point,
+                                  want.data());
+  kernels::fast::dequantize_linear_simd(x.data(), scale, zero_point, got.data(), static_cast<std::int64_t>(n));
+  for (std::size_t i = 0; i < n; ++i) {
+    ASSERT_EQ(std::memcmp(&got[i], &want[i], sizeof(float)), 0)
+        << "x = " << static_cast<int>(x[i]) << ": " << got[i] << " vs " << want[i];
+  }
+}
+
+TEST(DequantizeSimd, EqualsTheReferenceBitForBit) {
+  for (const std::size_t n : {1, 7, 16, 61, 1000}) {
+    check_dequantize<std::uint8_t>(0.0173f, 0, n);
+    check_dequantize<std::uint8_t>(3.1e-5f, 255, n);
+    check_dequantize<std::int8_t>(0.37f, -128, n);
+    check_dequantize<std::int8_t>(1e30f, 5, n);  // products overflow to infinity alike
   }
 }
 

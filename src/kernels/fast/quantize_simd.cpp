@@ -40,6 +40,31 @@ void QuantizeImpl(const float* x, float scale, T zero_point, T* y, std::int64_t 
   }
 }
 
+template <class T>
+void DequantizeImpl(const T* x, float scale, T zero_point, float* y, std::int64_t n) {
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<std::int32_t, decltype(df)> di;
+  const hn::Rebind<T, decltype(df)> dq;
+  const auto vs = hn::Set(df, scale);
+  const auto vz = hn::Set(di, static_cast<std::int32_t>(zero_point));
+  const auto lanes = static_cast<std::int64_t>(hn::Lanes(df));
+  std::int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const auto v = hn::Sub(hn::PromoteTo(di, hn::LoadU(dq, x + i)), vz);
+    hn::StoreU(hn::Mul(hn::ConvertTo(df, v), vs), df, y + i);
+  }
+  for (; i < n; ++i) {
+    y[i] = static_cast<float>(static_cast<std::int32_t>(x[i]) - static_cast<std::int32_t>(zero_point)) * scale;
+  }
+}
+
+void DequantizeU8(const std::uint8_t* x, float scale, std::uint8_t zp, float* y, std::int64_t n) {
+  DequantizeImpl(x, scale, zp, y, n);
+}
+void DequantizeS8(const std::int8_t* x, float scale, std::int8_t zp, float* y, std::int64_t n) {
+  DequantizeImpl(x, scale, zp, y, n);
+}
+
 void QuantizeU8(const float* x, float scale, std::uint8_t zp, std::uint8_t* y, std::int64_t n) {
   QuantizeImpl(x, scale, zp, y, n);
 }
@@ -56,6 +81,17 @@ namespace aciq::kernels::fast {
 
 HWY_EXPORT(QuantizeU8);
 HWY_EXPORT(QuantizeS8);
+HWY_EXPORT(DequantizeU8);
+HWY_EXPORT(DequantizeS8);
+
+void dequantize_linear_simd(const std::uint8_t* x, float scale, std::uint8_t zero_point, float* y,
+                            std::int64_t n) {
+  HWY_DYNAMIC_DISPATCH(DequantizeU8)(x, scale, zero_point, y, n);
+}
+void dequantize_linear_simd(const std::int8_t* x, float scale, std::int8_t zero_point, float* y,
+                            std::int64_t n) {
+  HWY_DYNAMIC_DISPATCH(DequantizeS8)(x, scale, zero_point, y, n);
+}
 
 void quantize_linear_simd(const float* x, float scale, std::uint8_t zero_point, std::uint8_t* y,
                           std::int64_t n) {

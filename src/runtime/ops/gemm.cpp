@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "kernels/fast/dnnl_kernels.hpp"
+#include "kernels/fast/integer_conv.hpp"
 #include "kernels/reference/integer.hpp"
 #include "kernels/reference/math.hpp"
 #include "kernels/reference/reference.hpp"
@@ -162,11 +163,21 @@ class MatMulOp : public Op {
 
 // The integer matrix product shared by MatMulInteger and QLinearMatMul: 8-bit A [..., M, K] and B [K, N]
 // or [..., K, N] with the same batch dims, zero points per row of A / column of B or scalar, exact int32
-// accumulation. `b_input` is B's input index (1 or 3), the zero points are passed by the subclass.
+// accumulation. `b_input` is B's input index (1 or 3), `a_zp`/`b_zp` those of the zero points.
+//
+// On the fast backend, a constant 2-D B with a scalar A zero point runs as a 1x1 integer convolution
+// (fast::PackedIntegerConv, exact int32 like the reference): the rows of A are the pixels of one image
+// with K channels, the columns of B the output channels, so A is transposed in and Y out (both small:
+// a classifier's [batch, features]).
 class IntegerMatMul : public Op {
  public:
-  IntegerMatMul(const graph::Node& n, std::int64_t opset, std::size_t b_input)
-      : Op(n, opset), b_input_(b_input) {}
+  IntegerMatMul(const graph::Node& n, std::int64_t opset, Backend backend, std::size_t b_input,
+                std::size_t a_zp, std::size_t b_zp)
+      : Op(n, opset), backend_(backend), b_input_(b_input), a_zp_(a_zp), b_zp_(b_zp) {}
+
+  std::string kernel() const override {
+    return packed_ ? std::string("aciq ") + packed_->implementation() + " (as 1x1)" : "reference";
+  }
 
  protected:
   Shape infer_product(const std::vector<ValueMeta>& in) {
@@ -190,12 +201,40 @@ class IntegerMatMul : public Op {
   void prepare(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&, DnnlEnv*) override {
     b_const_ = in[b_input_].value != nullptr;
     if (b_const_) widen_to_i32(*in[b_input_].value, b_);
+    const auto given = [&](std::size_t i) { return in.size() > i && node_.has_input(i); };
+    const bool a_zero_scalar = !given(a_zp_) || shape_numel(in[a_zp_].shape) == 1;
+    const bool b_zero_known = !given(b_zp_) || in[b_zp_].value != nullptr;
+    if (backend_ != Backend::kFast || !b_const_ || b_batched_ || !a_zero_scalar || !b_zero_known) return;
+    const std::int64_t rows = batches_ * m_;
+    std::vector<std::int32_t> w(static_cast<std::size_t>(n_ * k_));  // [N][K]: B transposed
+    for (std::int64_t kk = 0; kk < k_; ++kk) {
+      for (std::int64_t j = 0; j < n_; ++j) w[j * k_ + kk] = b_[kk * n_ + j];
+    }
+    const std::vector<std::int32_t> b_zero =
+        zero_points(*this, given(b_zp_) ? in[b_zp_].value : nullptr, n_, "b_zero_point");
+    packed_ = std::make_unique<fast::PackedIntegerConv>(ref::ConvShape{1, k_, rows, 1, n_, rows, 1, 1},
+                                                        ref::Window2d{}, w.data(), b_zero.data());
   }
   const Tensor* optional(const std::vector<const Tensor*>& in, std::size_t i) const {
     return in.size() > i && node_.has_input(i) ? in[i] : nullptr;
   }
-  void accumulate(const std::vector<const Tensor*>& in, const Tensor* a_zp, const Tensor* b_zp,
+  void accumulate(Context& ctx, const std::vector<const Tensor*>& in, const Tensor* a_zp, const Tensor* b_zp,
                   std::int32_t* acc) {
+    if (packed_) {
+      const std::int64_t rows = batches_ * m_;
+      std::vector<std::uint8_t> at(static_cast<std::size_t>(rows * k_));  // A^T: [K][rows], 8-bit either type
+      const auto* a = static_cast<const std::uint8_t*>(in[0]->raw());
+      for (std::int64_t r = 0; r < rows; ++r) {
+        for (std::int64_t kk = 0; kk < k_; ++kk) at[kk * rows + r] = a[r * k_ + kk];
+      }
+      std::vector<std::int32_t> yt(static_cast<std::size_t>(n_ * rows));  // Y^T: [N][rows]
+      const std::int32_t a_zero = zero_points(*this, a_zp, 1, "a_zero_point")[0];
+      packed_->run(at.data(), in[0]->dtype() == DType::kUInt8, a_zero, yt.data(), *ctx.pool);
+      for (std::int64_t j = 0; j < n_; ++j) {
+        for (std::int64_t r = 0; r < rows; ++r) acc[r * n_ + j] = yt[j * rows + r];
+      }
+      return;
+    }
     std::vector<std::int32_t> a;
     widen_to_i32(*in[0], a);
     if (!b_const_) widen_to_i32(*in[b_input_], b_);
@@ -205,7 +244,9 @@ class IntegerMatMul : public Op {
                                  b_zero.data(), acc);
   }
 
-  std::size_t b_input_;
+  Backend backend_;
+  std::size_t b_input_, a_zp_, b_zp_;
+  std::unique_ptr<fast::PackedIntegerConv> packed_;
   bool b_const_ = false;
   std::vector<std::int32_t> b_;  // B widened to int32 (in prepare() when constant)
   std::int64_t m_ = 0, n_ = 0, k_ = 0, batches_ = 1;
@@ -215,13 +256,13 @@ class IntegerMatMul : public Op {
 // MatMulInteger (opset 10): inputs A, B, [a_zero_point], [b_zero_point]; int32 Y.
 class MatMulIntegerOp : public IntegerMatMul {
  public:
-  MatMulIntegerOp(const graph::Node& n, std::int64_t opset) : IntegerMatMul(n, opset, 1) {}
+  MatMulIntegerOp(const graph::Node& n, std::int64_t opset, Backend b) : IntegerMatMul(n, opset, b, 1, 2, 3) {}
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     if (in.size() < 2) error("MatMulInteger needs A and B");
     return {ValueMeta{DType::kInt32, infer_product(in), nullptr}};
   }
-  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
-    accumulate(in, optional(in, 2), optional(in, 3), out[0]->data<std::int32_t>());
+  void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    accumulate(ctx, in, optional(in, 2), optional(in, 3), out[0]->data<std::int32_t>());
   }
 };
 
@@ -230,7 +271,7 @@ class MatMulIntegerOp : public IntegerMatMul {
 // (a per row, b per column, or scalars); Y takes y_zero_point's type.
 class QLinearMatMulOp : public IntegerMatMul {
  public:
-  QLinearMatMulOp(const graph::Node& n, std::int64_t opset) : IntegerMatMul(n, opset, 3) {}
+  QLinearMatMulOp(const graph::Node& n, std::int64_t opset, Backend b) : IntegerMatMul(n, opset, b, 3, 2, 5) {}
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     if (in.size() < 8)
       error("QLinearMatMul needs a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point");
@@ -239,9 +280,9 @@ class QLinearMatMulOp : public IntegerMatMul {
     if (!is_8bit(y_type)) error("y_zero_point must be uint8 or int8");
     return {ValueMeta{y_type, y, nullptr}};
   }
-  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+  void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     std::vector<std::int32_t> acc(static_cast<std::size_t>(out[0]->numel()));
-    accumulate(in, optional(in, 2), optional(in, 5), acc.data());
+    accumulate(ctx, in, optional(in, 2), optional(in, 5), acc.data());
     const std::vector<float> a_scale = scales_of(*this, *in[1], m_, "a_scale");
     const std::vector<float> b_scale = scales_of(*this, *in[4], n_, "b_scale");
     const float y_scale = scales_of(*this, *in[6], 1, "y_scale")[0];

@@ -179,9 +179,27 @@ class DequantizeLinearOp : public QdqOp {
     x_dtype_ = x;
     return DType::kFloat32;
   }
+
+ public:
+  [[nodiscard]] std::string kernel() const override {
+    return backend_ == Backend::kFast && x_dtype_ != DType::kInt32 ? "Highway" : "reference";
+  }
+
+ protected:
   void kernel(const ref::QuantAxis& a, std::int64_t begin, const void* x, const float* scale, const void* zp,
               void* y, std::int64_t c) override {
     float* ys = at<float>(y, begin);
+    if (backend_ == Backend::kFast && x_dtype_ != DType::kInt32) {
+      // The fast backend calls with one channel's slice (a = {1, 1, len}): one scale, one zero point.
+      if (x_dtype_ == DType::kInt8) {
+        const std::int8_t z = zp ? *at<std::int8_t>(zp, c) : std::int8_t{0};
+        kernels::fast::dequantize_linear_simd(at<std::int8_t>(x, begin), scale[0], z, ys, a.inner);
+      } else {
+        const std::uint8_t z = zp ? *at<std::uint8_t>(zp, c) : std::uint8_t{0};
+        kernels::fast::dequantize_linear_simd(at<std::uint8_t>(x, begin), scale[0], z, ys, a.inner);
+      }
+      return;
+    }
     switch (x_dtype_) {
       case DType::kInt8:
         ref::dequantize_linear(a, at<std::int8_t>(x, begin), scale, at<std::int8_t>(zp, c), ys);
