@@ -42,6 +42,7 @@ struct Executor::Plan {
     std::size_t post_observed_index = Observer::kNotObserved;  // the activated value, when observed
     double seconds = 0;                                        // profiling (set_profiling)
     std::int64_t calls = 0;
+    bool folded = false;  // absorbed by a later step while planning (removed before the plan runs)
   };
   std::vector<Step> steps;
   std::vector<Tensor> slots;
@@ -375,6 +376,47 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
         }
       }
     }
+    // Fold per-tensor DequantizeLinear producers into a same-shape Add, and a per-tensor QuantizeLinear
+    // into the Add producing its input: the int8 engine's residual DQ(a) + DQ(b) -> [Relu] -> Q becomes
+    // one pass over 8-bit tensors, with the unfused steps' arithmetic (docs/int8.md). Only values that
+    // nothing else reads, nobody observes and that are no graph output disappear.
+    const auto private_value = [&](const std::string& v) {
+      return g.consumers(v).size() == 1 && !graph_outputs.count(v) && !observed_index.count(v);
+    };
+    if (options_.backend == Backend::kFast && node.op_type == "Add" && in_slots.size() == 2 &&
+        node.inputs[0] != node.inputs[1]) {
+      for (std::size_t k = 0; k < 2; ++k) {
+        const auto pd = producer_step.find(node.inputs[k]);
+        if (pd == producer_step.end() || in_slots[k] < 0) continue;
+        Plan::Step& dq = p.steps[pd->second];
+        if (dq.folded || dq.op->node().op_type != "DequantizeLinear" || dq.out.empty() ||
+            dq.out[0] != in_slots[k] || !dq.observe.empty() || dq.post.kind != Activation::Kind::kNone ||
+            !private_value(node.inputs[k])) {
+          continue;
+        }
+        if (!op->fuse_dequantize_input(k, step_in_metas[pd->second])) continue;
+        dq.folded = true;
+        in_slots[k] = dq.in[0];
+        in_metas[k] = step_in_metas[pd->second][0];
+      }
+    }
+    if (options_.backend == Backend::kFast && node.op_type == "QuantizeLinear" && in_slots[0] >= 0 &&
+        out_metas.size() == 1) {
+      const auto ps = producer_step.find(node.inputs[0]);
+      if (ps != producer_step.end() && private_value(node.inputs[0])) {
+        Plan::Step& producer = p.steps[ps->second];
+        if (!producer.folded && producer.out.size() == 1 && producer.out[0] == in_slots[0] &&
+            producer.observe.empty() && producer.post.kind == Activation::Kind::kNone &&
+            producer.op->fuse_quantize_output(in_metas, out_metas[0].dtype)) {
+          producer.out[0] = new_slot(node.outputs[0], out_metas[0], Tensor());
+          producer_step[node.outputs[0]] = ps->second;
+          if (auto ob = observed_index.find(node.outputs[0]); ob != observed_index.end())
+            producer.observe.emplace_back(producer.out[0], ob->second);
+          p.ops.push_back(std::move(op));
+          continue;
+        }
+      }
+    }
     // Fuse a residual Add into the Conv producing one operand (oneDNN's sum post-op): the conv writes
     // conv + s into the other operand s's buffer, which saves a pass reading two tensors and writing
     // a third. Safe only when nothing reads s after the conv step and s is an intermediate buffer.
@@ -463,6 +505,12 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
     p.ops.push_back(std::move(op));
     p.steps.push_back(std::move(step));
     step_in_metas.push_back(std::move(in_metas));
+  }
+  // Steps folded into a later one leave the plan (their op objects stay owned by p.ops).
+  for (std::size_t s = p.steps.size(); s-- > 0;) {
+    if (!p.steps[s].folded) continue;
+    p.steps.erase(p.steps.begin() + static_cast<std::ptrdiff_t>(s));
+    step_in_metas.erase(step_in_metas.begin() + static_cast<std::ptrdiff_t>(s));
   }
   for (const auto& name : observed_) {
     if (!p.slot_of.count(name)) fail(g.source + ": observed value '" + name + "' is not in the graph");

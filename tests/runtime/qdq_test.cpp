@@ -141,6 +141,62 @@ TEST(Qdq, FastSlicesMatchReferenceOnOddSizes) {
   }
 }
 
+// The int8 engine's residual: x -> Q -> DQ and y -> Q -> DQ, Add, Relu, Q, DQ. On the fast backend the two
+// inner DequantizeLinear steps and the QuantizeLinear after the Add fold into the Add, which then reads
+// and writes 8-bit tensors; the bytes must be the reference's (the unfused arithmetic), on sizes that
+// leave partial chunks, uint8 and int8, with and without the Relu.
+TEST(Qdq, ResidualAddFoldsItsQuantizationAndKeepsTheReferenceBytes) {
+  for (const Shape& shape : {Shape{2, 13, 17, 19}, Shape{1, 3, 1, 1}}) {
+    for (const bool int8 : {false, true}) {
+      for (const bool relu : {false, true}) {
+        auto m = make_model();
+        add_input(m, "x", shape);
+        add_input(m, "y", shape);
+        add_init<float>(m, "sx", {}, {0.031f});
+        add_init<float>(m, "sy", {}, {0.047f});
+        add_init<float>(m, "so", {}, {0.059f});
+        if (int8) {
+          add_init<std::int8_t>(m, "zx", {}, {-3});
+          add_init<std::int8_t>(m, "zy", {}, {7});
+          add_init<std::int8_t>(m, "zo", {}, {-20});
+        } else {
+          add_init<std::uint8_t>(m, "zx", {}, {120});
+          add_init<std::uint8_t>(m, "zy", {}, {131});
+          add_init<std::uint8_t>(m, "zo", {}, {relu ? 0 : 128});
+        }
+        add_node(m, "QuantizeLinear", {"x", "sx", "zx"}, {"qx"}, "qx");
+        add_node(m, "QuantizeLinear", {"y", "sy", "zy"}, {"qy"}, "qy");
+        add_node(m, "DequantizeLinear", {"qx", "sx", "zx"}, {"dx"}, "dx");
+        add_node(m, "DequantizeLinear", {"qy", "sy", "zy"}, {"dy"}, "dy");
+        add_node(m, "Add", {"dx", "dy"}, {"s"}, "add");
+        if (relu) add_node(m, "Relu", {"s"}, {"r"}, "relu");
+        add_node(m, "QuantizeLinear", {relu ? "r" : "s", "so", "zo"}, {"qo"}, "qo");
+        add_node(m, "DequantizeLinear", {"qo", "so", "zo"}, {"out"}, "dq_out");
+        add_output(m, "qo");
+        add_output(m, "out");
+        const auto g = load(m, "residual.onnx");
+        const auto n = static_cast<std::size_t>(shape_numel(shape));
+        const Tensor x = Tensor::from_f32(shape, random_values(n, 11, -4, 4));
+        const Tensor y = Tensor::from_f32(shape, random_values(n, 12, -6, 6));
+        const auto ref = run(g, Backend::kReference, {x, y});
+        const auto fast = run(g, Backend::kFast, {x, y});
+        const std::string where = shape_str(shape) + (int8 ? " int8" : " uint8") + (relu ? " relu" : "");
+        if (int8) {
+          EXPECT_EQ(values_of<std::int8_t>(fast[0]), values_of<std::int8_t>(ref[0])) << where;
+        } else {
+          EXPECT_EQ(values_of<std::uint8_t>(fast[0]), values_of<std::uint8_t>(ref[0])) << where;
+        }
+        EXPECT_EQ(bits_of(fast[1]), bits_of(ref[1])) << where;
+        // Folded: Q, Q, the Add (with its DQs, Relu and Q) and the last DQ remain.
+        Context ctx(2);
+        runtime::Executor exec(g, ctx, {.backend = Backend::kFast});
+        EXPECT_EQ(exec.planned_steps({shape, shape}), (std::vector<std::string>{"qx", "qy", "add", "dq_out"}))
+            << where;
+      }
+    }
+  }
+}
+
 TEST(Qdq, DequantizePerAxisInt8AndInt32) {
   // Per-channel int8 weights (axis 0, given as -2) and an int32 bias, as QDQ exports store them.
   auto m = make_model();

@@ -5,8 +5,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 
 #include "kernels/fast/dnnl_kernels.hpp"
+#include "kernels/fast/quantize_simd.hpp"
 #include "kernels/reference/quantize.hpp"
 #include "kernels/reference/reference.hpp"
 #include "runtime/ops/common.hpp"
@@ -175,7 +177,7 @@ class BinaryOp : public Op {
   std::string kernel() const override {
     return same_shape_ ? "threaded same-shape" : float_fast_ ? "threaded broadcast" : "reference";
   }
-  LayoutRule layout_rule(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&) const override {
+  LayoutRule float_layout_rule(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&) const {
     const bool same =
         backend_ == Backend::kFast && in[0].dtype == DType::kFloat32 && in[0].shape == in[1].shape;
     return same ? LayoutRule::kSame : LayoutRule::kPlainOnly;
@@ -186,8 +188,30 @@ class BinaryOp : public Op {
     act_ = act;
     return true;
   }
+  // The int8 engine's residual DQ(a) + DQ(b) -> [Relu] -> Q (docs/int8.md, "Fused residual additions"):
+  // only same-shape float Add, per-tensor parameters known at plan time.
+  bool fuse_dequantize_input(std::size_t i, const std::vector<ValueMeta>& dq_in) override {
+    if (!same_shape_ || node_.op_type != "Add" || i > 1) return false;
+    const auto q = per_tensor(dq_in);
+    if (!q) return false;
+    dq_[i] = *q;
+    return true;
+  }
+  bool fuse_quantize_output(const std::vector<ValueMeta>& q_in, DType type) override {
+    if (!same_shape_ || node_.op_type != "Add" || q_.dtype != DType::kFloat32) return false;
+    const auto q = per_tensor(q_in);
+    if (!q || (type != DType::kUInt8 && type != DType::kInt8) || (q->dtype != DType::kFloat32 && q->dtype != type))
+      return false;
+    q_ = *q;
+    q_.dtype = type;
+    return true;
+  }
   void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     const auto op = kind();
+    if (dq_[0].dtype != DType::kFloat32 || dq_[1].dtype != DType::kFloat32 || q_.dtype != DType::kFloat32) {
+      run_quantized(ctx, in, out);
+      return;
+    }
     if (backend_ == Backend::kFast && in[0]->dtype() == DType::kFloat32 && in[0]->shape() == in[1]->shape()) {
       // Same-shape float operands (residual adds): one threaded pass with the fused activation, in
       // chunks small enough that the activation reads what the arithmetic just wrote from cache.
@@ -215,8 +239,73 @@ class BinaryOp : public Op {
     copy_into(*out[0], ref::binary(op, *in[0], *in[1]), *this);
     kernels::apply_activation_ref(act_, out[0]->data<float>(), out[0]->numel());
   }
+  LayoutRule layout_rule(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>& out) const override {
+    if (dq_[0].dtype != DType::kFloat32 || dq_[1].dtype != DType::kFloat32 || q_.dtype != DType::kFloat32)
+      return LayoutRule::kSame;  // fused: same shapes, elementwise
+    return float_layout_rule(in, out);
+  }
 
  private:
+  // A per-tensor (de)quantization folded into the op; dtype kFloat32 means none (the operand is float).
+  struct Quant {
+    DType dtype = DType::kFloat32;  // the 8-bit type
+    float scale = 1.0f;
+    std::int32_t zero = 0;
+  };
+  static std::optional<Quant> per_tensor(const std::vector<ValueMeta>& qdq_in) {
+    if (qdq_in.size() < 2 || !qdq_in[1].value || shape_numel(qdq_in[1].shape) != 1) return std::nullopt;
+    Quant q;
+    q.dtype = qdq_in[0].dtype;
+    q.scale = qdq_in[1].value->to_f32().data<float>()[0];
+    if (qdq_in.size() > 2 && qdq_in[2].value) {
+      if (shape_numel(qdq_in[2].shape) != 1) return std::nullopt;
+      q.zero = static_cast<std::int32_t>(qdq_in[2].value->to_i64_vector().at(0));
+    } else if (qdq_in.size() > 2 && qdq_in[2].dtype != DType::kFloat32) {
+      return std::nullopt;  // a zero point computed at run time (omitted inputs have no type)
+    }
+    return q;
+  }
+  // Chunk by chunk: DequantizeLinear's kernel on each 8-bit operand, the float op, the activation,
+  // QuantizeLinear's kernel on the result: the unfused steps' arithmetic on every element, so the same
+  // bytes, without the float tensors between them.
+  void run_quantized(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) {
+    const auto op = kind();
+    const std::int64_t n = out[0]->numel();
+    constexpr std::int64_t kChunk = 1 << 12;
+    ctx.pool->parallel_for((n + kChunk - 1) / kChunk, [&](std::int64_t cb, std::int64_t ce) {
+      std::vector<float> buf(3 * kChunk);
+      float* fa = buf.data();
+      float* fb = fa + kChunk;
+      float* fy = fb + kChunk;
+      for (std::int64_t lo = cb * kChunk; lo < std::min(n, ce * kChunk); lo += kChunk) {
+        const std::int64_t len = std::min(n, lo + kChunk) - lo;
+        const float* a = operand(*in[0], dq_[0], lo, len, fa);
+        const float* b = operand(*in[1], dq_[1], lo, len, fb);
+        float* y = q_.dtype == DType::kFloat32 ? out[0]->data<float>() + lo : fy;
+        binary_same_shape(op, a, b, y, 0, len);
+        kernels::apply_activation_ref(act_, y, len);
+        if (q_.dtype == DType::kUInt8) {
+          fast::quantize_linear_simd(y, q_.scale, static_cast<std::uint8_t>(q_.zero), out[0]->data<std::uint8_t>() + lo,
+                                     len);
+        } else if (q_.dtype == DType::kInt8) {
+          fast::quantize_linear_simd(y, q_.scale, static_cast<std::int8_t>(q_.zero), out[0]->data<std::int8_t>() + lo,
+                                     len);
+        }
+      }
+    });
+  }
+  static const float* operand(const Tensor& x, const Quant& q, std::int64_t lo, std::int64_t len, float* buf) {
+    if (q.dtype == DType::kUInt8) {
+      fast::dequantize_linear_simd(x.data<std::uint8_t>() + lo, q.scale, static_cast<std::uint8_t>(q.zero), buf, len);
+      return buf;
+    }
+    if (q.dtype == DType::kInt8) {
+      fast::dequantize_linear_simd(x.data<std::int8_t>() + lo, q.scale, static_cast<std::int8_t>(q.zero), buf, len);
+      return buf;
+    }
+    return x.data<float>() + lo;
+  }
+
   ref::BinaryOp kind() const {
     const std::string& t = node_.op_type;
     if (t == "Add") return ref::BinaryOp::kAdd;
@@ -228,6 +317,7 @@ class BinaryOp : public Op {
   bool float_fast_ = false;
   Backend backend_;
   Activation act_;
+  Quant dq_[2], q_;
 };
 
 }  // namespace

@@ -41,6 +41,14 @@ class Op {
   // activation (oneDNN's sum post-op). On true the executor gives the op the summand's buffer as
   // its output and runs no separate Add; false if the op cannot.
   virtual bool fuse_sum() { return false; }
+  // Asks the op to read input `i` as the 8-bit values a per-tensor DequantizeLinear (inputs `dq_in`:
+  // x, scale, zero point, scale and zero point known) turns into that input, dequantizing them itself
+  // with the same arithmetic. On true the executor feeds it the 8-bit tensor and drops the
+  // DequantizeLinear step.
+  virtual bool fuse_dequantize_input(std::size_t i, const std::vector<ValueMeta>& dq_in) { return false; }
+  // Asks the op to quantize its float output as a per-tensor QuantizeLinear (inputs `q_in`, output type
+  // `type`) would, in the same pass; on true the op writes the 8-bit tensor and the step is dropped.
+  virtual bool fuse_quantize_output(const std::vector<ValueMeta>& q_in, DType type) { return false; }
 
   // How the op handles oneDNN's channel-blocked layout (nChw8c / nChw16c) on the fast path.
   enum class LayoutRule : std::uint8_t {
