@@ -394,7 +394,12 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
             !private_value(node.inputs[k])) {
           continue;
         }
-        if (!op->fuse_dequantize_input(k, step_in_metas[pd->second])) continue;
+        // Known values point into p.slots, which new_slot() may have moved since that step was planned.
+        std::vector<ValueMeta> dq_in = step_in_metas[pd->second];
+        for (std::size_t i = 0; i < dq_in.size(); ++i) {
+          if (dq_in[i].value) dq_in[i].value = &p.slots[dq.in[i]];
+        }
+        if (!op->fuse_dequantize_input(k, dq_in)) continue;
         dq.folded = true;
         in_slots[k] = dq.in[0];
         in_metas[k] = step_in_metas[pd->second][0];

@@ -141,7 +141,7 @@ TEST(Qdq, FastSlicesMatchReferenceOnOddSizes) {
   }
 }
 
-// The int8 engine's residual: x -> Q -> DQ and y -> Q -> DQ, Add, Relu, Q, DQ. On the fast backend the two
+// The int8 engine's residual: x -> Q -> DQ and y -> Neg x 64 -> Q -> DQ, Add, Relu, Q, DQ. On the fast backend the two
 // inner DequantizeLinear steps and the QuantizeLinear after the Add fold into the Add, which then reads
 // and writes 8-bit tensors; the bytes must be the reference's (the unfused arithmetic), on sizes that
 // leave partial chunks, uint8 and int8, with and without the Relu.
@@ -165,8 +165,15 @@ TEST(Qdq, ResidualAddFoldsItsQuantizationAndKeepsTheReferenceBytes) {
           add_init<std::uint8_t>(m, "zo", {}, {relu ? 0 : 128});
         }
         add_node(m, "QuantizeLinear", {"x", "sx", "zx"}, {"qx"}, "qx");
-        add_node(m, "QuantizeLinear", {"y", "sy", "zy"}, {"qy"}, "qy");
         add_node(m, "DequantizeLinear", {"qx", "sx", "zx"}, {"dx"}, "dx");
+        // 64 Neg steps between the two DequantizeLinear steps: the plan's value table grows (and moves)
+        // after dx was planned, as in a real network (this once left a dangling pointer, caught by ASan).
+        std::string yv = "y";
+        for (int i = 0; i < 64; ++i) {
+          add_node(m, "Neg", {yv}, {"neg" + std::to_string(i)}, "neg" + std::to_string(i));
+          yv = "neg" + std::to_string(i);
+        }
+        add_node(m, "QuantizeLinear", {yv, "sy", "zy"}, {"qy"}, "qy");
         add_node(m, "DequantizeLinear", {"qy", "sy", "zy"}, {"dy"}, "dy");
         add_node(m, "Add", {"dx", "dy"}, {"s"}, "add");
         if (relu) add_node(m, "Relu", {"s"}, {"r"}, "relu");
@@ -190,8 +197,10 @@ TEST(Qdq, ResidualAddFoldsItsQuantizationAndKeepsTheReferenceBytes) {
         // Folded: Q, Q, the Add (with its DQs, Relu and Q) and the last DQ remain.
         Context ctx(2);
         runtime::Executor exec(g, ctx, {.backend = Backend::kFast});
-        EXPECT_EQ(exec.planned_steps({shape, shape}), (std::vector<std::string>{"qx", "qy", "add", "dq_out"}))
-            << where;
+        std::vector<std::string> want = {"qx"};
+        for (int i = 0; i < 64; ++i) want.push_back("neg" + std::to_string(i));
+        for (const char* s : {"qy", "add", "dq_out"}) want.emplace_back(s);
+        EXPECT_EQ(exec.planned_steps({shape, shape}), want) << where;
       }
     }
   }
