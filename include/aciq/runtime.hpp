@@ -96,6 +96,11 @@ class Executor {
   std::map<std::string, std::unique_ptr<Plan>> plans_;
 };
 
+// Multiply-accumulates one run performs in the graph's convolutions (Conv, ConvInteger, QLinearConv,
+// ConvTranspose) and matrix products (Gemm, MatMul, MatMulInteger, QLinearMatMul), from value shapes
+// such as Executor::infer_shapes returns; other ops are not counted (their work is not multiply-adds).
+std::int64_t multiply_adds(const graph::Graph& g, const std::map<std::string, Shape>& shapes);
+
 // Throws "<source>: input 'x' expects shape [...] (float32), data has [...] (dtype)" unless a tensor of
 // `dtype` and `shape` fits graph input `in` (dims < 0 match anything). The executor checks every run's
 // inputs with it; dataset passes check the data's batch shape with it before loading anything.

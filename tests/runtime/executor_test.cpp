@@ -491,3 +491,21 @@ TEST(Executor, RepeatedRunsAreIdentical) {
 
 }  // namespace
 }  // namespace aciq::testing
+
+namespace aciq::testing {
+namespace {
+
+// Conv 3 -> 4 channels, 3x3, pad 1 on 8x8 (256 outputs x 27 taps) and Gemm [N, 4] x [4, 5] (5 outputs x 4)
+// per image; the BatchNormalization, Relu and pooling between them are no multiply-adds.
+TEST(Work, MultiplyAddsOfConvolutionsAndMatrixProducts) {
+  std::string bytes;
+  conv_bn_model().SerializeToString(&bytes);
+  const auto g = onnx_import::load_model_from_bytes(bytes, "conv_bn.onnx");
+  Context ctx(1);
+  runtime::Executor exec(g, ctx, {});
+  const std::vector<Shape> input = {{2, 3, 8, 8}};
+  EXPECT_EQ(runtime::multiply_adds(exec.graph(), exec.infer_shapes(input)), 2 * (4 * 8 * 8 * 27 + 5 * 4));
+}
+
+}  // namespace
+}  // namespace aciq::testing
