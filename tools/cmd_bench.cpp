@@ -165,7 +165,8 @@ int run_bench(const BenchCmd& c, const Invocation& inv) {
   std::cout << fmt::format("peak RSS: {:.1f} MiB\n", rss_mib);
   std::cout << fmt::format("throughput: {:.2f} img/s\n", static_cast<double>(cmd.batch) / median);
   // Effective rate of the convolutions and matrix products: 2 operations per multiply-add.
-  const auto macs = static_cast<double>(runtime::multiply_adds(exec.graph(), exec.infer_shapes({input.shape()})));
+  const auto macs =
+      static_cast<double>(runtime::multiply_adds(exec.graph(), exec.infer_shapes({input.shape()})));
   std::cout << fmt::format("work: {:.3f} GMAC per image; effective {:.1f} G{}/s\n",
                            macs / static_cast<double>(cmd.batch) / 1e9, 2.0 * macs / median / 1e9,
                            engine == eval::Engine::kInt8 ? "OP" : "FLOP");

@@ -123,8 +123,9 @@ void Executor::assign_layouts(Plan& p, const std::vector<std::vector<ValueMeta>>
       if (o < 0) continue;
       const ValueMeta& m = p.metas[o];
       const bool eight_bit = m.dtype == DType::kUInt8 || m.dtype == DType::kInt8;
-      blocked[o] = m.shape.size() == 4 && (channels_last ? m.dtype == DType::kFloat32 || eight_bit
-                                                         : m.dtype == DType::kFloat32 && m.shape[1] % block == 0);
+      blocked[o] =
+          m.shape.size() == 4 && (channels_last ? m.dtype == DType::kFloat32 || eight_bit
+                                                : m.dtype == DType::kFloat32 && m.shape[1] % block == 0);
     }
   }
   for (const auto& name : graph_outputs) blocked[p.slot_of.at(name)] = false;

@@ -93,7 +93,8 @@ Outcome run_case(const Case& cc, std::mt19937& rng, bool src_cl, bool dst_cl, bo
   // mid-range (the large case's sums are ~2^24 times bigger, so is its y scale).
   std::vector<float> scale(static_cast<std::size_t>(s.oc));
   const float y_scale = large ? 3000.0f : 0.37f;
-  for (std::int64_t c = 0; c < s.oc; ++c) scale[c] = 0.0173f * (0.00113f * static_cast<float>(1 + c % 7)) / y_scale;
+  for (std::int64_t c = 0; c < s.oc; ++c)
+    scale[c] = 0.0173f * (0.00113f * static_cast<float>(1 + c % 7)) / y_scale;
 
   // Reference: exact sums, bias, float32 requantization.
   std::vector<std::int32_t> xw(x.begin(), x.end()), ww(w.begin(), w.end()), zero(s.oc, 0);
@@ -149,7 +150,8 @@ TEST(DnnlInt8Conv, EqualsTheReferenceBitForBitBelow2To24) {
       ++ran;
     }
   }
-  if (ran == 0) GTEST_SKIP() << "oneDNN has no VNNI/AMX int8 kernel on this CPU: aciq's own kernels run instead";
+  if (ran == 0)
+    GTEST_SKIP() << "oneDNN has no VNNI/AMX int8 kernel on this CPU: aciq's own kernels run instead";
 }
 
 TEST(DnnlInt8Conv, StaysWithinOneLevelBeyond2To24) {

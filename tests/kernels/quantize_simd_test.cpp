@@ -56,7 +56,8 @@ void check_dequantize(float scale, T zero_point, std::size_t n) {
   std::vector<float> want(n), got(n);
   kernels::ref::dequantize_linear({1, 1, static_cast<std::int64_t>(n)}, x.data(), &scale, &zero_point,
                                   want.data());
-  kernels::fast::dequantize_linear_simd(x.data(), scale, zero_point, got.data(), static_cast<std::int64_t>(n));
+  kernels::fast::dequantize_linear_simd(x.data(), scale, zero_point, got.data(),
+                                        static_cast<std::int64_t>(n));
   for (std::size_t i = 0; i < n; ++i) {
     ASSERT_EQ(std::memcmp(&got[i], &want[i], sizeof(float)), 0)
         << "x = " << static_cast<int>(x[i]) << ": " << got[i] << " vs " << want[i];

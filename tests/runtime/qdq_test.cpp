@@ -141,10 +141,10 @@ TEST(Qdq, FastSlicesMatchReferenceOnOddSizes) {
   }
 }
 
-// The int8 engine's residual: x -> Q -> DQ and y -> Neg x 64 -> Q -> DQ, Add, Relu, Q, DQ. On the fast backend the two
-// inner DequantizeLinear steps and the QuantizeLinear after the Add fold into the Add, which then reads
-// and writes 8-bit tensors; the bytes must be the reference's (the unfused arithmetic), on sizes that
-// leave partial chunks, uint8 and int8, with and without the Relu.
+// The int8 engine's residual: x -> Q -> DQ and y -> Neg x 64 -> Q -> DQ, Add, Relu, Q, DQ. On the fast
+// backend the two inner DequantizeLinear steps and the QuantizeLinear after the Add fold into the Add, which
+// then reads and writes 8-bit tensors; the bytes must be the reference's (the unfused arithmetic), on sizes
+// that leave partial chunks, uint8 and int8, with and without the Relu.
 TEST(Qdq, ResidualAddFoldsItsQuantizationAndKeepsTheReferenceBytes) {
   for (const Shape& shape : {Shape{2, 13, 17, 19}, Shape{1, 3, 1, 1}}) {
     for (const bool int8 : {false, true}) {

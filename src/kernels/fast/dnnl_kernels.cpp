@@ -220,20 +220,21 @@ dnnl::convolution_forward::primitive_desc int8_conv_pd(const dnnl::engine& engin
   // post-op first (half to even, like cvtps2dq) and then adding z keeps every value an exact integer.
   dnnl::post_ops ops;
   ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_round, 0.0f, 0.0f);
-  if (y_zero != 0) ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear, 1.0f, static_cast<float>(y_zero));
+  if (y_zero != 0)
+    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear, 1.0f, static_cast<float>(y_zero));
   attr.set_post_ops(ops);
   // One scale per output channel (mask bit 1: the channel dimension of dst).
-  attr.set_output_scales(1 << 1, scales.empty() ? std::vector<float>(static_cast<std::size_t>(s.oc), 1.0f)
-                                                 : scales);
-  const auto desc =
-      with_bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                  dnnl::algorithm::convolution_direct, src, w_any, b_md, dst,
-                                                  {win.stride_h, win.stride_w}, {win.dil_h - 1, win.dil_w - 1},
-                                                  {win.pad_top, win.pad_left}, {win.pad_bottom, win.pad_right})
-                : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                  dnnl::algorithm::convolution_direct, src, w_any, dst,
-                                                  {win.stride_h, win.stride_w}, {win.dil_h - 1, win.dil_w - 1},
-                                                  {win.pad_top, win.pad_left}, {win.pad_bottom, win.pad_right});
+  attr.set_output_scales(1 << 1,
+                         scales.empty() ? std::vector<float>(static_cast<std::size_t>(s.oc), 1.0f) : scales);
+  const auto desc = with_bias
+                        ? dnnl::convolution_forward::desc(
+                              dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src,
+                              w_any, b_md, dst, {win.stride_h, win.stride_w}, {win.dil_h - 1, win.dil_w - 1},
+                              {win.pad_top, win.pad_left}, {win.pad_bottom, win.pad_right})
+                        : dnnl::convolution_forward::desc(
+                              dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src,
+                              w_any, dst, {win.stride_h, win.stride_w}, {win.dil_h - 1, win.dil_w - 1},
+                              {win.pad_top, win.pad_left}, {win.pad_bottom, win.pad_right});
   return {desc, attr, engine};
 }
 
@@ -272,8 +273,8 @@ bool Int8Conv2d::exact_kernel_available(const ref::ConvShape& s, const ref::Wind
 }
 
 Int8Conv2d::Int8Conv2d(DnnlEngine& engine, const ref::ConvShape& s, const ref::Window2d& win,
-                       const std::int8_t* w, const std::int32_t* b, const float* scale,
-                       std::int32_t y_zero, Types types, int src_layout, int dst_layout)
+                       const std::int8_t* w, const std::int32_t* b, const float* scale, std::int32_t y_zero,
+                       Types types, int src_layout, int dst_layout)
     : impl_(std::make_unique<Impl>()) {
   wrap("int8 convolution", [&] {
     auto& env = engine.impl();

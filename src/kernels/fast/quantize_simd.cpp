@@ -54,7 +54,8 @@ void DequantizeImpl(const T* x, float scale, T zero_point, float* y, std::int64_
     hn::StoreU(hn::Mul(hn::ConvertTo(df, v), vs), df, y + i);
   }
   for (; i < n; ++i) {
-    y[i] = static_cast<float>(static_cast<std::int32_t>(x[i]) - static_cast<std::int32_t>(zero_point)) * scale;
+    y[i] =
+        static_cast<float>(static_cast<std::int32_t>(x[i]) - static_cast<std::int32_t>(zero_point)) * scale;
   }
 }
 

@@ -404,11 +404,11 @@ class QLinearConvOp : public IntegerConvOp {
       const auto scale = requantization_scales(*in[1].value, *in[4].value, *in[6].value);
       const Tensor* bias = in.size() > 8 && node_.has_input(8) ? in[8].value : nullptr;
       const Tensor* y_zero = in.size() > 7 && node_.has_input(7) ? in[7].value : nullptr;
-      int8_conv_ = std::make_unique<fast::Int8Conv2d>(
-          *env, shape_, geo_.win, in[3].value->data<std::int8_t>(),
-          bias ? bias->data<std::int32_t>() : nullptr, scale.data(),
-          zero_points(*this, y_zero, 1, "y_zero_point")[0], types_, in_blocked(0) ? block_ : 0,
-          out_blocked(0) ? block_ : 0);
+      int8_conv_ =
+          std::make_unique<fast::Int8Conv2d>(*env, shape_, geo_.win, in[3].value->data<std::int8_t>(),
+                                             bias ? bias->data<std::int32_t>() : nullptr, scale.data(),
+                                             zero_points(*this, y_zero, 1, "y_zero_point")[0], types_,
+                                             in_blocked(0) ? block_ : 0, out_blocked(0) ? block_ : 0);
       return;
     }
     prepare_weights(in, 3, 5);

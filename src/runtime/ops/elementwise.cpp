@@ -200,7 +200,8 @@ class BinaryOp : public Op {
   bool fuse_quantize_output(const std::vector<ValueMeta>& q_in, DType type) override {
     if (!same_shape_ || node_.op_type != "Add" || q_.dtype != DType::kFloat32) return false;
     const auto q = per_tensor(q_in);
-    if (!q || (type != DType::kUInt8 && type != DType::kInt8) || (q->dtype != DType::kFloat32 && q->dtype != type))
+    if (!q || (type != DType::kUInt8 && type != DType::kInt8) ||
+        (q->dtype != DType::kFloat32 && q->dtype != type))
       return false;
     q_ = *q;
     q_.dtype = type;
@@ -285,22 +286,25 @@ class BinaryOp : public Op {
         binary_same_shape(op, a, b, y, 0, len);
         kernels::apply_activation_ref(act_, y, len);
         if (q_.dtype == DType::kUInt8) {
-          fast::quantize_linear_simd(y, q_.scale, static_cast<std::uint8_t>(q_.zero), out[0]->data<std::uint8_t>() + lo,
-                                     len);
+          fast::quantize_linear_simd(y, q_.scale, static_cast<std::uint8_t>(q_.zero),
+                                     out[0]->data<std::uint8_t>() + lo, len);
         } else if (q_.dtype == DType::kInt8) {
-          fast::quantize_linear_simd(y, q_.scale, static_cast<std::int8_t>(q_.zero), out[0]->data<std::int8_t>() + lo,
-                                     len);
+          fast::quantize_linear_simd(y, q_.scale, static_cast<std::int8_t>(q_.zero),
+                                     out[0]->data<std::int8_t>() + lo, len);
         }
       }
     });
   }
-  static const float* operand(const Tensor& x, const Quant& q, std::int64_t lo, std::int64_t len, float* buf) {
+  static const float* operand(const Tensor& x, const Quant& q, std::int64_t lo, std::int64_t len,
+                              float* buf) {
     if (q.dtype == DType::kUInt8) {
-      fast::dequantize_linear_simd(x.data<std::uint8_t>() + lo, q.scale, static_cast<std::uint8_t>(q.zero), buf, len);
+      fast::dequantize_linear_simd(x.data<std::uint8_t>() + lo, q.scale, static_cast<std::uint8_t>(q.zero),
+                                   buf, len);
       return buf;
     }
     if (q.dtype == DType::kInt8) {
-      fast::dequantize_linear_simd(x.data<std::int8_t>() + lo, q.scale, static_cast<std::int8_t>(q.zero), buf, len);
+      fast::dequantize_linear_simd(x.data<std::int8_t>() + lo, q.scale, static_cast<std::int8_t>(q.zero), buf,
+                                   len);
       return buf;
     }
     return x.data<float>() + lo;

@@ -256,7 +256,8 @@ class IntegerMatMul : public Op {
 // MatMulInteger (opset 10): inputs A, B, [a_zero_point], [b_zero_point]; int32 Y.
 class MatMulIntegerOp : public IntegerMatMul {
  public:
-  MatMulIntegerOp(const graph::Node& n, std::int64_t opset, Backend b) : IntegerMatMul(n, opset, b, 1, 2, 3) {}
+  MatMulIntegerOp(const graph::Node& n, std::int64_t opset, Backend b)
+      : IntegerMatMul(n, opset, b, 1, 2, 3) {}
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     if (in.size() < 2) error("MatMulInteger needs A and B");
     return {ValueMeta{DType::kInt32, infer_product(in), nullptr}};
@@ -271,7 +272,8 @@ class MatMulIntegerOp : public IntegerMatMul {
 // (a per row, b per column, or scalars); Y takes y_zero_point's type.
 class QLinearMatMulOp : public IntegerMatMul {
  public:
-  QLinearMatMulOp(const graph::Node& n, std::int64_t opset, Backend b) : IntegerMatMul(n, opset, b, 3, 2, 5) {}
+  QLinearMatMulOp(const graph::Node& n, std::int64_t opset, Backend b)
+      : IntegerMatMul(n, opset, b, 3, 2, 5) {}
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
     if (in.size() < 8)
       error("QLinearMatMul needs a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point");
