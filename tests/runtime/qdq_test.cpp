@@ -206,6 +206,31 @@ TEST(Qdq, ResidualAddFoldsItsQuantizationAndKeepsTheReferenceBytes) {
   }
 }
 
+// int32 DequantizeLinear (a bias) stays a step of its own: the fused Add reads 8-bit operands only.
+TEST(Qdq, Int32DequantizeIsNotFoldedIntoAnAdd) {
+  auto m = make_model();
+  add_input(m, "x", {1, 5});
+  add_init<std::int32_t>(m, "b", {1, 5}, {-7, 0, 3, 100000, -2});
+  add_init<float>(m, "s", {}, {0.5f});
+  add_init<std::int32_t>(m, "z", {}, {1});
+  add_node(m, "DequantizeLinear", {"x32", "s", "z"}, {"d"}, "dq");
+  add_node(m, "Cast", {"x"}, {"x32"}, "cast");
+  add_node(m, "Add", {"d", "d2"}, {"y"}, "add");
+  add_node(m, "DequantizeLinear", {"b", "s", "z"}, {"d2"}, "dq2");
+  add_output(m, "y");
+  // Nodes in dependency order: Cast, DQ, DQ(constant, folded), Add.
+  auto* nodes = m.mutable_graph()->mutable_node();
+  nodes->SwapElements(0, 1);
+  set_int(&(*nodes)[0], "to", onnx::TensorProto::INT32);
+  nodes->SwapElements(2, 3);
+  const auto g = load(m, "int32_dq.onnx");
+  const Tensor x = Tensor::from_f32({1, 5}, std::vector<float>{1, 2, -3, 4, 5});
+  for (Backend b : kBackends) {
+    const auto y = run(g, b, {x});
+    EXPECT_EQ(values_of<float>(y[0]), (std::vector<float>{-4.0f, 0.0f, -1.0f, 50001.0f, 0.5f})) << name_of(b);
+  }
+}
+
 TEST(Qdq, DequantizePerAxisInt8AndInt32) {
   // Per-channel int8 weights (axis 0, given as -2) and an int32 bias, as QDQ exports store them.
   auto m = make_model();

@@ -193,7 +193,7 @@ class BinaryOp : public Op {
   bool fuse_dequantize_input(std::size_t i, const std::vector<ValueMeta>& dq_in) override {
     if (!same_shape_ || node_.op_type != "Add" || i > 1) return false;
     const auto q = per_tensor(dq_in);
-    if (!q) return false;
+    if (!q || (q->dtype != DType::kUInt8 && q->dtype != DType::kInt8)) return false;  // not int32 (biases)
     dq_[i] = *q;
     return true;
   }
