@@ -69,6 +69,10 @@ void ModelOptions::add(CLI::App& app) {
   app.add_option("--backend", backend, "kernels: fast (oneDNN) or reference (scalar oracle)")
       ->check(CLI::IsMember({"fast", "reference"}))
       ->capture_default_str();
+  app.add_option("--layout", layout,
+                 "fast backend's activation layout: auto, blocked (nChw8c/16c) or nhwc (docs/layouts.md)")
+      ->check(CLI::IsMember({"auto", "blocked", "nhwc"}))
+      ->capture_default_str();
   app.add_option("--threads", threads, "compute threads")->check(int_in(1, 256))->capture_default_str();
 }
 
@@ -82,6 +86,15 @@ void ModelOptions::resolve() {
 
 runtime::Backend ModelOptions::backend_enum() const {
   return backend == "reference" ? runtime::Backend::kReference : runtime::Backend::kFast;
+}
+
+runtime::ExecutorOptions ModelOptions::executor_options() const {
+  runtime::ExecutorOptions o;
+  o.backend = backend_enum();
+  o.layout = layout == "blocked" ? runtime::LayoutChoice::kBlocked
+             : layout == "nhwc"  ? runtime::LayoutChoice::kChannelsLast
+                                 : runtime::LayoutChoice::kAuto;
+  return o;
 }
 
 graph::Graph ModelOptions::load() const {

@@ -42,6 +42,9 @@ struct ModelOptions {
   // Resolves -a to --model and checks that exactly one was given. Every command calls it first.
   void resolve();
   [[nodiscard]] runtime::Backend backend_enum() const;
+  std::string layout = "auto";
+  // --backend and --layout as the executor takes them.
+  [[nodiscard]] runtime::ExecutorOptions executor_options() const;
   [[nodiscard]] graph::Graph load() const;
 };
 

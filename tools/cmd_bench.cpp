@@ -105,7 +105,7 @@ int run_bench(const BenchCmd& c, const Invocation& inv) {
   if (quant_plan) quant_plan->require_graph(g, cmd.plan);
   if (g.inputs.size() != 1) throw Error(cmd.model.model + ": bench supports single-input models");
   const Tensor input = synthetic_input(g.inputs[0], cmd.batch, cmd.model.model);
-  const runtime::ExecutorOptions xo{.backend = cmd.model.backend_enum()};
+  const runtime::ExecutorOptions xo = cmd.model.executor_options();
   std::unique_ptr<runtime::Observer> observer;
   std::vector<std::string> observed;
   std::string mode = "fp32";

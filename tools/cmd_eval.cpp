@@ -130,9 +130,8 @@ int run_collect(const CollectCmd& c, const Invocation& inv) {
   eval::TopK fp32;
   std::optional<calib::StatsFile> part;
   if (lo.limit > 0) {
-    part =
-        eval::collect_statistics(std::move(g), cmd.model.model, {.backend = cmd.model.backend_enum()}, ctx,
-                                 ds, lo, loop_options(group, cmd.quiet, "collect"), &fp32, cmd.channel_stats);
+    part = eval::collect_statistics(std::move(g), cmd.model.model, cmd.model.executor_options(), ctx, ds, lo,
+                                    loop_options(group, cmd.quiet, "collect"), &fp32, cmd.channel_stats);
   }
   fp32 = eval::combine(group, fp32);
   auto f = eval::combine(group, part ? &*part : nullptr, *ds, cmd.data.offset, cmd.data.limit);
@@ -255,7 +254,7 @@ int run_eval(const EvalCmd& c, const Invocation& inv) {
   auto r = lo.limit == 0
                ? eval::PassResult{}
                : eval::evaluate(
-                     std::move(g), {.backend = cmd.model.backend_enum()}, ctx, ds, lo,
+                     std::move(g), cmd.model.executor_options(), ctx, ds, lo,
                      {.plan = quant_plan ? &*quant_plan : nullptr, .engine = engine, .dynamic = dynamic},
                      loop_options(group, cmd.quiet, label));
   r.topk = eval::combine(group, r.topk);

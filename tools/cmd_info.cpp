@@ -306,7 +306,7 @@ int run_analyze(const AnalyzeCmd& c, const Invocation& inv) {
   const auto [begin, end] = cmd.data.range(*ds);
   eval::check_data_fits(g, *ds, std::min(cmd.data.batch, end - begin));
   const std::string model_hash = g.model_hash;
-  runtime::Executor exec(std::move(g), ctx, {.backend = cmd.model.backend_enum()});
+  runtime::Executor exec(std::move(g), ctx, cmd.model.executor_options());
   exec.set_observed(values);
   MseObserver mse(quantizers, ctx);
   data::BatchLoader loader(ds, cmd.data.loader());

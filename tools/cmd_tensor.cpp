@@ -84,7 +84,7 @@ int run_run(const RunCmd& c, const Invocation& inv) {
   loop.progress = !cmd.quiet;
   loop.label = !quant_plan ? "run (fp32)" : engine == eval::Engine::kInt8 ? "run (int8)" : "run (quantized)";
   const auto r =
-      eval::run_tensors(std::move(g), {.backend = cmd.model.backend_enum()}, ctx, input, cmd.batch,
+      eval::run_tensors(std::move(g), cmd.model.executor_options(), ctx, input, cmd.batch,
                         {.plan = quant_plan ? &*quant_plan : nullptr, .engine = engine}, outputs, loop);
   std::cout << fmt::format("{} samples, {:.1f} img/s", r.samples, r.samples / std::max(r.seconds, 1e-9));
   for (const auto& w : r.written) std::cout << "\n  wrote " << w;

@@ -18,8 +18,14 @@ enum class Backend : std::uint8_t {
   kFast,       // oneDNN convolution/pooling/GEMM, fused activations, SIMD elementwise
 };
 
+// Activation layouts on the fast backend (docs/layouts.md): kAuto plans channels-last (NHWC) when an op
+// wants it (oneDNN's int8 convolution) or some 4-D float value's channels do not fill the CPU's channel
+// blocks, else the channel-blocked layout; the others force one scheme (observed plans stay blocked).
+enum class LayoutChoice : std::uint8_t { kAuto, kBlocked, kChannelsLast };
+
 struct ExecutorOptions {
   Backend backend = Backend::kFast;
+  LayoutChoice layout = LayoutChoice::kAuto;
 };
 
 // Receives observed float tensors (NCHW or NC) right after the node producing them ran, before

@@ -112,11 +112,29 @@ void Executor::assign_layouts(Plan& p, const std::vector<std::vector<ValueMeta>>
                               const std::set<std::string>& graph_outputs) {
   // Channels-last when an op's kernel wants it and nothing is observed (per-channel statistics read
   // NCHW order; every other plan keeps the blocked layout, which observers may read directly).
-  bool channels_last = false;
-  if (observed.empty()) {
-    for (const auto& step : p.steps) channels_last = channels_last || step.op->prefers_channels_last();
+  // Float graphs too when some 4-D float value's channels leave a partial block (ShuffleNet's 58/116,
+  // MnasNet's 24/40 under AVX-512's 16): those stay plain in the blocked scheme, and oneDNN's convolutions
+  // on plain data fall back to im2col gemm, while NHWC needs no channel multiple (docs/layouts.md).
+  const int channel_block = p.env->channel_block();
+  std::set<int> graph_output_slots;
+  for (const auto& name : graph_outputs) graph_output_slots.insert(p.slot_of.at(name));
+  bool channels_last = options_.layout == LayoutChoice::kChannelsLast;
+  if (observed.empty() && options_.layout == LayoutChoice::kAuto) {
+    for (const auto& step : p.steps) {
+      channels_last = channels_last || step.op->prefers_channels_last();
+      for (int o : step.out) {
+        if (o < 0 || graph_output_slots.count(o)) continue;
+        const ValueMeta& m = p.metas[o];
+        // Fewer channels than one block (an RGB image, a Q/DQ'd input) is the plain first layer oneDNN
+        // handles well; more that leave a partial block are what falls off the fast path.
+        if (m.dtype == DType::kFloat32 && m.shape.size() == 4 && m.shape[1] > channel_block &&
+            m.shape[1] % channel_block != 0)
+          channels_last = true;
+      }
+    }
   }
-  const int block = channels_last ? kernels::fast::kChannelsLast : p.env->channel_block();
+  channels_last = channels_last && observed.empty();
+  const int block = channels_last ? kernels::fast::kChannelsLast : channel_block;
   std::vector<bool> blocked(p.slots.size(), false);
   for (const auto& step : p.steps) {
     for (int o : step.out) {

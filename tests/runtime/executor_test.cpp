@@ -509,3 +509,47 @@ TEST(Work, MultiplyAddsOfConvolutionsAndMatrixProducts) {
 
 }  // namespace
 }  // namespace aciq::testing
+
+namespace aciq::testing {
+namespace {
+
+// 36 and 20 channels leave a partial channel block under AVX2 (8) and AVX-512 (16) alike: the automatic
+// layout plans such a float graph channels-last, where oneDNN has direct kernels for any channel count
+// (blocked plans keep these values plain and oneDNN falls back to im2col gemm). Values stay the
+// reference's within float rounding.
+TEST(Layouts, PartialChannelBlocksPlanChannelsLastOnOptimizedKernels) {
+  auto m = make_model();
+  add_input(m, "x", {2, 3, 12, 12});
+  auto* g = m.mutable_graph();
+  *g->add_initializer() = make_tensor("w1", {36, 3, 3, 3}, random_values(36 * 27, 71));
+  *g->add_initializer() = make_tensor("w2", {20, 36, 3, 3}, random_values(20 * 36 * 9, 72));
+  *g->add_initializer() = make_tensor("w3", {36, 20, 1, 1}, random_values(36 * 20, 73));
+  set_ints(add_node(m, "Conv", {"x", "w1"}, {"c1"}, "conv1"), "pads", {1, 1, 1, 1});
+  add_node(m, "Relu", {"c1"}, {"r1"}, "relu1");
+  set_ints(add_node(m, "Conv", {"r1", "w2"}, {"c2"}, "conv2"), "pads", {1, 1, 1, 1});
+  add_node(m, "Relu", {"c2"}, {"r2"}, "relu2");
+  add_node(m, "Conv", {"r2", "w3"}, {"c3"}, "conv3");
+  set_int(add_node(m, "Concat", {"c3", "r1"}, {"cat"}, "concat"), "axis", 1);  // channel concat in NHWC
+  set_int(add_node(m, "Concat", {"cat", "cat"}, {"y"}, "concat2"), "axis", 1);
+  add_output(m, "y");
+  std::string bytes;
+  m.SerializeToString(&bytes);
+  const auto graph = onnx_import::load_model_from_bytes(bytes, "partial_blocks.onnx");
+  const Tensor x = Tensor::from_f32({2, 3, 12, 12}, random_values(2 * 3 * 144, 74));
+  Context ctx(2);
+  runtime::Executor fast(graph, ctx, {});
+  runtime::Executor ref(graph, ctx, {.backend = runtime::Backend::kReference});
+  const Tensor y = fast.run({x}).at(0), want = ref.run({x}).at(0);
+  ASSERT_EQ(y.shape(), (Shape{2, 144, 12, 12}));
+  for (std::int64_t i = 0; i < y.numel(); ++i)
+    ASSERT_NEAR(y.f32()[i], want.f32()[i], 1e-4 + 1e-4 * std::fabs(want.f32()[i])) << i;
+  // conv1 reads the plain 3-channel graph input: oneDNN's gemm kernel is its choice in either scheme.
+  for (const auto& step : fast.step_report({{2, 3, 12, 12}})) {
+    if (step.op_type != "Conv" || step.node == "conv1") continue;
+    EXPECT_EQ(step.kernel.find("gemm"), std::string::npos) << step.node << ": " << step.kernel;
+    EXPECT_EQ(step.kernel.find("ref"), std::string::npos) << step.node << ": " << step.kernel;
+  }
+}
+
+}  // namespace
+}  // namespace aciq::testing

@@ -270,6 +270,46 @@ class ConcatOp : public ValueOp {
   Tensor compute(const std::vector<const Tensor*>& in) override {
     return kernels::ref::concat(in, node_.get_int("axis", 0));
   }
+  // Channels-last: the channels of one pixel are the contiguous run, so the same copy works with
+  // (N*H*W) rows of C_i channels.
+  bool handles_channels_last() const override { return true; }
+  [[nodiscard]] std::string kernel() const override { return "threaded copy"; }
+  // Straight into the output: `outer` rows, each the inputs' contiguous runs one after the other (the
+  // dims from the axis on in NCHW and in nChw{8,16}c alike; a pixel's channels in NHWC).
+  void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    const Shape& y = out[0]->shape();
+    const auto rank = static_cast<std::int64_t>(y.size());
+    const std::int64_t axis = normalize_axis(node_.get_int("axis", 0), rank, *this, "Concat");
+    const bool channels_last = out_blocked(0) && block_ == kernels::fast::kChannelsLast;
+    const std::size_t elem = dtype_size(out[0]->dtype());
+    std::int64_t outer = 1;
+    for (std::int64_t d = 0; d < axis; ++d) outer *= y[d];
+    std::vector<std::int64_t> run(in.size());  // elements per row of each input
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      const Shape& x = in[i]->shape();
+      run[i] = 1;
+      for (std::int64_t d = axis; d < rank; ++d) run[i] *= x[d];
+    }
+    if (channels_last) {  // rank 4, axis 1
+      outer = y[0] * y[2] * y[3];
+      for (std::size_t i = 0; i < in.size(); ++i) run[i] = in[i]->shape()[1];
+    }
+    std::int64_t row = 0;
+    for (const std::int64_t r : run) row += r;
+    auto* dst = static_cast<std::uint8_t*>(out[0]->raw());
+    ctx.pool->parallel_for(outer, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t o = b; o < e; ++o) {
+        std::uint8_t* d = dst + static_cast<std::size_t>(o * row) * elem;
+        for (std::size_t i = 0; i < in.size(); ++i) {
+          const std::size_t bytes = static_cast<std::size_t>(run[i]) * elem;
+          if (bytes == 0) continue;
+          std::memcpy(d, static_cast<const std::uint8_t*>(in[i]->raw()) + static_cast<std::size_t>(o) * bytes,
+                      bytes);
+          d += bytes;
+        }
+      }
+    });
+  }
 };
 
 class GatherOp : public ValueOp {
