@@ -163,7 +163,7 @@ TEST(Qdq, ResidualAddFoldsItsQuantizationAndKeepsTheReferenceBytes) {
         } else {
           add_init<std::uint8_t>(m, "zx", {}, {120});
           add_init<std::uint8_t>(m, "zy", {}, {131});
-          add_init<std::uint8_t>(m, "zo", {}, {relu ? 0 : 128});
+          add_init<std::uint8_t>(m, "zo", {}, {static_cast<std::uint8_t>(relu ? 0 : 128)});
         }
         add_node(m, "QuantizeLinear", {"x", "sx", "zx"}, {"qx"}, "qx");
         add_node(m, "DequantizeLinear", {"qx", "sx", "zx"}, {"dx"}, "dx");
