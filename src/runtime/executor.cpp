@@ -395,16 +395,17 @@ Executor::Plan& Executor::plan_for(const std::vector<Tensor>& inputs) {
         }
       }
     }
-    // Fold per-tensor DequantizeLinear producers into a same-shape Add, and a per-tensor QuantizeLinear
-    // into the Add producing its input: the int8 engine's residual DQ(a) + DQ(b) -> [Relu] -> Q becomes
-    // one pass over 8-bit tensors, with the unfused steps' arithmetic (docs/int8.md). Only values that
+    // Fold per-tensor DequantizeLinear producers into the op reading them, and a per-tensor QuantizeLinear
+    // into the op producing its input, where the op accepts (fuse_dequantize_input/fuse_quantize_output):
+    // the int8 engine's residual DQ(a) + DQ(b) -> [Relu] -> Q becomes one pass over 8-bit tensors with the
+    // unfused steps' arithmetic, DQ -> MaxPool -> Q an 8-bit pooling (docs/int8.md). Only values that
     // nothing else reads, nobody observes and that are no graph output disappear.
     const auto private_value = [&](const std::string& v) {
       return g.consumers(v).size() == 1 && !graph_outputs.count(v) && !observed_index.count(v);
     };
-    if (options_.backend == Backend::kFast && node.op_type == "Add" && in_slots.size() == 2 &&
-        node.inputs[0] != node.inputs[1]) {
-      for (std::size_t k = 0; k < 2; ++k) {
+    if (options_.backend == Backend::kFast) {
+      for (std::size_t k = 0; k < in_slots.size(); ++k) {
+        if (std::count(node.inputs.begin(), node.inputs.end(), node.inputs[k]) != 1) continue;
         const auto pd = producer_step.find(node.inputs[k]);
         if (pd == producer_step.end() || in_slots[k] < 0) continue;
         Plan::Step& dq = p.steps[pd->second];

@@ -207,6 +207,168 @@ TEST(Qdq, ResidualAddFoldsItsQuantizationAndKeepsTheReferenceBytes) {
   }
 }
 
+// DequantizeLinear -> MaxPool -> QuantizeLinear in the int8 engine: the two folds leave one MaxPool step on
+// 8-bit tensors (the pooled bytes mapped through Q(DQ(v))), which must give the reference's bytes on odd
+// sizes, both 8-bit types, windows with padding, dilation and ceil_mode, the same or another output scale,
+// and every layout the fast backend plans. Without the Q (a float graph output) only the DQ folds.
+struct PoolCase {
+  const char* name;
+  std::vector<std::int64_t> kernel, strides, pads, dilations;
+  bool ceil_mode;
+};
+
+onnx::ModelProto pooled_qdq_model(const Shape& shape, const PoolCase& pc, bool int8, bool same_scale,
+                                  bool quantize_output, float dq_scale = 0.031f) {
+  auto m = make_model();
+  add_input(m, "x", shape);
+  add_init<float>(m, "sx", {}, {0.031f});
+  add_init<float>(m, "sd", {}, {dq_scale});
+  add_init<float>(m, "so", {}, {same_scale ? 0.031f : 0.0437f});
+  if (int8) {
+    add_init<std::int8_t>(m, "zx", {}, {-3});
+    add_init<std::int8_t>(m, "zo", {}, {static_cast<std::int8_t>(same_scale ? -3 : 11)});
+  } else {
+    add_init<std::uint8_t>(m, "zx", {}, {120});
+    add_init<std::uint8_t>(m, "zo", {}, {static_cast<std::uint8_t>(same_scale ? 120 : 97)});
+  }
+  add_node(m, "QuantizeLinear", {"x", "sx", "zx"}, {"qx"}, "qx");
+  add_node(m, "DequantizeLinear", {"qx", "sd", "zx"}, {"dx"}, "dx");
+  auto* pool = add_node(m, "MaxPool", {"dx"}, {"p"}, "pool");
+  set_ints(pool, "kernel_shape", pc.kernel);
+  set_ints(pool, "strides", pc.strides);
+  set_ints(pool, "pads", pc.pads);
+  set_ints(pool, "dilations", pc.dilations);
+  set_int(pool, "ceil_mode", pc.ceil_mode ? 1 : 0);
+  if (quantize_output) {
+    add_node(m, "QuantizeLinear", {"p", "so", "zo"}, {"qo"}, "qo");
+    add_node(m, "DequantizeLinear", {"qo", "so", "zo"}, {"out"}, "dq_out");
+    add_output(m, "qo");
+    add_output(m, "out");
+  } else {
+    add_output(m, "p");
+  }
+  return m;
+}
+
+TEST(Qdq, MaxPoolBetweenDequantizeAndQuantizePoolsBytesWithTheReferenceBytes) {
+  const PoolCase cases[] = {
+      {"3x3 s2 p1", {3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, false},
+      {"2x3 s2x1 ceil", {2, 3}, {2, 1}, {0, 1, 0, 0}, {1, 1}, true},
+      {"3x3 dil2", {3, 3}, {1, 1}, {2, 2, 2, 2}, {2, 2}, false},
+  };
+  const runtime::LayoutChoice layouts[] = {runtime::LayoutChoice::kAuto, runtime::LayoutChoice::kBlocked,
+                                           runtime::LayoutChoice::kChannelsLast};
+  for (const Shape& shape : {Shape{2, 13, 17, 19}, Shape{1, 3, 5, 5}}) {
+    const auto n = static_cast<std::size_t>(shape_numel(shape));
+    const Tensor x = Tensor::from_f32(shape, random_values(n, 21, -4, 4));
+    for (const PoolCase& pc : cases) {
+      for (const bool int8 : {false, true}) {
+        for (const bool same_scale : {false, true}) {
+          for (const bool quantize_output : {true, false}) {
+            const auto g = load(pooled_qdq_model(shape, pc, int8, same_scale, quantize_output), "pool.onnx");
+            const std::string where = shape_str(shape) + " " + pc.name + (int8 ? " int8" : " uint8") +
+                                      (same_scale ? " same scale" : " rescaled") +
+                                      (quantize_output ? "" : " float output");
+            const auto ref = run(g, Backend::kReference, {x});
+            for (const auto layout : layouts) {
+              const auto fast = run(g, Backend::kFast, {x}, layout);
+              if (!quantize_output) {
+                EXPECT_EQ(bits_of(fast[0]), bits_of(ref[0])) << where;
+              } else if (int8) {
+                EXPECT_EQ(values_of<std::int8_t>(fast[0]), values_of<std::int8_t>(ref[0])) << where;
+              } else {
+                EXPECT_EQ(values_of<std::uint8_t>(fast[0]), values_of<std::uint8_t>(ref[0])) << where;
+              }
+              if (quantize_output) EXPECT_EQ(bits_of(fast[1]), bits_of(ref[1])) << where;
+            }
+            Context ctx(2);
+            runtime::Executor exec(g, ctx, {.backend = Backend::kFast});
+            const std::vector<std::string> want =
+                quantize_output ? std::vector<std::string>{"qx", "pool", "dq_out"}
+                                : std::vector<std::string>{"qx", "pool"};
+            EXPECT_EQ(exec.planned_steps({shape}), want) << where;
+          }
+        }
+      }
+    }
+  }
+}
+
+// A decreasing DequantizeLinear (negative scale) does not commute with max: it stays a step of its own,
+// and the result is still the reference's.
+TEST(Qdq, MaxPoolAfterADecreasingDequantizeIsNotFolded) {
+  const Shape shape{1, 4, 9, 7};
+  const PoolCase pc{"3x3 s2 p1", {3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, false};
+  const auto g = load(pooled_qdq_model(shape, pc, false, false, true, -0.031f), "pool_neg.onnx");
+  const Tensor x = Tensor::from_f32(shape, random_values(static_cast<std::size_t>(shape_numel(shape)), 23, -4, 4));
+  const auto ref = run(g, Backend::kReference, {x});
+  const auto fast = run(g, Backend::kFast, {x});
+  EXPECT_EQ(values_of<std::uint8_t>(fast[0]), values_of<std::uint8_t>(ref[0]));
+  Context ctx(2);
+  runtime::Executor exec(g, ctx, {.backend = Backend::kFast});
+  EXPECT_EQ(exec.planned_steps({shape}), (std::vector<std::string>{"qx", "dx", "pool", "qo", "dq_out"}));
+}
+
+// MaxPool on uint8/int8 tensors, as ONNX Runtime's QOperator exports contain it (opset 12+): the window
+// maxima computed here by hand; opset 11 refuses the 8-bit input.
+TEST(Qdq, MaxPoolRunsOnEightBitTensorsFromOpset12) {
+  const Shape shape{1, 2, 5, 4};
+  std::vector<float> xs(40);
+  for (std::size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<float>((i * 37) % 23) - 11.0f;
+  for (const bool int8 : {false, true}) {
+    for (const int opset : {11, 13}) {
+      auto m = make_model(opset);
+      add_input(m, "x", shape);
+      add_init<float>(m, "s", {}, {0.5f});
+      if (int8) {
+        add_init<std::int8_t>(m, "z", {}, {-100});
+      } else {
+        add_init<std::uint8_t>(m, "z", {}, {30});
+      }
+      add_node(m, "QuantizeLinear", {"x", "s", "z"}, {"q"}, "q");
+      auto* pool = add_node(m, "MaxPool", {"q"}, {"p"}, "pool");
+      set_ints(pool, "kernel_shape", {2, 2});
+      set_ints(pool, "strides", {2, 2});
+      set_ints(pool, "pads", {1, 0, 0, 0});
+      add_output(m, "p");
+      const auto g = load(m, "pool8.onnx");
+      // q = round(x / 0.5) + z = 2x + z exactly; a 2x2 window over rows {2o-1, 2o} (row -1 is padding).
+      std::vector<std::int32_t> want;
+      const std::int32_t z = int8 ? -100 : 30;
+      for (int c = 0; c < 2; ++c) {
+        for (int oy = 0; oy < 3; ++oy) {
+          for (int ox = 0; ox < 2; ++ox) {
+            float mx = -1e9f;
+            for (int y = 2 * oy - 1; y <= 2 * oy; ++y) {
+              for (int xx = 2 * ox; xx <= 2 * ox + 1; ++xx) {
+                if (y >= 0) mx = std::max(mx, xs[static_cast<std::size_t>((c * 5 + y) * 4 + xx)]);
+              }
+            }
+            want.push_back(static_cast<std::int32_t>(2.0f * mx) + z);
+          }
+        }
+      }
+      for (Backend b : kBackends) {
+        const std::string where = std::string(name_of(b)) + (int8 ? " int8" : " uint8") + " opset " +
+                                  std::to_string(opset);
+        if (opset < 12) {
+          EXPECT_THROW(run(g, b, {Tensor::from_f32(shape, xs)}), Error) << where;
+          continue;
+        }
+        const auto y = run(g, b, {Tensor::from_f32(shape, xs)});
+        ASSERT_EQ(y[0].shape(), (Shape{1, 2, 3, 2})) << where;
+        std::vector<std::int32_t> got;
+        if (int8) {
+          for (auto v : values_of<std::int8_t>(y[0])) got.push_back(v);
+        } else {
+          for (auto v : values_of<std::uint8_t>(y[0])) got.push_back(v);
+        }
+        EXPECT_EQ(got, want) << where;
+      }
+    }
+  }
+}
+
 // int32 DequantizeLinear (a bias) stays a step of its own: the fused Add reads 8-bit operands only.
 TEST(Qdq, Int32DequantizeIsNotFoldedIntoAnAdd) {
   auto m = make_model();

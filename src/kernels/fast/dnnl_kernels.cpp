@@ -432,13 +432,16 @@ struct Pool2d::Impl {
   memory::desc src_md, dst_md;
 };
 
-Pool2d::Pool2d(DnnlEngine& engine, const ref::PoolShape& s, const ref::Window2d& win, Kind kind, int block)
+Pool2d::Pool2d(DnnlEngine& engine, const ref::PoolShape& s, const ref::Window2d& win, Kind kind, int block,
+               Data data)
     : impl_(std::make_unique<Impl>()) {
+  if (data != Data::kFloat32 && kind != Kind::kMax) fail("internal: integer pooling is max pooling only");
+  const dt type = data == Data::kUInt8 ? dt::u8 : data == Data::kInt8 ? dt::s8 : dt::f32;
   wrap("pooling", [&] {
     auto& env = engine.impl();
     impl_->env = &env;
-    impl_->src_md = memory::desc({s.n, s.c, s.h, s.w}, dt::f32, act_tag(block));
-    impl_->dst_md = memory::desc({s.n, s.c, s.oh, s.ow}, dt::f32, act_tag(block));
+    impl_->src_md = memory::desc({s.n, s.c, s.h, s.w}, type, act_tag(block));
+    impl_->dst_md = memory::desc({s.n, s.c, s.oh, s.ow}, type, act_tag(block));
     const auto alg = kind == Kind::kMax             ? dnnl::algorithm::pooling_max
                      : kind == Kind::kAvgIncludePad ? dnnl::algorithm::pooling_avg_include_padding
                                                     : dnnl::algorithm::pooling_avg_exclude_padding;
@@ -457,9 +460,9 @@ Pool2d::~Pool2d() = default;
 
 std::string Pool2d::implementation() const { return impl_->impl_name; }
 
-void Pool2d::run(const float* x, float* y) {
+void Pool2d::run(const void* x, void* y) {
   auto& env = *impl_->env;
-  memory src(impl_->src_md, env.engine, const_cast<float*>(x));
+  memory src(impl_->src_md, env.engine, const_cast<void*>(x));
   memory dst(impl_->dst_md, env.engine, y);
   wrap("pooling", [&] {
     impl_->prim.execute(env.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});

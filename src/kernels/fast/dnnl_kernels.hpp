@@ -99,10 +99,13 @@ class Deconv {
 class Pool2d {
  public:
   enum class Kind : std::uint8_t { kMax, kAvgIncludePad, kAvgExcludePad };
+  // The element type of source and destination: float32, or uint8/int8 for kMax (the int8 engine's
+  // MaxPool on quantized activations).
+  enum class Data : std::uint8_t { kFloat32, kUInt8, kInt8 };
   Pool2d(DnnlEngine& engine, const ref::PoolShape& shape, const ref::Window2d& window, Kind kind,
-         int block = 0);
+         int block = 0, Data data = Data::kFloat32);
   ~Pool2d();
-  void run(const float* x, float* y);
+  void run(const void* x, void* y);
   [[nodiscard]] std::string implementation() const;
 
  private:

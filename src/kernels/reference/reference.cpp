@@ -40,11 +40,16 @@ void conv2d(const ConvShape& s, const Window2d& win, const float* x, const float
   }
 }
 
-void max_pool2d(const PoolShape& s, const Window2d& win, const float* x, float* y) {
+namespace {
+
+// `lowest` starts every window; a window always holds at least one input element in the geometries the
+// pooling operators build, so it never reaches the output.
+template <typename T>
+void max_pool2d_impl(const PoolShape& s, const Window2d& win, const T* x, T* y, T lowest) {
   for (std::int64_t nc = 0; nc < s.n * s.c; ++nc) {
     for (std::int64_t oy = 0; oy < s.oh; ++oy) {
       for (std::int64_t ox = 0; ox < s.ow; ++ox) {
-        float m = -std::numeric_limits<float>::infinity();
+        T m = lowest;
         for (std::int64_t ky = 0; ky < win.kh; ++ky) {
           const std::int64_t iy = oy * win.stride_h - win.pad_top + ky * win.dil_h;
           if (iy < 0 || iy >= s.h) continue;
@@ -58,6 +63,20 @@ void max_pool2d(const PoolShape& s, const Window2d& win, const float* x, float* 
       }
     }
   }
+}
+
+}  // namespace
+
+void max_pool2d(const PoolShape& s, const Window2d& win, const float* x, float* y) {
+  max_pool2d_impl(s, win, x, y, -std::numeric_limits<float>::infinity());
+}
+
+void max_pool2d(const PoolShape& s, const Window2d& win, const std::uint8_t* x, std::uint8_t* y) {
+  max_pool2d_impl<std::uint8_t>(s, win, x, y, 0);
+}
+
+void max_pool2d(const PoolShape& s, const Window2d& win, const std::int8_t* x, std::int8_t* y) {
+  max_pool2d_impl<std::int8_t>(s, win, x, y, -128);
 }
 
 void avg_pool2d(const PoolShape& s, const Window2d& win, bool count_include_pad, const float* x, float* y) {

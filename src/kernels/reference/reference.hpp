@@ -29,6 +29,10 @@ struct PoolShape {
   std::int64_t n, c, h, w, oh, ow;
 };
 void max_pool2d(const PoolShape& s, const Window2d& win, const float* x, float* y);
+// MaxPool on 8-bit integers (ONNX opset 12+): max commutes with every nondecreasing map, so this is also
+// how the int8 engine pools a DequantizeLinear -> MaxPool -> QuantizeLinear chain (docs/int8.md).
+void max_pool2d(const PoolShape& s, const Window2d& win, const std::uint8_t* x, std::uint8_t* y);
+void max_pool2d(const PoolShape& s, const Window2d& win, const std::int8_t* x, std::int8_t* y);
 void avg_pool2d(const PoolShape& s, const Window2d& win, bool count_include_pad, const float* x, float* y);
 void global_avg_pool(std::int64_t nc, std::int64_t hw, const float* x, float* y);
 void global_max_pool(std::int64_t nc, std::int64_t hw, const float* x, float* y);

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 
 #include "runtime/ops/op.hpp"
 
@@ -36,6 +37,30 @@ inline std::int64_t normalize_axis(std::int64_t axis, std::int64_t rank, const O
              what + " axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
   }
   return a;
+}
+
+// A per-tensor (de)quantization an op folds into itself (fuse_dequantize_input, fuse_quantize_output);
+// dtype kFloat32 means none (the operand stays float).
+struct PerTensorQuant {
+  DType dtype = DType::kFloat32;  // the quantized type
+  float scale = 1.0f;
+  std::int32_t zero = 0;
+};
+
+// The parameters of a DequantizeLinear/QuantizeLinear from its input metas (x, scale, zero point), when the
+// scale and zero point are scalars known at plan time; nullopt otherwise.
+inline std::optional<PerTensorQuant> per_tensor_quant(const std::vector<ValueMeta>& qdq_in) {
+  if (qdq_in.size() < 2 || !qdq_in[1].value || shape_numel(qdq_in[1].shape) != 1) return std::nullopt;
+  PerTensorQuant q;
+  q.dtype = qdq_in[0].dtype;
+  q.scale = qdq_in[1].value->to_f32().data<float>()[0];
+  if (qdq_in.size() > 2 && qdq_in[2].value) {
+    if (shape_numel(qdq_in[2].shape) != 1) return std::nullopt;
+    q.zero = static_cast<std::int32_t>(qdq_in[2].value->to_i64_vector().at(0));
+  } else if (qdq_in.size() > 2 && qdq_in[2].dtype != DType::kFloat32) {
+    return std::nullopt;  // a zero point computed at run time (omitted inputs have no type)
+  }
+  return q;
 }
 
 // An 8-bit integer tensor (uint8/int8) widened to int32 into `dst` (resized), for the integer reference

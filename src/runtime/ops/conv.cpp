@@ -7,6 +7,7 @@
 
 #include "kernels/fast/dnnl_kernels.hpp"
 #include "kernels/fast/integer_conv.hpp"
+#include "kernels/fast/quantize_simd.hpp"
 #include "kernels/reference/integer.hpp"
 #include "kernels/reference/reference.hpp"
 #include "runtime/ops/common.hpp"
@@ -187,18 +188,48 @@ class ConvOp : public Op {
   std::unique_ptr<fast::Conv2d> conv_;
 };
 
+// True when every output window of `g` covers at least one input element (never only padding), so a
+// max over the window never returns the pooling's starting value.
+bool every_window_reads_input(const Geometry& g) {
+  const auto axis_ok = [](std::int64_t in, std::int64_t out, std::int64_t k, std::int64_t stride,
+                          std::int64_t dil, std::int64_t pad) {
+    for (std::int64_t o = 0; o < out; ++o) {
+      const std::int64_t start = o * stride - pad;
+      bool hit = false;
+      for (std::int64_t t = 0; t < k && !hit; ++t) hit = start + t * dil >= 0 && start + t * dil < in;
+      if (!hit) return false;
+    }
+    return true;
+  };
+  return axis_ok(g.h, g.oh, g.win.kh, g.win.stride_h, g.win.dil_h, g.win.pad_top) &&
+         axis_ok(g.w, g.ow, g.win.kw, g.win.stride_w, g.win.dil_w, g.win.pad_left);
+}
+
+bool is_8bit(DType t) { return t == DType::kUInt8 || t == DType::kInt8; }
+
+// MaxPool, AveragePool. MaxPool also runs on 8-bit tensors: natively (opset 12+), and in the int8 engine
+// where the executor folds DequantizeLinear -> MaxPool -> QuantizeLinear into it. The fold is exact:
+// DQ and Q are nondecreasing maps of one element, max commutes with every nondecreasing map, so
+// Q(max(DQ(x))) = max(Q(DQ(x))) = the pooled bytes sent through the 256-entry table Q(DQ(v)), the
+// table computed with the unfused steps' own kernels (docs/int8.md, "Integer max pooling").
 class PoolOp : public Op {
  public:
   PoolOp(const graph::Node& n, std::int64_t opset, Backend b) : Op(n, opset), backend_(b) {}
 
   std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
-    require_f32(*this, in, 1);
+    if (in.empty()) error("expects an input");
+    const DType type = in[0].dtype;
+    if (is_8bit(type)) {
+      if (is_avg() || opset_ < 12) error("input must be float32 (8-bit MaxPool needs opset 12)");
+    } else {
+      require_f32(*this, in, 1);
+    }
     if (node_.outputs.size() > 1 && !node_.outputs[1].empty())
       error("the Indices output of MaxPool is not supported");
     if (!node_.has("kernel_shape")) error("kernel_shape is required");
     geo_ = window_geometry(*this, in.at(0).shape, node_.get_ints("kernel_shape"),
                            node_.get_int("ceil_mode", 0) != 0);
-    return {ValueMeta{DType::kFloat32, out_shape_of(geo_, geo_.c, in[0].shape.size()), nullptr}};
+    return {ValueMeta{type, out_shape_of(geo_, geo_.c, in[0].shape.size()), nullptr}};
   }
 
   LayoutRule layout_rule(const std::vector<ValueMeta>&, const std::vector<ValueMeta>&) const override {
@@ -206,7 +237,53 @@ class PoolOp : public Op {
   }
   bool handles_channels_last() const override { return true; }  // oneDNN's nhwc
 
-  void prepare(const std::vector<ValueMeta>&, const std::vector<ValueMeta>&, DnnlEnv* env) override {
+  // DQ -> MaxPool: pool the 8-bit values, dequantize the (fewer) pooled ones. Needs a nondecreasing DQ.
+  bool fuse_dequantize_input(std::size_t i, const std::vector<ValueMeta>& dq_in) override {
+    if (backend_ != Backend::kFast || is_avg() || i != 0 || dq_.dtype != DType::kFloat32 ||
+        !every_window_reads_input(geo_))
+      return false;
+    const auto q = per_tensor_quant(dq_in);
+    if (!q || !is_8bit(q->dtype)) return false;
+    const std::vector<float> values = dequantized_table(*q);
+    if (!std::is_sorted(values.begin(), values.end())) return false;  // a negative or NaN scale
+    dq_ = *q;
+    return true;
+  }
+  // ... -> QuantizeLinear: the pooled bytes go through the table Q(DQ(v)) in place.
+  bool fuse_quantize_output(const std::vector<ValueMeta>& q_in, DType type) override {
+    if (dq_.dtype == DType::kFloat32 || q_.dtype != DType::kFloat32 || !is_8bit(type)) return false;
+    auto q = per_tensor_quant(q_in);
+    if (!q || (q->dtype != DType::kFloat32 && q->dtype != type)) return false;
+    q->dtype = type;
+    const std::vector<float> values = dequantized_table(dq_);
+    std::vector<std::int32_t> table(values.size());
+    if (type == DType::kUInt8) {
+      std::vector<std::uint8_t> bytes(values.size());
+      fast::quantize_linear_simd(values.data(), q->scale, static_cast<std::uint8_t>(q->zero), bytes.data(),
+                                 static_cast<std::int64_t>(values.size()));
+      std::copy(bytes.begin(), bytes.end(), table.begin());
+    } else {
+      std::vector<std::int8_t> bytes(values.size());
+      fast::quantize_linear_simd(values.data(), q->scale, static_cast<std::int8_t>(q->zero), bytes.data(),
+                                 static_cast<std::int64_t>(values.size()));
+      std::copy(bytes.begin(), bytes.end(), table.begin());
+    }
+    if (!std::is_sorted(table.begin(), table.end())) return false;
+    q_ = *q;
+    requant_.resize(table.size());
+    bool identity = dq_.dtype == type;
+    for (std::size_t v = 0; v < table.size(); ++v) {
+      requant_[v] = static_cast<std::uint8_t>(table[v]);  // the byte of the int8 or uint8 value
+      identity = identity && table[v] == value_of(dq_.dtype, v);
+    }
+    if (identity) requant_.clear();  // same scale and zero point: the pooled bytes are the answer
+    return true;
+  }
+
+  void prepare(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&, DnnlEnv* env) override {
+    pooled_type_ = dq_.dtype != DType::kFloat32 ? dq_.dtype : in.at(0).dtype;
+    if (dq_.dtype != DType::kFloat32 && q_.dtype == DType::kFloat32)
+      scratch_.resize(static_cast<std::size_t>(geo_.n * geo_.c * geo_.oh * geo_.ow));
     if (!env || !dnnl_ok()) return;
     ref::Window2d win = geo_.win;
     fast::Pool2d::Kind kind = fast::Pool2d::Kind::kMax;
@@ -217,26 +294,85 @@ class PoolOp : public Op {
         win.pad_bottom, (geo_.oh - 1) * win.stride_h + (win.kh - 1) * win.dil_h + 1 - geo_.h - win.pad_top);
     win.pad_right = std::max(
         win.pad_right, (geo_.ow - 1) * win.stride_w + (win.kw - 1) * win.dil_w + 1 - geo_.w - win.pad_left);
+    const fast::Pool2d::Data data = pooled_type_ == DType::kUInt8  ? fast::Pool2d::Data::kUInt8
+                                    : pooled_type_ == DType::kInt8 ? fast::Pool2d::Data::kInt8
+                                                                   : fast::Pool2d::Data::kFloat32;
     pool_ =
         std::make_unique<fast::Pool2d>(*env, ref::PoolShape{geo_.n, geo_.c, geo_.h, geo_.w, geo_.oh, geo_.ow},
-                                       win, kind, in_blocked(0) ? block_ : 0);
+                                       win, kind, in_blocked(0) ? block_ : 0, data);
   }
 
-  std::string kernel() const override { return pool_ ? "oneDNN " + pool_->implementation() : "reference"; }
-  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
-    if (pool_) {
-      pool_->run(in[0]->data<float>(), out[0]->data<float>());
+  std::string kernel() const override {
+    const std::string type = is_8bit(pooled_type_) ? " on " + std::string(dtype_name(pooled_type_)) : "";
+    return (pool_ ? "oneDNN " + pool_->implementation() : "reference") + type;
+  }
+  void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    if (!is_8bit(pooled_type_)) {
+      if (pool_) {
+        pool_->run(in[0]->raw(), out[0]->raw());
+        return;
+      }
+      const ref::PoolShape s = pool_shape();
+      if (is_avg()) {
+        ref::avg_pool2d(s, geo_.win, include_pad(), in[0]->data<float>(), out[0]->data<float>());
+      } else {
+        ref::max_pool2d(s, geo_.win, in[0]->data<float>(), out[0]->data<float>());
+      }
       return;
     }
-    const ref::PoolShape s{geo_.n, geo_.c, geo_.h, geo_.w, geo_.oh, geo_.ow};
-    if (is_avg()) {
-      ref::avg_pool2d(s, geo_.win, include_pad(), in[0]->data<float>(), out[0]->data<float>());
+    const bool dequantize = dq_.dtype != DType::kFloat32 && q_.dtype == DType::kFloat32;
+    void* pooled = dequantize ? static_cast<void*>(scratch_.data()) : out[0]->raw();
+    if (pool_) {
+      pool_->run(in[0]->raw(), pooled);
+    } else if (pooled_type_ == DType::kUInt8) {
+      ref::max_pool2d(pool_shape(), geo_.win, in[0]->data<std::uint8_t>(), static_cast<std::uint8_t*>(pooled));
     } else {
-      ref::max_pool2d(s, geo_.win, in[0]->data<float>(), out[0]->data<float>());
+      ref::max_pool2d(pool_shape(), geo_.win, in[0]->data<std::int8_t>(), static_cast<std::int8_t*>(pooled));
+    }
+    const auto n = static_cast<std::int64_t>(geo_.n * geo_.c * geo_.oh * geo_.ow);
+    if (dequantize) {
+      float* y = out[0]->data<float>();
+      ctx.pool->parallel_for(n, [&](std::int64_t b, std::int64_t e) {
+        if (pooled_type_ == DType::kUInt8) {
+          fast::dequantize_linear_simd(scratch_.data() + b, dq_.scale, static_cast<std::uint8_t>(dq_.zero),
+                                       y + b, e - b);
+        } else {
+          fast::dequantize_linear_simd(reinterpret_cast<const std::int8_t*>(scratch_.data()) + b, dq_.scale,
+                                       static_cast<std::int8_t>(dq_.zero), y + b, e - b);
+        }
+      });
+    } else if (!requant_.empty()) {
+      auto* bytes = static_cast<std::uint8_t*>(pooled);
+      ctx.pool->parallel_for(n, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t i = b; i < e; ++i) bytes[i] = requant_[table_index(bytes[i])];
+      });
     }
   }
 
  private:
+  // The 256 values of the 8-bit type `q.dtype` in ascending order, dequantized with DequantizeLinear's
+  // kernel: entry v holds DQ(value_of(type, v)).
+  static std::vector<float> dequantized_table(const PerTensorQuant& q) {
+    std::vector<float> out(256);
+    if (q.dtype == DType::kUInt8) {
+      std::vector<std::uint8_t> v(256);
+      for (int i = 0; i < 256; ++i) v[i] = static_cast<std::uint8_t>(i);
+      fast::dequantize_linear_simd(v.data(), q.scale, static_cast<std::uint8_t>(q.zero), out.data(), 256);
+    } else {
+      std::vector<std::int8_t> v(256);
+      for (int i = 0; i < 256; ++i) v[i] = static_cast<std::int8_t>(i - 128);
+      fast::dequantize_linear_simd(v.data(), q.scale, static_cast<std::int8_t>(q.zero), out.data(), 256);
+    }
+    return out;
+  }
+  // Entry v of the tables above holds the value v (uint8) or v - 128 (int8).
+  static std::int32_t value_of(DType type, std::size_t v) {
+    return type == DType::kUInt8 ? static_cast<std::int32_t>(v) : static_cast<std::int32_t>(v) - 128;
+  }
+  std::size_t table_index(std::uint8_t byte) const {
+    return pooled_type_ == DType::kUInt8 ? byte : static_cast<std::uint8_t>(byte ^ 0x80u);  // int8: v + 128
+  }
+  ref::PoolShape pool_shape() const { return {geo_.n, geo_.c, geo_.h, geo_.w, geo_.oh, geo_.ow}; }
   // oneDNN would count the ceil_mode overhang as padding for count_include_pad; the reference
   // kernel handles that case.
   bool dnnl_ok() const {
@@ -247,6 +383,10 @@ class PoolOp : public Op {
   Backend backend_;
   Geometry geo_;
   std::unique_ptr<fast::Pool2d> pool_;
+  PerTensorQuant dq_, q_;             // folded DequantizeLinear / QuantizeLinear (kFloat32: none)
+  DType pooled_type_ = DType::kFloat32;  // what the pooling itself reads and writes
+  std::vector<std::uint8_t> requant_;    // Q(DQ(v)) by table_index; empty when it is the identity
+  std::vector<std::uint8_t> scratch_;    // the pooled bytes when only the DequantizeLinear is folded
 };
 
 class GlobalPoolOp : public Op {
@@ -485,7 +625,7 @@ std::vector<OpEntry> conv_ops() {
       op_entry<ConvOp>("Conv", "float32", "oneDNN convolution (constant weights)"),
       op_entry<ConvIntegerOp>("ConvInteger", "uint8,int8", "", 10),
       op_entry<QLinearConvOp>("QLinearConv", "uint8,int8", "", 10),
-      op_entry<PoolOp>("MaxPool", "float32", "oneDNN pooling"),
+      op_entry<PoolOp>("MaxPool", "float32,uint8,int8", "oneDNN pooling; 8-bit from opset 12"),
       op_entry<PoolOp>("AveragePool", "float32", "oneDNN pooling"),
       op_entry<GlobalPoolOp>("GlobalAveragePool", "float32", "oneDNN pooling"),
       op_entry<GlobalPoolOp>("GlobalMaxPool", "float32", "oneDNN pooling"),

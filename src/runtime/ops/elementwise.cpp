@@ -192,14 +192,14 @@ class BinaryOp : public Op {
   // only same-shape float Add, per-tensor parameters known at plan time.
   bool fuse_dequantize_input(std::size_t i, const std::vector<ValueMeta>& dq_in) override {
     if (!same_shape_ || node_.op_type != "Add" || i > 1) return false;
-    const auto q = per_tensor(dq_in);
+    const auto q = per_tensor_quant(dq_in);
     if (!q || (q->dtype != DType::kUInt8 && q->dtype != DType::kInt8)) return false;  // not int32 (biases)
     dq_[i] = *q;
     return true;
   }
   bool fuse_quantize_output(const std::vector<ValueMeta>& q_in, DType type) override {
     if (!same_shape_ || node_.op_type != "Add" || q_.dtype != DType::kFloat32) return false;
-    const auto q = per_tensor(q_in);
+    const auto q = per_tensor_quant(q_in);
     if (!q || (type != DType::kUInt8 && type != DType::kInt8) ||
         (q->dtype != DType::kFloat32 && q->dtype != type))
       return false;
@@ -247,25 +247,7 @@ class BinaryOp : public Op {
   }
 
  private:
-  // A per-tensor (de)quantization folded into the op; dtype kFloat32 means none (the operand is float).
-  struct Quant {
-    DType dtype = DType::kFloat32;  // the 8-bit type
-    float scale = 1.0f;
-    std::int32_t zero = 0;
-  };
-  static std::optional<Quant> per_tensor(const std::vector<ValueMeta>& qdq_in) {
-    if (qdq_in.size() < 2 || !qdq_in[1].value || shape_numel(qdq_in[1].shape) != 1) return std::nullopt;
-    Quant q;
-    q.dtype = qdq_in[0].dtype;
-    q.scale = qdq_in[1].value->to_f32().data<float>()[0];
-    if (qdq_in.size() > 2 && qdq_in[2].value) {
-      if (shape_numel(qdq_in[2].shape) != 1) return std::nullopt;
-      q.zero = static_cast<std::int32_t>(qdq_in[2].value->to_i64_vector().at(0));
-    } else if (qdq_in.size() > 2 && qdq_in[2].dtype != DType::kFloat32) {
-      return std::nullopt;  // a zero point computed at run time (omitted inputs have no type)
-    }
-    return q;
-  }
+  using Quant = PerTensorQuant;
   // Chunk by chunk: DequantizeLinear's kernel on each 8-bit operand, the float op, the activation,
   // QuantizeLinear's kernel on the result: the unfused steps' arithmetic on every element, so the same
   // bytes, without the float tensors between them.
