@@ -83,6 +83,8 @@ class Histogram {
   // Adds values whose minimum and maximum are `lo` and `hi` (a sample's statistics give them). Nothing
   // is added when lo or hi is not finite (the statistics of such a sample are refused anyway).
   void add(std::span<const float> x, float lo, float hi);
+  // The plain scalar loop add() must equal bin for bin (its SIMD path is tested against this).
+  void add_reference(std::span<const float> x, float lo, float hi);
   void merge(const Histogram& other);
   [[nodiscard]] std::int64_t total() const { return zeros + positive.total() + negative.total(); }
   // The histogram of |x| on one exponent (the larger half's), zeros in bin 0.

@@ -74,31 +74,38 @@ void Accumulator::add_batch(std::size_t point, const Tensor& batch, Context& ctx
           std::span(channel_rows)
               .subspan(static_cast<std::size_t>(i * channels), static_cast<std::size_t>(channels)));
   };
+  // Histograms: chunk-local ones merged under a lock; merging is exact and commutative, so the order the
+  // chunks finish in cannot change the result.
+  std::mutex merge_lock;
+  const auto merge_local = [&](const Histogram& local) {
+    const std::lock_guard<std::mutex> lock(merge_lock);
+    merge_histogram(point, local);
+  };
   if (n < ctx.threads()) {
     // Fewer samples than threads (batch 1, a last partial batch): split each sample instead.
     for (std::int64_t i = 0; i < n; ++i) {
       quant::sample_stats(sample(i), rows[i], ctx.pool.get());
       channel_stats(i);
     }
+    if (histograms_) {
+      ctx.pool->parallel_for(n, [&](std::int64_t b, std::int64_t e) {
+        Histogram local;
+        for (std::int64_t i = b; i < e; ++i)
+          local.add(sample(i), static_cast<float>(rows[i].min), static_cast<float>(rows[i].max));
+        merge_local(local);
+      });
+    }
   } else {
-    ctx.pool->parallel_for(n, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t i = b; i < e; ++i) {
-        quant::sample_stats(sample(i), rows[i]);
-        channel_stats(i);
-      }
-    });
-  }
-  if (histograms_) {
-    // Chunk-local histograms merged under a lock: merging is exact and commutative, so the order the
-    // chunks finish in cannot change the result.
-    std::mutex m;
     ctx.pool->parallel_for(n, [&](std::int64_t b, std::int64_t e) {
       Histogram local;
       for (std::int64_t i = b; i < e; ++i) {
-        local.add(sample(i), static_cast<float>(rows[i].min), static_cast<float>(rows[i].max));
+        quant::sample_stats(sample(i), rows[i]);
+        channel_stats(i);
+        // Right after the statistics, which give its range, while the sample is still in cache.
+        if (histograms_)
+          local.add(sample(i), static_cast<float>(rows[i].min), static_cast<float>(rows[i].max));
       }
-      const std::lock_guard<std::mutex> lock(m);
-      merge_histogram(point, local);
+      if (histograms_) merge_local(local);
     });
   }
   add_samples(point, row, rows);

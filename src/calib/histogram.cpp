@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "aciq/calib.hpp"
+#include "calib/histogram_simd.hpp"
 
 namespace aciq::calib {
 
@@ -46,25 +47,97 @@ std::int64_t Histogram::Half::total() const {
   return t;
 }
 
-void Histogram::add(std::span<const float> x, float lo, float hi) {
+namespace {
+
+// The power-of-two bin scales 2^(kBinBits - e) of both halves (0 for an empty half), after growing the
+// halves to cover [lo, hi].
+struct BinScales {
+  double positive = 0.0, negative = 0.0;
+};
+BinScales grow_for(Histogram& h, float lo, float hi) {
+  if (hi > 0.0f) grow_to(h.positive, exponent_for(hi));
+  if (lo < 0.0f) grow_to(h.negative, exponent_for(-static_cast<double>(lo)));
+  BinScales s;
+  if (!h.positive.empty()) s.positive = std::ldexp(1.0, Histogram::kBinBits - h.positive.exponent);
+  if (!h.negative.empty()) s.negative = std::ldexp(1.0, Histogram::kBinBits - h.negative.exponent);
+  return s;
+}
+
+// A scale the SIMD kernel may use as a float: 0 or a normal power of two (docs/histograms.md).
+bool float_scale_ok(double s) { return s == 0.0 || (s >= 0x1p-126 && s <= 0x1p127); }
+
+}  // namespace
+
+void Histogram::add_reference(std::span<const float> x, float lo, float hi) {
   if (x.empty() || !std::isfinite(lo) || !std::isfinite(hi)) return;
-  if (hi > 0.0f) grow_to(positive, exponent_for(hi));
-  if (lo < 0.0f) grow_to(negative, exponent_for(-static_cast<double>(lo)));
+  const BinScales scales = grow_for(*this, lo, hi);
   // v * 2^(kBinBits - e) is exact in double; v < 2^e keeps it below kBins (the min guards a wrong hi/lo).
-  const double ps = positive.empty() ? 0.0 : std::ldexp(1.0, kBinBits - positive.exponent);
-  const double ns = negative.empty() ? 0.0 : std::ldexp(1.0, kBinBits - negative.exponent);
   std::int64_t* pc = positive.counts.data();
   std::int64_t* nc = negative.counts.data();
   constexpr auto kLast = static_cast<std::int64_t>(kBins - 1);
   for (const float v : x) {
     if (v > 0.0f) {
-      ++pc[std::min(static_cast<std::int64_t>(static_cast<double>(v) * ps), kLast)];
+      ++pc[std::min(static_cast<std::int64_t>(static_cast<double>(v) * scales.positive), kLast)];
     } else if (v < 0.0f) {
-      ++nc[std::min(static_cast<std::int64_t>(-static_cast<double>(v) * ns), kLast)];
+      ++nc[std::min(static_cast<std::int64_t>(-static_cast<double>(v) * scales.negative), kLast)];
     } else {
       ++zeros;
     }
   }
+}
+
+// The same bins as add_reference, faster: the SIMD kernel turns a block of values into slots of one
+// combined table (positive bins, negative bins, zeros), and the increments go to four interleaved
+// 32-bit tables, so that a run of values in one bin (the zeros after a ReLU, a saturated tail) does not
+// make every increment wait for the previous one; the tables are added to the 64-bit counts at the end.
+void Histogram::add(std::span<const float> x, float lo, float hi) {
+  constexpr std::size_t kSmall = 1024;  // below this the tables cost more than they save
+  if (x.empty() || !std::isfinite(lo) || !std::isfinite(hi)) return;
+  const BinScales scales = grow_for(*this, lo, hi);
+  if (x.size() < kSmall || !float_scale_ok(scales.positive) || !float_scale_ok(scales.negative)) {
+    add_reference(x, lo, hi);  // grows nothing more: the halves already cover [lo, hi]
+    return;
+  }
+  constexpr std::size_t kSlots = detail::kZeroSlot + 1;
+  constexpr std::size_t kBlock = 4096;
+  // Each table takes at most half of a flush's values: flushing every 2^31 keeps them inside uint32.
+  constexpr std::size_t kFlush = std::size_t{1} << 31;
+  std::vector<std::uint32_t> tables(4 * kSlots, 0);
+  std::uint32_t* t0 = tables.data();
+  std::uint32_t* t1 = t0 + kSlots;
+  std::uint32_t* t2 = t1 + kSlots;
+  std::uint32_t* t3 = t2 + kSlots;
+  std::vector<std::uint32_t> slots(kBlock);
+  const auto flush = [&] {
+    for (int j = 0; j < kBins; ++j) {
+      if (!positive.empty()) positive.counts[j] += std::int64_t{t0[j]} + t1[j] + t2[j] + t3[j];
+      if (!negative.empty())
+        negative.counts[j] += std::int64_t{t0[kBins + j]} + t1[kBins + j] + t2[kBins + j] + t3[kBins + j];
+    }
+    const std::size_t z = detail::kZeroSlot;
+    zeros += std::int64_t{t0[z]} + t1[z] + t2[z] + t3[z];
+    std::fill(tables.begin(), tables.end(), 0u);
+  };
+  std::size_t since_flush = 0;
+  for (std::size_t b = 0; b < x.size(); b += kBlock) {
+    const std::size_t len = std::min(kBlock, x.size() - b);
+    detail::histogram_slots(x.data() + b, len, static_cast<float>(scales.positive),
+                            static_cast<float>(scales.negative), slots.data());
+    std::size_t i = 0;
+    for (; i + 4 <= len; i += 4) {
+      ++t0[slots[i]];
+      ++t1[slots[i + 1]];
+      ++t2[slots[i + 2]];
+      ++t3[slots[i + 3]];
+    }
+    for (; i < len; ++i) ++t0[slots[i]];
+    since_flush += len;
+    if (since_flush + kBlock > kFlush) {
+      flush();
+      since_flush = 0;
+    }
+  }
+  flush();
 }
 
 void Histogram::merge(const Histogram& o) {

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
+
+#include <hwy/targets.h>
 
 #include "aciq/calib.hpp"
 
@@ -60,6 +63,44 @@ TEST(Histogram, BinsMatchTheDirectFormula) {
 }
 
 // Powers of two sit on bin edges: 2^k goes to the next exponent, not into the last bin.
+// add() (SIMD slots, interleaved tables) against add_reference (the scalar loop) bin for bin: sizes on
+// both sides of the small-input cutoff and of the block and vector widths; a third zeros (a ReLU's output);
+// values exactly on bin edges; magnitudes whose bin scale is no normal float (the scalar path) and ones
+// near the float range's ends; a NaN (counted as zero by both); on every SIMD target.
+TEST(Histogram, FastAddEqualsTheReferenceOnEveryTarget) {
+  const std::vector<std::int64_t> targets = hwy::SupportedAndGeneratedTargets();
+  ASSERT_FALSE(targets.empty());
+  std::string tested;
+  for (const std::int64_t target : targets) {
+    hwy::SetSupportedTargetsForTest(target);
+    tested += std::string(hwy::TargetName(target)) + " ";
+    for (const float scale : {1e-37f, 1e-30f, 0.37f, 1.0f, 3e36f}) {
+      for (const std::size_t n : {std::size_t{1023}, std::size_t{1024}, std::size_t{4097}, std::size_t{100003}}) {
+        std::vector<float> x = random_values(n, 31, scale);
+        for (std::size_t i = 0; i < n; i += 3) x[i] = 0.0f;
+        x[1] = -0.0f;
+        const float edge = std::ldexp(1.0f, std::ilogb(scale) - 8);  // a multiple of the bin width
+        for (std::size_t i = 5; i < n; i += 97) x[i] = edge * static_cast<float>(i % 13) - edge * 6.0f;
+        const auto [lo, hi] = std::minmax_element(x.begin(), x.end());
+        x[7] = std::numeric_limits<float>::quiet_NaN();
+        Histogram fast, ref;
+        fast.add(x, *lo, *hi);
+        ref.add_reference(x, *lo, *hi);
+        const std::string where =
+            std::string(hwy::TargetName(target)) + " scale " + std::to_string(scale) + " n " + std::to_string(n);
+        EXPECT_EQ(fast, ref) << where;
+        EXPECT_EQ(fast.total(), static_cast<std::int64_t>(n)) << where;
+        // A second add into the same histogram (the accumulator adds sample after sample).
+        fast.add(x, *lo, *hi);
+        ref.add_reference(x, *lo, *hi);
+        EXPECT_EQ(fast, ref) << where;
+      }
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  std::printf("checked SIMD targets: %s\n", tested.c_str());
+}
+
 TEST(Histogram, PowerOfTwoMaximumOpensTheNextRange) {
   Histogram h;
   const std::vector<float> x{1.0f, 0.5f, 0.25f};
