@@ -183,67 +183,6 @@ int run_layers(const LayersCmd& c, const Invocation& inv) {
   return 0;
 }
 
-// analyze's columns: every calibrator of the table (the histogram ones when the statistics have histograms).
-std::vector<const calib::Calibrator*> analyze_methods(const calib::StatsFile& stats) {
-  const bool histograms = std::all_of(stats.points.begin(), stats.points.end(),
-                                      [](const calib::PointStats& p) { return p.histogram.has_value(); });
-  std::vector<const calib::Calibrator*> m;
-  for (const auto& c : calib::calibrators()) {
-    if (!c.needs_histogram || histograms) m.push_back(&c);
-  }
-  return m;
-}
-
-// Sums the squared quantization error of every observed value under each method's quantizer, over
-// every batch, leaving the values themselves untouched (the fp32 network runs on). Fixed 64K-element
-// chunks added in order: the sums do not depend on the thread count.
-class MseObserver : public runtime::Observer {
- public:
-  MseObserver(std::vector<std::vector<std::optional<quant::PointQuantizer>>> quantizers, Context& ctx)
-      : q_(std::move(quantizers)), counts_(q_.size(), 0), ctx_(ctx) {
-    for (const auto& q : q_) sums_.emplace_back(q.size(), 0.0);
-  }
-  void observe(std::size_t index, Tensor& value) override {
-    const auto data = value.f32();
-    const std::int64_t n = static_cast<std::int64_t>(data.size());
-    const std::int64_t chunk = 1 << 16, chunks = (n + chunk - 1) / chunk;
-    const std::size_t methods = q_[index].size();
-    std::vector<std::vector<double>> partial(static_cast<std::size_t>(chunks), std::vector<double>(methods));
-    ctx_.pool->parallel_for(chunks, [&](std::int64_t b, std::int64_t e) {
-      std::vector<float> tmp;
-      for (std::int64_t k = b; k < e; ++k) {
-        const std::int64_t lo = k * chunk, hi = std::min(n, lo + chunk);
-        const auto src = data.subspan(static_cast<std::size_t>(lo), static_cast<std::size_t>(hi - lo));
-        for (std::size_t m = 0; m < methods; ++m) {
-          double s = 0.0;
-          if (q_[index][m]) {
-            tmp.assign(src.begin(), src.end());
-            quant::fake_quant(tmp, *q_[index][m]);
-            for (std::size_t i = 0; i < tmp.size(); ++i) {
-              const double d = static_cast<double>(tmp[i]) - src[i];
-              s += d * d;
-            }
-          }
-          partial[static_cast<std::size_t>(k)][m] = s;
-        }
-      }
-    });
-    for (const auto& p : partial) {
-      for (std::size_t m = 0; m < methods; ++m) sums_[index][m] += p[m];
-    }
-    counts_[index] += n;
-  }
-  [[nodiscard]] double mse(std::size_t index, std::size_t m) const {
-    return counts_[index] ? sums_[index][m] / static_cast<double>(counts_[index]) : 0.0;
-  }
-
- private:
-  std::vector<std::vector<std::optional<quant::PointQuantizer>>> q_;
-  std::vector<std::vector<double>> sums_;
-  std::vector<std::int64_t> counts_;
-  Context& ctx_;
-};
-
 std::string cell(const std::optional<double>& v, const char* f = "{:.3e}") {
   return v ? fmt::format(fmt::runtime(f), *v) : std::string();
 }
@@ -261,62 +200,25 @@ int run_analyze(const AnalyzeCmd& c, const Invocation& inv) {
   if (!cmd.quant.stats_mode.empty()) throw Error("-sm: analyze reads --stats; drop -sm");
   if (!cmd.csv.empty()) calib::check_writable(cmd.csv, "--csv");
   if (!cmd.json.empty()) calib::check_writable(cmd.json, "--json");
-  const auto base_options = cmd.quant.plan_options(!cmd.model.no_fold_bn);
+  const auto options = cmd.quant.plan_options(!cmd.model.no_fold_bn);
   Context ctx(cmd.model.threads);
   auto g = cmd.model.load();
   const auto stats = calib::StatsFile::load(cmd.quant.stats);
   stats.require_model(g.model_hash, cmd.quant.stats);
-  const auto points = policy::quant_points(g, base_options.policy);
-  // One plan per clipping method: its activation grids are what eval would run (semantics included).
-  const auto methods = analyze_methods(stats);
-  const std::size_t kMethods = methods.size();
-  auto column_of = [&](quant::ClipMethod m) {
-    for (std::size_t k = 0; k < kMethods; ++k) {
-      if (methods[k]->method == m) return k;
-    }
-    throw Error("analyze: calibrator table lacks a seed method");
-  };
-  const std::size_t col_laplace = column_of(quant::ClipMethod::kLaplace),
-                    col_gauss = column_of(quant::ClipMethod::kGauss),
-                    col_mix = column_of(quant::ClipMethod::kMix);
-  std::vector<plan::QuantPlan> plans;
-  for (const auto* m : methods) {
-    auto o = base_options;
-    o.policy.clip = quant::ClipSpec(m->method, m->default_param);
-    plans.push_back(plan::build_plan(g, stats, o, cmd.quant.stats));
-  }
-  std::vector<std::vector<std::optional<quant::PointQuantizer>>> quantizers(
-      points.size(), std::vector<std::optional<quant::PointQuantizer>>(kMethods));
-  std::vector<std::vector<const plan::TensorQuant*>> entries(points.size(),
-                                                             std::vector<const plan::TensorQuant*>(kMethods));
-  std::vector<std::string> values;
-  for (std::size_t i = 0; i < points.size(); ++i) {
-    values.push_back(points[i].value);
-    for (std::size_t m = 0; m < kMethods; ++m) {
-      const auto* t = plans[m].find(points[i].value, plan::TensorKind::kActivation);
-      if (!t) throw Error(cmd.quant.stats + ": no statistics for point '" + points[i].value + "'");
-      entries[i][m] = t;
-      // Points the policy never clips (fully-connected) get no clipped cells.
-      const bool clipped =
-          m == 0 || points[i].role == policy::Role::kConv || points[i].role == policy::Role::kFirstConv;
-      if (clipped) quantizers[i][m] = t->quantizer(base_options.semantics);
-    }
-  }
   auto ds = cmd.data.open(cmd.data.default_split());
   const auto [begin, end] = cmd.data.range(*ds);
   eval::check_data_fits(g, *ds, std::min(cmd.data.batch, end - begin));
   const std::string model_hash = g.model_hash;
-  runtime::Executor exec(std::move(g), ctx, cmd.model.executor_options());
-  exec.set_observed(values);
-  MseObserver mse(quantizers, ctx);
-  data::BatchLoader loader(ds, cmd.data.loader());
   eval::LoopOptions loop;
   loop.progress = !cmd.quiet;
   loop.label = "analyze";
-  const auto topk = eval::run_dataset(exec, loader, &mse, loop);
+  const eval::ClippingAnalysis analysis =
+      eval::analyze_clipping(std::move(g), stats, cmd.quant.stats, options, cmd.model.executor_options(), ctx,
+                             ds, cmd.data.loader(), loop);
+  const auto& methods = analysis.methods;
 
   std::size_t name_w = 5;
-  for (const auto& p : points) name_w = std::max(name_w, p.value.size());
+  for (const auto& a : analysis.points) name_w = std::max(name_w, a.point.value.size());
   nlohmann::ordered_json rows = nlohmann::ordered_json::array();
   // Column names from the table: mse_<name> ('-' as '_' in CSV).
   std::string csv = "point,role,bits,b,std,sigma_est,mean_min,mean_max,alpha_laplace,alpha_gaus,mix_choice";
@@ -333,65 +235,51 @@ int run_analyze(const AnalyzeCmd& c, const Invocation& inv) {
   auto json_or_null = [](const std::optional<double>& v) {
     return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json();
   };
-  for (std::size_t i = 0; i < points.size(); ++i) {
-    const auto& p = points[i];
-    const auto* s = stats.find(p.value);
-    using calib::Stat;
-    const double b = s->column("mean", Stat::kB), sd = s->column("mean", Stat::kStd);
-    const double mn = s->column("mean", Stat::kMin), mx = s->column("mean", Stat::kMax);
-    const double sigma_est = quant::seed_gauss_sigma(mn, mx, s->sample_numel);
-    const bool clipped = quantizers[i][col_laplace].has_value();
-    std::vector<std::optional<double>> m(kMethods);
-    std::optional<double> a_lap, a_gaus, est_l, est_g;
-    for (std::size_t k = 0; k < kMethods; ++k) {
-      if (quantizers[i][k]) m[k] = mse.mse(i, k);
-    }
-    std::string mix;
-    if (clipped) {
-      a_lap = entries[i][col_laplace]->alpha;
-      a_gaus = entries[i][col_gauss]->alpha;
-      mix = entries[i][col_mix]->method == "mix:laplace" ? "lap" : "gaus";
-      if (b > 0) est_l = quant::laplace_clip_mse(*a_lap, b, p.bits);
-      if (sd > 0) est_g = quant::gauss_clip_mse(*a_gaus, sd, p.bits);
-    }
-    std::string line = fmt::format(
-        "{:<{}} {:<11} {:>4} {:>9.4f} {:>9.4f} {:>9.4f} {:>9.4f} {:>9} {:>9} {:>6} |", p.value, name_w,
-        policy::role_name(p.role), p.bits, b, sd, mn, mx, cell(a_lap, "{:.4f}"), cell(a_gaus, "{:.4f}"), mix);
-    csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{}", p.value, policy::role_name(p.role), p.bits, b, sd,
-                       sigma_est, mn, mx, cell(a_lap, "{}"), cell(a_gaus, "{}"), mix);
+  for (const auto& a : analysis.points) {
+    const auto& p = a.point;
+    std::string line =
+        fmt::format("{:<{}} {:<11} {:>4} {:>9.4f} {:>9.4f} {:>9.4f} {:>9.4f} {:>9} {:>9} {:>6} |", p.value,
+                    name_w, policy::role_name(p.role), p.bits, a.b, a.std, a.mean_min, a.mean_max,
+                    cell(a.alpha_laplace, "{:.4f}"), cell(a.alpha_gaus, "{:.4f}"), a.mix_choice);
+    csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{}", p.value, policy::role_name(p.role), p.bits, a.b,
+                       a.std, a.sigma_est, a.mean_min, a.mean_max, cell(a.alpha_laplace, "{}"),
+                       cell(a.alpha_gaus, "{}"), a.mix_choice);
     nlohmann::ordered_json jm;
-    for (std::size_t k = 0; k < kMethods; ++k) {
-      line += fmt::format(" {:>12}", cell(m[k]));
-      csv += "," + cell(m[k], "{}");
-      jm[std::string(methods[k]->name)] = json_or_null(m[k]);
+    for (std::size_t k = 0; k < methods.size(); ++k) {
+      line += fmt::format(" {:>12}", cell(a.mse[k]));
+      csv += "," + cell(a.mse[k], "{}");
+      jm[std::string(methods[k]->name)] = json_or_null(a.mse[k]);
     }
-    std::cout << line << fmt::format(" | {:>10} {:>10}\n", cell(est_l), cell(est_g));
-    csv += fmt::format(",{},{}\n", cell(est_l, "{}"), cell(est_g, "{}"));
-    rows.push_back({{"point", p.value},
-                    {"node", p.node},
-                    {"role", policy::role_name(p.role)},
-                    {"bits", p.bits},
-                    {"b", b},
-                    {"std", sd},
-                    {"sigma_est", sigma_est},
-                    {"mean_min", mn},
-                    {"mean_max", mx},
-                    {"alpha_laplace", json_or_null(a_lap)},
-                    {"alpha_gaus", json_or_null(a_gaus)},
-                    {"mix_choice", mix.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(mix)},
-                    {"mse", std::move(jm)},
-                    {"estimate", {{"laplace", json_or_null(est_l)}, {"gaus", json_or_null(est_g)}}}});
+    std::cout << line << fmt::format(" | {:>10} {:>10}\n", cell(a.estimate_laplace), cell(a.estimate_gaus));
+    csv += fmt::format(",{},{}\n", cell(a.estimate_laplace, "{}"), cell(a.estimate_gaus, "{}"));
+    rows.push_back(
+        {{"point", p.value},
+         {"node", p.node},
+         {"role", policy::role_name(p.role)},
+         {"bits", p.bits},
+         {"b", a.b},
+         {"std", a.std},
+         {"sigma_est", a.sigma_est},
+         {"mean_min", a.mean_min},
+         {"mean_max", a.mean_max},
+         {"alpha_laplace", json_or_null(a.alpha_laplace)},
+         {"alpha_gaus", json_or_null(a.alpha_gaus)},
+         {"mix_choice",
+          a.mix_choice.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(a.mix_choice)},
+         {"mse", std::move(jm)},
+         {"estimate",
+          {{"laplace", json_or_null(a.estimate_laplace)}, {"gaus", json_or_null(a.estimate_gaus)}}}});
   }
   std::cout << fmt::format(
       "measured over {} samples of {} (fp32 network, {} semantics); estimates use mean b and mean std; "
       "empty cells: the policy does not clip the point\n",
-      topk.samples, ds->describe(), cmd.quant.semantics);
+      analysis.samples, ds->describe(), cmd.quant.semantics);
   if (!cmd.csv.empty()) calib::write_file_atomically(cmd.csv, csv);
   if (!cmd.json.empty()) {
     auto j = run_record(*cmd.app, inv);
     j["model"] = {{"path", cmd.model.model}, {"hash", model_hash}};
     j["stats"] = file_record(cmd.quant.stats);
-    j["data"] = {{"source", ds->describe()}, {"offset", begin}, {"count", topk.samples}};
+    j["data"] = {{"source", ds->describe()}, {"offset", begin}, {"count", analysis.samples}};
     j["points"] = std::move(rows);
     write_json(cmd.json, j);
   }

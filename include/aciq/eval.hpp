@@ -140,6 +140,35 @@ calib::StatsFile collect_statistics(graph::Graph g, const std::string& model_pat
                                     const data::LoaderOptions& lo, const LoopOptions& loop, TopK* fp32,
                                     bool channel_stats = false);
 
+// ---- Clipping analysis (`aciq analyze`) -----------------------------------------------------------
+
+// One quantization point as analyze reports it: the seed's statistics (means over samples), its two
+// analytical alphas and MSE estimates, and the measured MSE of every calibrator's quantizer.
+struct AnalyzedPoint {
+  policy::QuantPoint point;
+  double b = 0, std = 0, sigma_est = 0, mean_min = 0, mean_max = 0;
+  // Empty where the policy does not clip the point (fully-connected layers).
+  std::optional<double> alpha_laplace, alpha_gaus, estimate_laplace, estimate_gaus;
+  std::string mix_choice;                  // "lap" | "gaus"; "" where unclipped
+  std::vector<std::optional<double>> mse;  // per ClippingAnalysis::methods entry; empty where unclipped
+};
+struct ClippingAnalysis {
+  std::vector<const calib::Calibrator*> methods;  // every calibrator the statistics allow, table order
+  std::vector<AnalyzedPoint> points;
+  std::int64_t samples = 0;
+};
+
+// Runs the fp32 network over the loader's samples and, at every quantization point of `options`, sums
+// the squared error each calibrator's quantizer (the grid eval would run, `options.semantics` included)
+// would cause, leaving the values untouched. Fixed 64K-element chunks added in order: the result does
+// not depend on the thread count. Throws before the first batch when a point has no statistics (the
+// caller checks that the data fits the model, check_data_fits).
+ClippingAnalysis analyze_clipping(graph::Graph g, const calib::StatsFile& stats,
+                                  const std::string& stats_path, const plan::PlanOptions& options,
+                                  const runtime::ExecutorOptions& xo, Context& ctx,
+                                  const std::shared_ptr<const data::Dataset>& ds,
+                                  const data::LoaderOptions& lo, const LoopOptions& loop);
+
 // ---- Tensor files: run a model over .npy inputs, compare two outputs ----------------------------------
 
 struct TensorRunResult {
