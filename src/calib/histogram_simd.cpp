@@ -1,7 +1,7 @@
 // Highway kernel of histogram_slots, compiled once per SIMD target and picked at run time.
-#include <cstring>
-
 #include "calib/histogram_simd.hpp"
+
+#include <cstring>
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "calib/histogram_simd.cpp"
@@ -30,8 +30,8 @@ HWY_INLINE hn::Vec<hn::RebindToUnsigned<D>> SlotsOf(D d, V v, V positive_scale, 
   return hn::BitCast(du, slot);
 }
 
-void HistogramSlotsImpl(const float* HWY_RESTRICT x, std::size_t n, float positive_scale, float negative_scale,
-                        std::uint32_t* HWY_RESTRICT slots) {
+void HistogramSlotsImpl(const float* HWY_RESTRICT x, std::size_t n, float positive_scale,
+                        float negative_scale, std::uint32_t* HWY_RESTRICT slots) {
   const hn::ScalableTag<float> d;
   const hn::RebindToUnsigned<decltype(d)> du;
   const std::size_t lanes = hn::Lanes(d);

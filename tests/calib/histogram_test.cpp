@@ -1,13 +1,12 @@
 // Histogram tests: bins against a direct formula, exact merging in any order, text round trip, and the
 // version-2 statistics file that carries histograms (version 1 still loads).
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
-
-#include <hwy/targets.h>
 
 #include "aciq/calib.hpp"
 
@@ -75,7 +74,8 @@ TEST(Histogram, FastAddEqualsTheReferenceOnEveryTarget) {
     hwy::SetSupportedTargetsForTest(target);
     tested += std::string(hwy::TargetName(target)) + " ";
     for (const float scale : {1e-37f, 1e-30f, 0.37f, 1.0f, 3e36f}) {
-      for (const std::size_t n : {std::size_t{1023}, std::size_t{1024}, std::size_t{4097}, std::size_t{100003}}) {
+      for (const std::size_t n :
+           {std::size_t{1023}, std::size_t{1024}, std::size_t{4097}, std::size_t{100003}}) {
         std::vector<float> x = random_values(n, 31, scale);
         for (std::size_t i = 0; i < n; i += 3) x[i] = 0.0f;
         x[1] = -0.0f;
@@ -86,8 +86,8 @@ TEST(Histogram, FastAddEqualsTheReferenceOnEveryTarget) {
         Histogram fast, ref;
         fast.add(x, *lo, *hi);
         ref.add_reference(x, *lo, *hi);
-        const std::string where =
-            std::string(hwy::TargetName(target)) + " scale " + std::to_string(scale) + " n " + std::to_string(n);
+        const std::string where = std::string(hwy::TargetName(target)) + " scale " + std::to_string(scale) +
+                                  " n " + std::to_string(n);
         EXPECT_EQ(fast, ref) << where;
         EXPECT_EQ(fast.total(), static_cast<std::int64_t>(n)) << where;
         // A second add into the same histogram (the accumulator adds sample after sample).

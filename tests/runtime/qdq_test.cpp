@@ -283,9 +283,9 @@ TEST(Qdq, MaxPoolBetweenDequantizeAndQuantizePoolsBytesWithTheReferenceBytes) {
             }
             Context ctx(2);
             runtime::Executor exec(g, ctx, {.backend = Backend::kFast});
-            const std::vector<std::string> want =
-                quantize_output ? std::vector<std::string>{"qx", "pool", "dq_out"}
-                                : std::vector<std::string>{"qx", "pool"};
+            const std::vector<std::string> want = quantize_output
+                                                      ? std::vector<std::string>{"qx", "pool", "dq_out"}
+                                                      : std::vector<std::string>{"qx", "pool"};
             EXPECT_EQ(exec.planned_steps({shape}), want) << where;
           }
         }
@@ -300,7 +300,8 @@ TEST(Qdq, MaxPoolAfterADecreasingDequantizeIsNotFolded) {
   const Shape shape{1, 4, 9, 7};
   const PoolCase pc{"3x3 s2 p1", {3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, false};
   const auto g = load(pooled_qdq_model(shape, pc, false, false, true, -0.031f), "pool_neg.onnx");
-  const Tensor x = Tensor::from_f32(shape, random_values(static_cast<std::size_t>(shape_numel(shape)), 23, -4, 4));
+  const Tensor x =
+      Tensor::from_f32(shape, random_values(static_cast<std::size_t>(shape_numel(shape)), 23, -4, 4));
   const auto ref = run(g, Backend::kReference, {x});
   const auto fast = run(g, Backend::kFast, {x});
   EXPECT_EQ(values_of<std::uint8_t>(fast[0]), values_of<std::uint8_t>(ref[0]));
@@ -349,8 +350,8 @@ TEST(Qdq, MaxPoolRunsOnEightBitTensorsFromOpset12) {
         }
       }
       for (Backend b : kBackends) {
-        const std::string where = std::string(name_of(b)) + (int8 ? " int8" : " uint8") + " opset " +
-                                  std::to_string(opset);
+        const std::string where =
+            std::string(name_of(b)) + (int8 ? " int8" : " uint8") + " opset " + std::to_string(opset);
         if (opset < 12) {
           EXPECT_THROW(run(g, b, {Tensor::from_f32(shape, xs)}), Error) << where;
           continue;

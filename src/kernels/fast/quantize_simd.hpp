@@ -21,4 +21,13 @@ void dequantize_linear_simd(const std::uint8_t* x, float scale, std::uint8_t zer
 void dequantize_linear_simd(const std::int8_t* x, float scale, std::int8_t zero_point, float* y,
                             std::int64_t n);
 
+// The int8 engine's fused residual: y = Q(DQ(a) + DQ(b)), with a Relu before the Q when `relu`; bit for bit
+// dequantize_linear_simd on both operands, a float add, apply_activation_ref's Relu and
+// quantize_linear_simd (the unfused steps), without the float buffers between them.
+void add_quantized_simd(const std::uint8_t* a, float sa, std::uint8_t za, const std::uint8_t* b, float sb,
+                        std::uint8_t zb, bool relu, float sy, std::uint8_t zy, std::uint8_t* y,
+                        std::int64_t n);
+void add_quantized_simd(const std::int8_t* a, float sa, std::int8_t za, const std::int8_t* b, float sb,
+                        std::int8_t zb, bool relu, float sy, std::int8_t zy, std::int8_t* y, std::int64_t n);
+
 }  // namespace aciq::kernels::fast

@@ -325,7 +325,8 @@ class PoolOp : public Op {
     if (pool_) {
       pool_->run(in[0]->raw(), pooled);
     } else if (pooled_type_ == DType::kUInt8) {
-      ref::max_pool2d(pool_shape(), geo_.win, in[0]->data<std::uint8_t>(), static_cast<std::uint8_t*>(pooled));
+      ref::max_pool2d(pool_shape(), geo_.win, in[0]->data<std::uint8_t>(),
+                      static_cast<std::uint8_t*>(pooled));
     } else {
       ref::max_pool2d(pool_shape(), geo_.win, in[0]->data<std::int8_t>(), static_cast<std::int8_t*>(pooled));
     }
@@ -383,7 +384,7 @@ class PoolOp : public Op {
   Backend backend_;
   Geometry geo_;
   std::unique_ptr<fast::Pool2d> pool_;
-  PerTensorQuant dq_, q_;             // folded DequantizeLinear / QuantizeLinear (kFloat32: none)
+  PerTensorQuant dq_, q_;                // folded DequantizeLinear / QuantizeLinear (kFloat32: none)
   DType pooled_type_ = DType::kFloat32;  // what the pooling itself reads and writes
   std::vector<std::uint8_t> requant_;    // Q(DQ(v)) by table_index; empty when it is the identity
   std::vector<std::uint8_t> scratch_;    // the pooled bytes when only the DequantizeLinear is folded

@@ -255,6 +255,28 @@ class BinaryOp : public Op {
     const auto op = kind();
     const std::int64_t n = out[0]->numel();
     constexpr std::int64_t kChunk = 1 << 12;
+    // The residual of a quantized ResNet: both operands and the result of one 8-bit type, no activation
+    // or a Relu. One register-resident kernel with the same arithmetic (fast::add_quantized_simd).
+    const bool one_type = dq_[0].dtype == dq_[1].dtype && dq_[0].dtype == q_.dtype;
+    const bool plain_act = act_.kind == Activation::Kind::kNone || act_.kind == Activation::Kind::kRelu;
+    if (op == ref::BinaryOp::kAdd && one_type && plain_act) {
+      const bool relu = act_.kind == Activation::Kind::kRelu;
+      ctx.pool->parallel_for((n + kChunk - 1) / kChunk, [&](std::int64_t cb, std::int64_t ce) {
+        const std::int64_t lo = cb * kChunk, len = std::min(n, ce * kChunk) - lo;
+        if (q_.dtype == DType::kUInt8) {
+          using T = std::uint8_t;
+          fast::add_quantized_simd(in[0]->data<T>() + lo, dq_[0].scale, static_cast<T>(dq_[0].zero),
+                                   in[1]->data<T>() + lo, dq_[1].scale, static_cast<T>(dq_[1].zero), relu,
+                                   q_.scale, static_cast<T>(q_.zero), out[0]->data<T>() + lo, len);
+        } else {
+          using T = std::int8_t;
+          fast::add_quantized_simd(in[0]->data<T>() + lo, dq_[0].scale, static_cast<T>(dq_[0].zero),
+                                   in[1]->data<T>() + lo, dq_[1].scale, static_cast<T>(dq_[1].zero), relu,
+                                   q_.scale, static_cast<T>(q_.zero), out[0]->data<T>() + lo, len);
+        }
+      });
+      return;
+    }
     ctx.pool->parallel_for((n + kChunk - 1) / kChunk, [&](std::int64_t cb, std::int64_t ce) {
       std::vector<float> buf(3 * kChunk);
       float* fa = buf.data();
