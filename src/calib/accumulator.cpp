@@ -88,12 +88,20 @@ void Accumulator::add_batch(std::size_t point, const Tensor& batch, Context& ctx
       channel_stats(i);
     }
     if (histograms_) {
-      ctx.pool->parallel_for(n, [&](std::int64_t b, std::int64_t e) {
-        Histogram local;
-        for (std::int64_t i = b; i < e; ++i)
-          local.add(sample(i), static_cast<float>(rows[i].min), static_cast<float>(rows[i].max));
-        merge_local(local);
-      });
+      // Each sample in chunks: every chunk is binned on the sample's range, so the chunk histograms
+      // share one exponent per half and add up exactly.
+      constexpr std::int64_t kChunk = 1 << 16;
+      for (std::int64_t i = 0; i < n; ++i) {
+        const auto x = sample(i);
+        const auto len = static_cast<std::int64_t>(x.size());
+        ctx.pool->parallel_for((len + kChunk - 1) / kChunk, [&](std::int64_t b, std::int64_t e) {
+          Histogram local;
+          const std::int64_t lo = b * kChunk, hi = std::min(len, e * kChunk);
+          local.add(x.subspan(static_cast<std::size_t>(lo), static_cast<std::size_t>(hi - lo)),
+                    static_cast<float>(rows[i].min), static_cast<float>(rows[i].max));
+          merge_local(local);
+        });
+      }
     }
   } else {
     ctx.pool->parallel_for(n, [&](std::int64_t b, std::int64_t e) {
