@@ -14,6 +14,7 @@
 #include "aciq/plan.hpp"
 #include "aciq/runtime.hpp"
 #include "channel_index.hpp"
+#include "kernels/reference/window.hpp"
 
 namespace aciq::plan {
 
@@ -305,50 +306,40 @@ void allocate_point_widths(std::vector<policy::QuantPoint>& points, const calib:
 // to the bias before it is rounded to int32. E[x] is the mean of the quantized input (what the layer really
 // reads) from its histogram when the statistics hold one, else the float mean.
 
-// Average over output positions of the taps along one spatial axis that read the input, not the padding.
-double mean_valid_taps(std::int64_t size, std::int64_t kernel, std::int64_t stride, std::int64_t dilation,
-                       std::int64_t pad_begin, std::int64_t out) {
-  if (out <= 0) return static_cast<double>(kernel);
-  std::int64_t valid = 0;
-  for (std::int64_t o = 0; o < out; ++o) {
-    for (std::int64_t k = 0; k < kernel; ++k) {
-      const std::int64_t at = o * stride - pad_begin + k * dilation;
-      valid += at >= 0 && at < size ? 1 : 0;
-    }
-  }
-  return static_cast<double>(valid) / static_cast<double>(out);
-}
-
 // The average number of spatial kernel taps of a Conv that read the input, not the padding (all taps when
-// the input shape is unknown); 1 for Gemm and MatMul.
+// the input shape is unknown); 1 for Gemm and MatMul. The window of each axis as the Conv operator
+// computes it (kernels/reference/window.hpp).
 double spatial_taps(const graph::Node& n, const Tensor& w, const std::map<std::string, Shape>* shapes,
                     std::string& note) {
   if (n.op_type != "Conv") return 1.0;
   const std::size_t sd = w.rank() - 2;
   double taps = 1.0;
   const auto it = shapes ? shapes->find(n.inputs[0]) : decltype(shapes->end()){};
+  const auto every_tap = [&] {
+    double all = 1.0;
+    for (std::size_t i = 0; i < sd; ++i) all *= static_cast<double>(w.dim(2 + i));
+    return all;
+  };
   if (!shapes || it == shapes->end() || it->second.size() != w.rank()) {
-    for (std::size_t i = 0; i < sd; ++i) taps *= static_cast<double>(w.dim(2 + i));
     note = "; input shape unknown: every tap counted";
-    return taps;
+    return every_tap();
   }
   const Shape& x = it->second;
   const auto strides = n.get_ints("strides", std::vector<std::int64_t>(sd, 1));
   const auto dil = n.get_ints("dilations", std::vector<std::int64_t>(sd, 1));
-  auto pads = n.get_ints("pads", std::vector<std::int64_t>(2 * sd, 0));
+  const auto pads = n.get_ints("pads", std::vector<std::int64_t>(2 * sd, 0));
   const std::string auto_pad = n.get_string("auto_pad", "NOTSET");
   for (std::size_t i = 0; i < sd; ++i) {
-    const std::int64_t size = x[2 + i], k = w.dim(2 + i), ext = (k - 1) * dil.at(i) + 1;
-    std::int64_t out = 0;
-    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      out = (size + strides.at(i) - 1) / strides.at(i);
-      const std::int64_t total = std::max<std::int64_t>(0, (out - 1) * strides.at(i) + ext - size);
-      pads.at(i) = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
-    } else {
-      if (auto_pad == "VALID") pads.at(i) = pads.at(i + sd) = 0;
-      out = (size + pads.at(i) + pads.at(i + sd) - ext) / strides.at(i) + 1;
+    const std::int64_t size = x[2 + i], k = w.dim(2 + i);
+    try {
+      const auto axis = kernels::ref::axis_window(size, k, strides.at(i), dil.at(i), pads.at(i),
+                                                  pads.at(i + sd), auto_pad, false);
+      const auto valid = kernels::ref::valid_taps(size, k, strides.at(i), dil.at(i), axis);
+      taps *= static_cast<double>(valid.total) / static_cast<double>(axis.out);
+    } catch (const Error&) {  // a window the executor would refuse: no geometry to count
+      note = "; window geometry invalid: every tap counted";
+      return every_tap();
     }
-    taps *= mean_valid_taps(size, k, strides.at(i), dil.at(i), pads.at(i), out);
   }
   return taps;
 }

@@ -10,6 +10,7 @@
 #include "kernels/fast/quantize_simd.hpp"
 #include "kernels/reference/integer.hpp"
 #include "kernels/reference/reference.hpp"
+#include "kernels/reference/window.hpp"
 #include "runtime/ops/common.hpp"
 #include "runtime/ops/registry.hpp"
 
@@ -46,27 +47,17 @@ Geometry window_geometry(const Op& op, const Shape& in, std::vector<std::int64_t
   for (std::size_t i = 0; i < sd; ++i) {
     if (kernel[i] <= 0 || strides[i] <= 0 || dil[i] <= 0)
       op_error(op, "kernel, strides and dilations must be positive");
-    const std::int64_t ext = (kernel[i] - 1) * dil[i] + 1;
-    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      out[i] = (spatial[i] + strides[i] - 1) / strides[i];
-      const std::int64_t total = std::max<std::int64_t>(0, (out[i] - 1) * strides[i] + ext - spatial[i]);
-      const std::int64_t small = total / 2;
-      pads[i] = auto_pad == "SAME_UPPER" ? small : total - small;
-      pads[i + sd] = total - pads[i];
-    } else if (auto_pad == "VALID") {
-      pads[i] = pads[i + sd] = 0;
-      out[i] = (spatial[i] - ext) / strides[i] + 1;
-    } else if (auto_pad == "NOTSET") {
-      const std::int64_t span = spatial[i] + pads[i] + pads[i + sd] - ext;
-      if (span < 0) op_error(op, "kernel is larger than the padded input " + shape_str(in));
-      out[i] = (ceil_mode ? (span + strides[i] - 1) / strides[i] : span / strides[i]) + 1;
-      // A window must start inside the input or its left padding (PyTorch/ONNX ceil rule).
-      if (ceil_mode && (out[i] - 1) * strides[i] >= spatial[i] + pads[i]) --out[i];
-      if ((out[i] - 1) * strides[i] + ext > spatial[i] + pads[i] + pads[i + sd]) overhang = true;
-    } else {
-      op_error(op, "unknown auto_pad '" + auto_pad + "'");
+    ref::AxisWindow axis;
+    try {
+      axis = ref::axis_window(spatial[i], kernel[i], strides[i], dil[i], pads[i], pads[i + sd], auto_pad,
+                              ceil_mode);
+    } catch (const Error& e) {
+      op_error(op, std::string(e.what()) + " (input " + shape_str(in) + ")");
     }
-    if (out[i] <= 0) op_error(op, "output would be empty for input " + shape_str(in));
+    pads[i] = axis.pad_begin;
+    pads[i + sd] = axis.pad_end;
+    out[i] = axis.out;
+    overhang = overhang || axis.ceil_overhang;
   }
   Geometry g;
   g.n = in[0];
@@ -193,13 +184,10 @@ class ConvOp : public Op {
 bool every_window_reads_input(const Geometry& g) {
   const auto axis_ok = [](std::int64_t in, std::int64_t out, std::int64_t k, std::int64_t stride,
                           std::int64_t dil, std::int64_t pad) {
-    for (std::int64_t o = 0; o < out; ++o) {
-      const std::int64_t start = o * stride - pad;
-      bool hit = false;
-      for (std::int64_t t = 0; t < k && !hit; ++t) hit = start + t * dil >= 0 && start + t * dil < in;
-      if (!hit) return false;
-    }
-    return true;
+    ref::AxisWindow w;
+    w.out = out;
+    w.pad_begin = pad;
+    return ref::valid_taps(in, k, stride, dil, w).fewest > 0;
   };
   return axis_ok(g.h, g.oh, g.win.kh, g.win.stride_h, g.win.dil_h, g.win.pad_top) &&
          axis_ok(g.w, g.ow, g.win.kw, g.win.stride_w, g.win.dil_w, g.win.pad_left);
