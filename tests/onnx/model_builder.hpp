@@ -72,6 +72,13 @@ inline void set_ints(onnx::NodeProto* n, const std::string& key, const std::vect
   for (auto x : v) a->add_ints(x);
 }
 
+inline void add_float(onnx::NodeProto* n, const std::string& key, float v) {
+  auto* a = n->add_attribute();
+  a->set_name(key);
+  a->set_type(onnx::AttributeProto::FLOAT);
+  a->set_f(v);
+}
+
 inline void set_int(onnx::NodeProto* n, const std::string& key, std::int64_t v) {
   auto* a = n->add_attribute();
   a->set_name(key);

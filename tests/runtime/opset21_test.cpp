@@ -150,5 +150,67 @@ TEST(Opset21, OpsetAboveTheRangeIsRefused) {
   }
 }
 
+// GroupNormalization 18 (scale/bias per group) and 21 (per channel): [2, 6, 3, 2] in 3 groups of 2
+// channels, each group's 12 values normalized with their own population mean and variance, worked out
+// here in double; a group count that does not divide the channels and parameters of the other opset's
+// length are refused.
+TEST(Opset21, GroupNormalization) {
+  const Shape shape{2, 6, 3, 2};
+  std::vector<float> xs(static_cast<std::size_t>(shape_numel(shape)));
+  for (std::size_t i = 0; i < xs.size(); ++i)
+    xs[i] = std::sin(0.7f * static_cast<float>(i)) * (1.0f + 0.1f * static_cast<float>(i % 7));
+  for (const int opset : {18, 21}) {
+    const std::int64_t params = opset >= 21 ? 6 : 3;
+    std::vector<float> scale, bias;
+    for (std::int64_t k = 0; k < params; ++k) {
+      scale.push_back(0.5f + 0.25f * static_cast<float>(k));
+      bias.push_back(-1.0f + 0.5f * static_cast<float>(k));
+    }
+    auto m = make_model(opset);
+    add_input(m, "x", shape);
+    *m.mutable_graph()->add_initializer() = make_tensor("scale", {params}, scale);
+    *m.mutable_graph()->add_initializer() = make_tensor("bias", {params}, bias);
+    auto* gn = add_node(m, "GroupNormalization", {"x", "scale", "bias"}, {"y"});
+    set_int(gn, "num_groups", 3);
+    add_float(gn, "epsilon", 1e-3f);
+    add_output(m, "y");
+    const auto g = load(m);
+    std::vector<double> want(xs.size());
+    for (int n = 0; n < 2; ++n) {
+      for (int grp = 0; grp < 3; ++grp) {
+        const std::size_t first = static_cast<std::size_t>((n * 6 + grp * 2) * 6);
+        double mean = 0, var = 0;
+        for (std::size_t i = first; i < first + 12; ++i) mean += xs[i] / 12.0;
+        for (std::size_t i = first; i < first + 12; ++i) var += (xs[i] - mean) * (xs[i] - mean) / 12.0;
+        for (std::size_t i = first; i < first + 12; ++i) {
+          const std::size_t channel = grp * 2 + (i - first) / 6;
+          const std::size_t at = opset >= 21 ? channel : static_cast<std::size_t>(grp);
+          want[i] = (xs[i] - mean) / std::sqrt(var + static_cast<double>(1e-3f)) * scale[at] + bias[at];
+        }
+      }
+    }
+    for (const Backend b : {Backend::kReference, Backend::kFast}) {
+      const Tensor y = run(g, b, Tensor::from_f32(shape, xs));
+      for (std::size_t i = 0; i < xs.size(); ++i)
+        EXPECT_NEAR(y.data<float>()[i], want[i], 1e-5 * std::max(1.0, std::fabs(want[i])))
+            << "opset " << opset << " at " << i;
+    }
+    // The other opset's parameter length, and 4 groups for 6 channels.
+    for (const auto& [groups, length] :
+         {std::pair<std::int64_t, std::int64_t>{3, opset >= 21 ? 3 : 6}, {4, params}}) {
+      auto bad = make_model(opset);
+      add_input(bad, "x", shape);
+      *bad.mutable_graph()->add_initializer() =
+          make_tensor("scale", {length}, std::vector<float>(static_cast<std::size_t>(length), 1.0f));
+      *bad.mutable_graph()->add_initializer() =
+          make_tensor("bias", {length}, std::vector<float>(static_cast<std::size_t>(length), 0.0f));
+      set_int(add_node(bad, "GroupNormalization", {"x", "scale", "bias"}, {"y"}), "num_groups", groups);
+      add_output(bad, "y");
+      EXPECT_THROW((void)run(load(bad), Backend::kReference, Tensor::from_f32(shape, xs)), Error)
+          << "opset " << opset << " groups " << groups << " length " << length;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace aciq::testing

@@ -58,6 +58,24 @@ void instance_norm(std::int64_t n, std::int64_t c, std::int64_t inner, double ep
   }
 }
 
+void group_norm(std::int64_t n, std::int64_t c, std::int64_t groups, std::int64_t inner, double epsilon,
+                const float* x, const float* scale, const float* bias, bool per_channel, float* y) {
+  const std::int64_t per_group = c / groups;
+  for (std::int64_t p = 0; p < n * groups; ++p) {
+    const std::int64_t g = p % groups;
+    const float* xp = x + p * per_group * inner;  // the group's channels are contiguous in NCHW
+    float* yp = y + p * per_group * inner;
+    const Moments m = moments(xp, per_group * inner, epsilon);
+    for (std::int64_t k = 0; k < per_group; ++k) {
+      const std::int64_t at = per_channel ? g * per_group + k : g;
+      for (std::int64_t i = 0; i < inner; ++i) {
+        const std::int64_t e = k * inner + i;
+        yp[e] = static_cast<float>((xp[e] - m.mean) * m.inv_std * scale[at] + bias[at]);
+      }
+    }
+  }
+}
+
 void lrn(std::int64_t n, std::int64_t c, std::int64_t inner, std::int64_t size, double alpha, double beta,
          double bias, const float* x, float* y) {
   const std::int64_t before = (size - 1) / 2, after = size - 1 - before;

@@ -1,4 +1,5 @@
-// Reference kernels for LayerNormalization, InstanceNormalization, LRN and LogSoftmax on float data.
+// Reference kernels for LayerNormalization, InstanceNormalization, GroupNormalization, LRN and LogSoftmax on
+// float data.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +15,12 @@ void layer_norm(std::int64_t outer, std::int64_t inner, double epsilon, const fl
 // Normalizes each (n, c) plane of `inner` elements of [n, c, inner] data with per-channel scale/bias.
 void instance_norm(std::int64_t n, std::int64_t c, std::int64_t inner, double epsilon, const float* x,
                    const float* scale, const float* bias, float* y);
+
+// GroupNormalization of [n, c, inner] data: the channels of each sample in `groups` consecutive groups of
+// c / groups, each group normalized over its c / groups * inner elements; then scale and bias per channel
+// (`per_channel`, opset 21) or per group (opset 18's form).
+void group_norm(std::int64_t n, std::int64_t c, std::int64_t groups, std::int64_t inner, double epsilon,
+                const float* x, const float* scale, const float* bias, bool per_channel, float* y);
 
 // Cross-channel local response normalization of [n, c, inner] data (ONNX LRN): the window over channels
 // spans floor((size - 1) / 2) before and ceil((size - 1) / 2) after each channel, clipped at the edges;

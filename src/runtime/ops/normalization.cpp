@@ -1,4 +1,5 @@
-// Normalizations: BatchNormalization, LayerNormalization, InstanceNormalization, LRN, Softmax, LogSoftmax.
+// Normalizations: BatchNormalization, LayerNormalization, InstanceNormalization, GroupNormalization, LRN,
+// Softmax, LogSoftmax.
 #include "kernels/reference/normalization.hpp"
 
 #include <algorithm>
@@ -220,6 +221,43 @@ class InstanceNormOp : public Op {
   }
 };
 
+// GroupNormalization (opset 18; opset 21 made scale and bias per channel instead of per group).
+class GroupNormOp : public Op {
+ public:
+  using Op::Op;
+  std::vector<ValueMeta> infer(const std::vector<ValueMeta>& in) override {
+    if (in.size() < 3 || !node_.has_input(1) || !node_.has_input(2))
+      error("GroupNormalization needs input, scale and bias");
+    require_f32(*this, in, 3);
+    const Shape& x = in[0].shape;
+    if (x.size() < 3) error("input must have spatial dims, got " + shape_str(x));
+    if (!node_.has("num_groups")) error("num_groups is required");
+    const std::int64_t groups = node_.get_int("num_groups", 0);
+    if (groups <= 0 || x[1] % groups != 0)
+      error("num_groups " + std::to_string(groups) + " does not divide the " + std::to_string(x[1]) +
+            " channels");
+    if (node_.get_int("stash_type", 1) != 1) error("stash_type other than 1 (float32) is not supported");
+    const std::int64_t want = per_channel() ? x[1] : groups;
+    for (std::size_t i = 1; i < 3; ++i) {
+      if (in[i].shape.size() != 1 || in[i].shape[0] != want)
+        error("parameter " + std::to_string(i) + " " + shape_str(in[i].shape) + " must have " +
+              std::to_string(want) +
+              (per_channel() ? " values (one per channel, opset 21)" : " values (one per group, opset 18)"));
+    }
+    return {ValueMeta{DType::kFloat32, x, nullptr}};
+  }
+  void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    const Shape& x = in[0]->shape();
+    const std::int64_t inner = shape_numel(Shape(x.begin() + 2, x.end()));
+    ref::group_norm(x[0], x[1], node_.get_int("num_groups", 1), inner, node_.get_float("epsilon", 1e-5f),
+                    in[0]->data<float>(), in[1]->data<float>(), in[2]->data<float>(), per_channel(),
+                    out[0]->data<float>());
+  }
+
+ private:
+  bool per_channel() const { return opset_ >= 21; }
+};
+
 class LrnOp : public Op {
  public:
   using Op::Op;
@@ -248,6 +286,7 @@ std::vector<OpEntry> normalization_ops() {
       op_entry<SoftmaxOp>("LogSoftmax", "float32", ""),
       op_entry<LayerNormOp>("LayerNormalization", "float32", "", 17),
       op_entry<InstanceNormOp>("InstanceNormalization", "float32", ""),
+      op_entry<GroupNormOp>("GroupNormalization", "float32", "", 18),
       op_entry<LrnOp>("LRN", "float32", ""),
   };
 }
