@@ -106,6 +106,98 @@ void avg_pool2d(const PoolShape& s, const Window2d& win, bool count_include_pad,
   }
 }
 
+namespace {
+
+// Calls f(input offset) for every tap of the 3-D window at output position `o` that reads the input
+// (padding skipped), and returns how many taps lie inside the explicitly padded extent.
+template <class F>
+std::int64_t for_each_tap3d(const std::array<std::int64_t, 3>& in, const Window3d& win,
+                            const std::array<std::int64_t, 3>& o, F&& f) {
+  std::int64_t padded = 0;
+  for (std::int64_t kd = 0; kd < win.kernel[0]; ++kd) {
+    const std::int64_t id = o[0] * win.stride[0] - win.pad_begin[0] + kd * win.dilation[0];
+    for (std::int64_t kh = 0; kh < win.kernel[1]; ++kh) {
+      const std::int64_t ih = o[1] * win.stride[1] - win.pad_begin[1] + kh * win.dilation[1];
+      for (std::int64_t kw = 0; kw < win.kernel[2]; ++kw) {
+        const std::int64_t iw = o[2] * win.stride[2] - win.pad_begin[2] + kw * win.dilation[2];
+        const bool inside = id >= 0 && id < in[0] && ih >= 0 && ih < in[1] && iw >= 0 && iw < in[2];
+        if (inside) f((id * in[1] + ih) * in[2] + iw, (kd * win.kernel[1] + kh) * win.kernel[2] + kw);
+        padded += id < in[0] + win.pad_end[0] && ih < in[1] + win.pad_end[1] && iw < in[2] + win.pad_end[2];
+      }
+    }
+  }
+  return padded;
+}
+
+}  // namespace
+
+void conv3d(const Conv3dShape& s, const Window3d& win, const float* x, const float* w, const float* bias,
+            float* y) {
+  const std::int64_t cg = s.c / s.group, og = s.oc / s.group;
+  const std::int64_t in_plane = s.in[0] * s.in[1] * s.in[2], out_plane = s.out[0] * s.out[1] * s.out[2];
+  const std::int64_t taps = win.kernel[0] * win.kernel[1] * win.kernel[2];
+  for (std::int64_t n = 0; n < s.n; ++n) {
+    for (std::int64_t o = 0; o < s.oc; ++o) {
+      const std::int64_t g = o / og;
+      std::int64_t at = 0;
+      for (std::int64_t od = 0; od < s.out[0]; ++od) {
+        for (std::int64_t oh = 0; oh < s.out[1]; ++oh) {
+          for (std::int64_t ow = 0; ow < s.out[2]; ++ow, ++at) {
+            double acc = bias ? bias[o] : 0.0;
+            for (std::int64_t ci = 0; ci < cg; ++ci) {
+              const float* xc = x + (n * s.c + g * cg + ci) * in_plane;
+              const float* wc = w + (o * cg + ci) * taps;
+              for_each_tap3d(s.in, win, {od, oh, ow}, [&](std::int64_t xi, std::int64_t wi) {
+                acc += static_cast<double>(xc[xi]) * wc[wi];
+              });
+            }
+            y[(n * s.oc + o) * out_plane + at] = static_cast<float>(acc);
+          }
+        }
+      }
+    }
+  }
+}
+
+void max_pool3d(const Pool3dShape& s, const Window3d& win, const float* x, float* y) {
+  const std::int64_t in_plane = s.in[0] * s.in[1] * s.in[2], out_plane = s.out[0] * s.out[1] * s.out[2];
+  for (std::int64_t nc = 0; nc < s.n * s.c; ++nc) {
+    std::int64_t at = 0;
+    for (std::int64_t od = 0; od < s.out[0]; ++od) {
+      for (std::int64_t oh = 0; oh < s.out[1]; ++oh) {
+        for (std::int64_t ow = 0; ow < s.out[2]; ++ow, ++at) {
+          float m = -std::numeric_limits<float>::infinity();
+          for_each_tap3d(s.in, win, {od, oh, ow},
+                         [&](std::int64_t xi, std::int64_t) { m = std::max(m, x[nc * in_plane + xi]); });
+          y[nc * out_plane + at] = m;
+        }
+      }
+    }
+  }
+}
+
+void avg_pool3d(const Pool3dShape& s, const Window3d& win, bool count_include_pad, const float* x, float* y) {
+  const std::int64_t in_plane = s.in[0] * s.in[1] * s.in[2], out_plane = s.out[0] * s.out[1] * s.out[2];
+  for (std::int64_t nc = 0; nc < s.n * s.c; ++nc) {
+    std::int64_t at = 0;
+    for (std::int64_t od = 0; od < s.out[0]; ++od) {
+      for (std::int64_t oh = 0; oh < s.out[1]; ++oh) {
+        for (std::int64_t ow = 0; ow < s.out[2]; ++ow, ++at) {
+          double sum = 0.0;
+          std::int64_t inside = 0;
+          const std::int64_t padded =
+              for_each_tap3d(s.in, win, {od, oh, ow}, [&](std::int64_t xi, std::int64_t) {
+                sum += x[nc * in_plane + xi];
+                ++inside;
+              });
+          const std::int64_t count = count_include_pad ? padded : inside;
+          y[nc * out_plane + at] = count ? static_cast<float>(sum / static_cast<double>(count)) : 0.0f;
+        }
+      }
+    }
+  }
+}
+
 void global_avg_pool(std::int64_t nc, std::int64_t hw, const float* x, float* y) {
   for (std::int64_t i = 0; i < nc; ++i) {
     double sum = 0.0;

@@ -1,6 +1,7 @@
 // Plain scalar reference kernels for every supported operator: the test oracle for the fast path.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -36,6 +37,25 @@ void max_pool2d(const PoolShape& s, const Window2d& win, const std::int8_t* x, s
 void avg_pool2d(const PoolShape& s, const Window2d& win, bool count_include_pad, const float* x, float* y);
 void global_avg_pool(std::int64_t nc, std::int64_t hw, const float* x, float* y);
 void global_max_pool(std::int64_t nc, std::int64_t hw, const float* x, float* y);
+
+// 3-D (N, C, D, H, W) convolution and pooling, axes in D, H, W order; only these plain kernels run it.
+struct Window3d {
+  std::array<std::int64_t, 3> kernel{1, 1, 1}, stride{1, 1, 1}, dilation{1, 1, 1};
+  std::array<std::int64_t, 3> pad_begin{0, 0, 0}, pad_end{0, 0, 0};
+};
+struct Conv3dShape {
+  std::int64_t n = 0, c = 0, oc = 0, group = 1;
+  std::array<std::int64_t, 3> in{}, out{};
+};
+void conv3d(const Conv3dShape& s, const Window3d& win, const float* x, const float* w, const float* bias,
+            float* y);
+struct Pool3dShape {
+  std::int64_t n = 0, c = 0;
+  std::array<std::int64_t, 3> in{}, out{};
+};
+void max_pool3d(const Pool3dShape& s, const Window3d& win, const float* x, float* y);
+// count_include_pad counts the explicit padding (pad_begin/pad_end), never a ceil_mode overhang.
+void avg_pool3d(const Pool3dShape& s, const Window3d& win, bool count_include_pad, const float* x, float* y);
 
 // Y = alpha * op(A) * op(B) + beta * C, where C broadcasts to [M, N] (c_shape given).
 void gemm(std::int64_t m, std::int64_t n, std::int64_t k, bool trans_a, bool trans_b, float alpha, float beta,

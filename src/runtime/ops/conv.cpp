@@ -1,5 +1,6 @@
 // Convolution and pooling operators (Conv, MaxPool, AveragePool, global pools): oneDNN and reference.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -78,6 +79,48 @@ Shape out_shape_of(const Geometry& g, std::int64_t channels, std::size_t rank) {
   return rank == 4 ? Shape{g.n, channels, g.oh, g.ow} : Shape{g.n, channels, g.ow};
 }
 
+// The window of a 3-D (N, C, D, H, W) Conv/Pool node, each axis by axis_window; only the reference
+// kernels run it.
+struct Geometry3d {
+  ref::Window3d win;
+  std::array<std::int64_t, 3> in{}, out{};
+  bool ceil_overhang = false;
+};
+
+Geometry3d window_geometry3d(const Op& op, const Shape& in, const std::vector<std::int64_t>& kernel,
+                             bool ceil_mode) {
+  const auto& node = op.node();
+  if (kernel.size() != 3)
+    op_error(op, "kernel_shape has " + std::to_string(kernel.size()) + " dims for input " + shape_str(in));
+  const auto strides = node.get_ints("strides", std::vector<std::int64_t>(3, 1));
+  const auto dil = node.get_ints("dilations", std::vector<std::int64_t>(3, 1));
+  const auto pads = node.get_ints("pads", std::vector<std::int64_t>(6, 0));
+  if (strides.size() != 3 || dil.size() != 3 || pads.size() != 6)
+    op_error(op, "strides/dilations/pads do not match the input rank");
+  const std::string auto_pad = node.get_string("auto_pad", "NOTSET");
+  Geometry3d g;
+  for (std::size_t i = 0; i < 3; ++i) {
+    if (kernel[i] <= 0 || strides[i] <= 0 || dil[i] <= 0)
+      op_error(op, "kernel, strides and dilations must be positive");
+    ref::AxisWindow axis;
+    try {
+      axis = ref::axis_window(in[2 + i], kernel[i], strides[i], dil[i], pads[i], pads[i + 3], auto_pad,
+                              ceil_mode);
+    } catch (const Error& e) {
+      op_error(op, std::string(e.what()) + " (input " + shape_str(in) + ")");
+    }
+    g.in[i] = in[2 + i];
+    g.out[i] = axis.out;
+    g.win.kernel[i] = kernel[i];
+    g.win.stride[i] = strides[i];
+    g.win.dilation[i] = dil[i];
+    g.win.pad_begin[i] = axis.pad_begin;
+    g.win.pad_end[i] = axis.pad_end;
+    g.ceil_overhang = g.ceil_overhang || axis.ceil_overhang;
+  }
+  return g;
+}
+
 // What Conv and ConvInteger check alike: X and W of one spatial rank, groups that divide both channel
 // counts, kernel_shape equal to W's spatial dims; the window geometry and kernel shape follow.
 struct ConvGeometry {
@@ -116,6 +159,7 @@ class ConvOp : public Op {
     require_f32(*this, in, 3);
     const Shape& x = in[0].shape;
     const Shape& w = in[1].shape;
+    if (x.size() == 5) return infer3d(in);
     const ConvGeometry g = conv_geometry(*this, x, w);
     if (in.size() > 2 && node_.has_input(2) && (in[2].shape.size() != 1 || in[2].shape[0] != w[0])) {
       error("bias shape " + shape_str(in[2].shape) + " does not match " + std::to_string(w[0]) +
@@ -161,15 +205,50 @@ class ConvOp : public Op {
       return;
     }
     const float* bias = node_.has_input(2) ? in[2]->data<float>() : nullptr;
-    ref::conv2d(shape_, geo_.win, in[0]->data<float>(), in[1]->data<float>(), bias, out[0]->data<float>());
+    if (three_d_) {
+      ref::conv3d(shape3d_, geo3d_.win, in[0]->data<float>(), in[1]->data<float>(), bias,
+                  out[0]->data<float>());
+    } else {
+      ref::conv2d(shape_, geo_.win, in[0]->data<float>(), in[1]->data<float>(), bias, out[0]->data<float>());
+    }
     kernels::apply_activation_ref(act_, out[0]->data<float>(), out[0]->numel());
   }
 
  private:
+  // 3-D convolutions (video and volumetric CNNs) run on the reference kernel on either backend.
+  std::vector<ValueMeta> infer3d(const std::vector<ValueMeta>& in) {
+    const Shape& x = in[0].shape;
+    const Shape& w = in[1].shape;
+    if (w.size() != 5) error("weight shape " + shape_str(w) + " does not match input " + shape_str(x));
+    const std::int64_t group = node_.get_int("group", 1);
+    if (group <= 0 || x[1] % group != 0 || w[0] % group != 0 || w[1] * group != x[1])
+      error("input " + shape_str(x) + " does not fit weight " + shape_str(w) + " with group " +
+            std::to_string(group));
+    const Shape kernel(w.begin() + 2, w.end());
+    if (node_.get_ints("kernel_shape", kernel) != kernel)
+      error("kernel_shape " + shape_str(node_.get_ints("kernel_shape")) + " does not match weight " +
+            shape_str(w));
+    if (in.size() > 2 && node_.has_input(2) && (in[2].shape.size() != 1 || in[2].shape[0] != w[0]))
+      error("bias shape " + shape_str(in[2].shape) + " does not match " + std::to_string(w[0]) +
+            " output channels");
+    three_d_ = true;
+    geo3d_ = window_geometry3d(*this, x, kernel, false);
+    shape3d_.n = x[0];
+    shape3d_.c = x[1];
+    shape3d_.oc = w[0];
+    shape3d_.group = group;
+    shape3d_.in = geo3d_.in;
+    shape3d_.out = geo3d_.out;
+    dnnl_ready_ = false;
+    return {ValueMeta{DType::kFloat32, {x[0], w[0], geo3d_.out[0], geo3d_.out[1], geo3d_.out[2]}, nullptr}};
+  }
   // oneDNN primitives are built once per plan for constant weights (the case of every real model).
   bool can_use_dnnl(const std::vector<ValueMeta>& in) const {
-    return backend_ == Backend::kFast && in[1].value && (!node_.has_input(2) || in[2].value);
+    return backend_ == Backend::kFast && !three_d_ && in[1].value && (!node_.has_input(2) || in[2].value);
   }
+  bool three_d_ = false;
+  Geometry3d geo3d_;
+  ref::Conv3dShape shape3d_;
   Backend backend_;
   Geometry geo_;
   ref::ConvShape shape_{};
@@ -215,9 +294,16 @@ class PoolOp : public Op {
     if (node_.outputs.size() > 1 && !node_.outputs[1].empty())
       error("the Indices output of MaxPool is not supported");
     if (!node_.has("kernel_shape")) error("kernel_shape is required");
-    geo_ = window_geometry(*this, in.at(0).shape, node_.get_ints("kernel_shape"),
-                           node_.get_int("ceil_mode", 0) != 0);
-    return {ValueMeta{type, out_shape_of(geo_, geo_.c, in[0].shape.size()), nullptr}};
+    const Shape& x = in[0].shape;
+    if (x.size() == 5) {  // 3-D pooling: the reference kernels, float only
+      if (type != DType::kFloat32) error("3-D pooling runs on float32 only");
+      geo3d_ =
+          window_geometry3d(*this, x, node_.get_ints("kernel_shape"), node_.get_int("ceil_mode", 0) != 0);
+      three_d_ = true;
+      return {ValueMeta{type, {x[0], x[1], geo3d_.out[0], geo3d_.out[1], geo3d_.out[2]}, nullptr}};
+    }
+    geo_ = window_geometry(*this, x, node_.get_ints("kernel_shape"), node_.get_int("ceil_mode", 0) != 0);
+    return {ValueMeta{type, out_shape_of(geo_, geo_.c, x.size()), nullptr}};
   }
 
   LayoutRule layout_rule(const std::vector<ValueMeta>&, const std::vector<ValueMeta>&) const override {
@@ -227,7 +313,7 @@ class PoolOp : public Op {
 
   // DQ -> MaxPool: pool the 8-bit values, dequantize the (fewer) pooled ones. Needs a nondecreasing DQ.
   bool fuse_dequantize_input(std::size_t i, const std::vector<ValueMeta>& dq_in) override {
-    if (backend_ != Backend::kFast || is_avg() || i != 0 || dq_.dtype != DType::kFloat32 ||
+    if (backend_ != Backend::kFast || is_avg() || three_d_ || i != 0 || dq_.dtype != DType::kFloat32 ||
         !every_window_reads_input(geo_))
       return false;
     const auto q = per_tensor_quant(dq_in);
@@ -295,6 +381,16 @@ class PoolOp : public Op {
     return (pool_ ? "oneDNN " + pool_->implementation() : "reference") + type;
   }
   void run(Context& ctx, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
+    if (three_d_) {
+      const Shape& x = in[0]->shape();
+      const ref::Pool3dShape s{x[0], x[1], geo3d_.in, geo3d_.out};
+      if (is_avg()) {
+        ref::avg_pool3d(s, geo3d_.win, include_pad(), in[0]->data<float>(), out[0]->data<float>());
+      } else {
+        ref::max_pool3d(s, geo3d_.win, in[0]->data<float>(), out[0]->data<float>());
+      }
+      return;
+    }
     if (!is_8bit(pooled_type_)) {
       if (pool_) {
         pool_->run(in[0]->raw(), out[0]->raw());
@@ -365,12 +461,14 @@ class PoolOp : public Op {
   // oneDNN would count the ceil_mode overhang as padding for count_include_pad; the reference
   // kernel handles that case.
   bool dnnl_ok() const {
-    return backend_ == Backend::kFast && !(is_avg() && include_pad() && geo_.ceil_overhang);
+    return backend_ == Backend::kFast && !three_d_ && !(is_avg() && include_pad() && geo_.ceil_overhang);
   }
   bool is_avg() const { return node_.op_type == "AveragePool"; }
   bool include_pad() const { return node_.get_int("count_include_pad", 0) != 0; }
   Backend backend_;
   Geometry geo_;
+  bool three_d_ = false;
+  Geometry3d geo3d_;
   std::unique_ptr<fast::Pool2d> pool_;
   PerTensorQuant dq_, q_;                // folded DequantizeLinear / QuantizeLinear (kFloat32: none)
   DType pooled_type_ = DType::kFloat32;  // what the pooling itself reads and writes
