@@ -425,6 +425,92 @@ void Deconv::run(const float* x, float* y) {
   });
 }
 
+struct Conv3d::Impl {
+  DnnlEngine::Impl* env = nullptr;
+  dnnl::convolution_forward prim;
+  std::string impl_name;
+  memory::desc src_md, dst_md;     // the graph's plain ncdhw
+  memory src, dst, weights, bias;  // in the primitive's layouts
+  dnnl::reorder to_src, to_plain;
+  bool has_bias = false, reorder_src = false, reorder_dst = false;
+};
+
+Conv3d::Conv3d(DnnlEngine& engine, const ref::Conv3dShape& s, const ref::Window3d& win, const float* w,
+               const float* b, const Activation& act)
+    : impl_(std::make_unique<Impl>()) {
+  wrap("3-D convolution", [&] {
+    auto& env = engine.impl();
+    impl_->env = &env;
+    const memory::dims src_dims{s.n, s.c, s.in[0], s.in[1], s.in[2]};
+    const memory::dims dst_dims{s.n, s.oc, s.out[0], s.out[1], s.out[2]};
+    const bool grouped = s.group > 1;
+    const memory::dims w_dims = grouped
+                                    ? memory::dims{s.group,       s.oc / s.group, s.c / s.group,
+                                                   win.kernel[0], win.kernel[1],  win.kernel[2]}
+                                    : memory::dims{s.oc, s.c, win.kernel[0], win.kernel[1], win.kernel[2]};
+    impl_->src_md = memory::desc(src_dims, dt::f32, tag::ncdhw);
+    impl_->dst_md = memory::desc(dst_dims, dt::f32, tag::ncdhw);
+    const memory::desc src_any(src_dims, dt::f32, tag::any), dst_any(dst_dims, dt::f32, tag::any);
+    const memory::desc w_any(w_dims, dt::f32, tag::any), b_md({s.oc}, dt::f32, tag::x);
+    impl_->has_bias = b != nullptr;
+    const memory::dims strides{win.stride[0], win.stride[1], win.stride[2]};
+    // oneDNN counts dilation from 0 (ONNX's 1 means dense).
+    const memory::dims dil{win.dilation[0] - 1, win.dilation[1] - 1, win.dilation[2] - 1};
+    const memory::dims pad_l{win.pad_begin[0], win.pad_begin[1], win.pad_begin[2]};
+    const memory::dims pad_r{win.pad_end[0], win.pad_end[1], win.pad_end[2]};
+    const auto desc = impl_->has_bias
+                          ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                            dnnl::algorithm::convolution_direct, src_any,
+                                                            w_any, b_md, dst_any, strides, dil, pad_l, pad_r)
+                          : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                            dnnl::algorithm::convolution_direct, src_any,
+                                                            w_any, dst_any, strides, dil, pad_l, pad_r);
+    const dnnl::convolution_forward::primitive_desc pd(desc, attr_for(act), env.engine);
+    impl_->prim = dnnl::convolution_forward(pd);
+    impl_->impl_name = pd.impl_info_str();
+    impl_->reorder_src = pd.src_desc() != impl_->src_md;
+    impl_->reorder_dst = pd.dst_desc() != impl_->dst_md;
+    if (impl_->reorder_src) {
+      impl_->src = memory(pd.src_desc(), env.engine);
+      impl_->to_src = dnnl::reorder(memory(impl_->src_md, env.engine), impl_->src);
+    }
+    if (impl_->reorder_dst) {
+      impl_->dst = memory(pd.dst_desc(), env.engine);
+      impl_->to_plain = dnnl::reorder(impl_->dst, memory(impl_->dst_md, env.engine));
+    }
+    memory user_w({w_dims, dt::f32, grouped ? tag::goidhw : tag::oidhw}, env.engine, const_cast<float*>(w));
+    impl_->weights = memory(pd.weights_desc(), env.engine);
+    dnnl::reorder(user_w, impl_->weights).execute(env.stream, user_w, impl_->weights);
+    if (impl_->has_bias) {
+      impl_->bias = memory(b_md, env.engine);
+      std::memcpy(impl_->bias.get_data_handle(), b, static_cast<std::size_t>(s.oc) * sizeof(float));
+    }
+    env.stream.wait();
+    return 0;
+  });
+}
+
+Conv3d::~Conv3d() = default;
+
+std::string Conv3d::implementation() const { return impl_->impl_name; }
+
+void Conv3d::run(const float* x, float* y) {
+  auto& env = *impl_->env;
+  memory src(impl_->src_md, env.engine, const_cast<float*>(x));
+  memory dst(impl_->dst_md, env.engine, y);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, impl_->reorder_src ? impl_->src : src},
+                                       {DNNL_ARG_WEIGHTS, impl_->weights},
+                                       {DNNL_ARG_DST, impl_->reorder_dst ? impl_->dst : dst}};
+  if (impl_->has_bias) args.emplace(DNNL_ARG_BIAS, impl_->bias);
+  wrap("3-D convolution", [&] {
+    if (impl_->reorder_src) impl_->to_src.execute(env.stream, src, impl_->src);
+    impl_->prim.execute(env.stream, args);
+    if (impl_->reorder_dst) impl_->to_plain.execute(env.stream, impl_->dst, dst);
+    env.stream.wait();
+    return 0;
+  });
+}
+
 struct Pool2d::Impl {
   DnnlEngine::Impl* env = nullptr;
   dnnl::pooling_v2_forward prim;

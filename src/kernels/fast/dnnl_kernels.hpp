@@ -47,6 +47,21 @@ class Conv2d {
   std::unique_ptr<Impl> impl_;
 };
 
+// A 3-D convolution on plain NCDHW buffers (video and volumetric CNNs): oneDNN picks its layouts, the
+// source and destination are reordered around the primitive, the weights ([O, C/group, KD, KH, KW]) once.
+class Conv3d {
+ public:
+  Conv3d(DnnlEngine& engine, const ref::Conv3dShape& shape, const ref::Window3d& window, const float* weights,
+         const float* bias, const Activation& act);
+  ~Conv3d();
+  void run(const float* x, float* y);
+  [[nodiscard]] std::string implementation() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 // ConvTranspose as a oneDNN deconvolution on plain NC[D]HW buffers, 1 to 3 spatial dims.
 // QLinearConv as one oneDNN int8 convolution: 8-bit x (runtime zero point), symmetric int8 weights,
 // int32 bias, per-output-channel requantization scale and the (constant) output zero point fused:

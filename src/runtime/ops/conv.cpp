@@ -177,6 +177,13 @@ class ConvOp : public Op {
   bool handles_channels_last() const override { return true; }  // oneDNN's nhwc
 
   void prepare(const std::vector<ValueMeta>& in, const std::vector<ValueMeta>&, DnnlEnv* env) override {
+    if (env && three_d_ && backend_ == Backend::kFast && in[1].value &&
+        (!node_.has_input(2) || in[2].value)) {
+      conv3d_ =
+          std::make_unique<fast::Conv3d>(*env, shape3d_, geo3d_.win, in[1].value->data<float>(),
+                                         node_.has_input(2) ? in[2].value->data<float>() : nullptr, act_);
+      return;
+    }
     if (!env || !can_use_dnnl(in)) return;
     conv_ = std::make_unique<fast::Conv2d>(*env, shape_, geo_.win, in[1].value->data<float>(),
                                            node_.has_input(2) ? in[2].value->data<float>() : nullptr, act_,
@@ -197,11 +204,18 @@ class ConvOp : public Op {
     return true;
   }
 
-  std::string kernel() const override { return conv_ ? "oneDNN " + conv_->implementation() : "reference"; }
+  std::string kernel() const override {
+    if (conv3d_) return "oneDNN " + conv3d_->implementation() + " (3-D)";
+    return conv_ ? "oneDNN " + conv_->implementation() : "reference";
+  }
 
   void run(Context&, const std::vector<const Tensor*>& in, const std::vector<Tensor*>& out) override {
     if (conv_) {
       conv_->run(in[0]->data<float>(), out[0]->data<float>());
+      return;
+    }
+    if (conv3d_) {
+      conv3d_->run(in[0]->data<float>(), out[0]->data<float>());
       return;
     }
     const float* bias = node_.has_input(2) ? in[2]->data<float>() : nullptr;
@@ -215,7 +229,8 @@ class ConvOp : public Op {
   }
 
  private:
-  // 3-D convolutions (video and volumetric CNNs) run on the reference kernel on either backend.
+  // 3-D convolutions (video and volumetric CNNs): oneDNN on plain NCDHW (fast::Conv3d) with constant
+  // weights on the fast backend, else the reference kernel; no layout planning, no residual sum fusion.
   std::vector<ValueMeta> infer3d(const std::vector<ValueMeta>& in) {
     const Shape& x = in[0].shape;
     const Shape& w = in[1].shape;
@@ -249,6 +264,7 @@ class ConvOp : public Op {
   bool three_d_ = false;
   Geometry3d geo3d_;
   ref::Conv3dShape shape3d_;
+  std::unique_ptr<fast::Conv3d> conv3d_;
   Backend backend_;
   Geometry geo_;
   ref::ConvShape shape_{};
