@@ -150,7 +150,7 @@ struct AnalyzedPoint {
   // Empty where the policy does not clip the point (fully-connected layers).
   std::optional<double> alpha_laplace, alpha_gaus, estimate_laplace, estimate_gaus;
   std::string mix_choice;                  // "lap" | "gaus"; "" where unclipped
-  std::vector<std::optional<double>> mse;  // per ClippingAnalysis::methods entry; empty where unclipped
+  std::vector<std::optional<double>> mse;  // one per ClippingAnalysis::methods entry; nullopt where unclipped
 };
 struct ClippingAnalysis {
   std::vector<const calib::Calibrator*> methods;  // every calibrator the statistics allow, table order

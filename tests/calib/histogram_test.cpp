@@ -61,7 +61,6 @@ TEST(Histogram, BinsMatchTheDirectFormula) {
   }
 }
 
-// Powers of two sit on bin edges: 2^k goes to the next exponent, not into the last bin.
 // add() (SIMD slots, interleaved tables) against add_reference (the scalar loop) bin for bin: sizes on
 // both sides of the small-input cutoff and of the block and vector widths; a third zeros (a ReLU's output);
 // values exactly on bin edges; magnitudes whose bin scale is no normal float (the scalar path) and ones
@@ -101,6 +100,7 @@ TEST(Histogram, FastAddEqualsTheReferenceOnEveryTarget) {
   std::printf("checked SIMD targets: %s\n", tested.c_str());
 }
 
+// Powers of two sit on bin edges: 2^k goes to the next exponent, not into the last bin.
 TEST(Histogram, PowerOfTwoMaximumOpensTheNextRange) {
   Histogram h;
   const std::vector<float> x{1.0f, 0.5f, 0.25f};

@@ -294,20 +294,24 @@ TEST(Qdq, MaxPoolBetweenDequantizeAndQuantizePoolsBytesWithTheReferenceBytes) {
   }
 }
 
-// A decreasing DequantizeLinear (negative scale) does not commute with max: it stays a step of its own,
-// and the result is still the reference's.
+// A decreasing DequantizeLinear (negative scale) does not commute with max, and a zero or NaN scale gives
+// values (-0 and +0, NaN) the float pooling treats otherwise than the byte pooling would: the DQ stays a
+// step of its own, and the result is still the reference's.
 TEST(Qdq, MaxPoolAfterADecreasingDequantizeIsNotFolded) {
   const Shape shape{1, 4, 9, 7};
   const PoolCase pc{"3x3 s2 p1", {3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, false};
-  const auto g = load(pooled_qdq_model(shape, pc, false, false, true, -0.031f), "pool_neg.onnx");
-  const Tensor x =
-      Tensor::from_f32(shape, random_values(static_cast<std::size_t>(shape_numel(shape)), 23, -4, 4));
-  const auto ref = run(g, Backend::kReference, {x});
-  const auto fast = run(g, Backend::kFast, {x});
-  EXPECT_EQ(values_of<std::uint8_t>(fast[0]), values_of<std::uint8_t>(ref[0]));
-  Context ctx(2);
-  runtime::Executor exec(g, ctx, {.backend = Backend::kFast});
-  EXPECT_EQ(exec.planned_steps({shape}), (std::vector<std::string>{"qx", "dx", "pool", "qo", "dq_out"}));
+  for (const float scale : {-0.031f, 0.0f, std::numeric_limits<float>::quiet_NaN()}) {
+    const auto g = load(pooled_qdq_model(shape, pc, false, false, true, scale), "pool_neg.onnx");
+    const Tensor x =
+        Tensor::from_f32(shape, random_values(static_cast<std::size_t>(shape_numel(shape)), 23, -4, 4));
+    const auto ref = run(g, Backend::kReference, {x});
+    const auto fast = run(g, Backend::kFast, {x});
+    EXPECT_EQ(values_of<std::uint8_t>(fast[0]), values_of<std::uint8_t>(ref[0])) << scale;
+    Context ctx(2);
+    runtime::Executor exec(g, ctx, {.backend = Backend::kFast});
+    EXPECT_EQ(exec.planned_steps({shape}), (std::vector<std::string>{"qx", "dx", "pool", "qo", "dq_out"}))
+        << scale;
+  }
 }
 
 // MaxPool on uint8/int8 tensors, as ONNX Runtime's QOperator exports contain it (opset 12+): the window

@@ -42,8 +42,9 @@ void conv2d(const ConvShape& s, const Window2d& win, const float* x, const float
 
 namespace {
 
-// `lowest` starts every window; a window always holds at least one input element in the geometries the
-// pooling operators build, so it never reaches the output.
+// `lowest` starts every window: a window of padding only (legal in ONNX, e.g. a dilation that steps over a
+// small input) outputs it, -inf for float, the type's minimum for 8-bit; the int8 engine's MaxPool fold
+// refuses such geometries, where the two would differ after dequantization.
 template <typename T>
 void max_pool2d_impl(const PoolShape& s, const Window2d& win, const T* x, T* y, T lowest) {
   for (std::int64_t nc = 0; nc < s.n * s.c; ++nc) {

@@ -333,9 +333,11 @@ class PoolOp : public Op {
         !every_window_reads_input(geo_))
       return false;
     const auto q = per_tensor_quant(dq_in);
-    if (!q || !is_8bit(q->dtype)) return false;
+    // A positive finite scale makes DQ nondecreasing without NaN (std::is_sorted alone would accept a
+    // NaN table, and a zero scale turns v < z into -0, which the float pooling keeps apart from +0).
+    if (!q || !is_8bit(q->dtype) || !std::isfinite(q->scale) || q->scale <= 0.0f) return false;
     const std::vector<float> values = dequantized_table(*q);
-    if (!std::is_sorted(values.begin(), values.end())) return false;  // a negative or NaN scale
+    if (!std::is_sorted(values.begin(), values.end())) return false;
     dq_ = *q;
     return true;
   }
@@ -343,7 +345,9 @@ class PoolOp : public Op {
   bool fuse_quantize_output(const std::vector<ValueMeta>& q_in, DType type) override {
     if (dq_.dtype == DType::kFloat32 || q_.dtype != DType::kFloat32 || !is_8bit(type)) return false;
     auto q = per_tensor_quant(q_in);
-    if (!q || (q->dtype != DType::kFloat32 && q->dtype != type)) return false;
+    if (!q || (q->dtype != DType::kFloat32 && q->dtype != type) || !std::isfinite(q->scale) ||
+        q->scale <= 0.0f)
+      return false;
     q->dtype = type;
     const std::vector<float> values = dequantized_table(dq_);
     std::vector<std::int32_t> table(values.size());
