@@ -78,6 +78,21 @@ auto wrap(const char* what, F&& f) {
   }
 }
 
+// A float convolution's constants, once per plan: the weights (user layout `user_w`) reordered into the
+// layout the primitive chose, the bias (when given) copied into its own memory.
+void load_constants(DnnlEngine::Impl& env, const memory::desc& user_w, const float* w,
+                    const memory::desc& chosen, const float* b, const memory::desc& b_md, memory& weights,
+                    memory& bias) {
+  memory user(user_w, env.engine, const_cast<float*>(w));
+  weights = memory(chosen, env.engine);
+  dnnl::reorder(user, weights).execute(env.stream, user, weights);
+  if (b) {
+    bias = memory(b_md, env.engine);
+    std::memcpy(bias.get_data_handle(), b, b_md.get_size());
+  }
+  env.stream.wait();
+}
+
 }  // namespace
 
 struct Conv2d::Impl {
@@ -160,15 +175,8 @@ Conv2d::Conv2d(DnnlEngine& engine, const ref::ConvShape& s, const ref::Window2d&
       impl_->to_plain = dnnl::reorder(impl_->staging, memory(impl_->dst_md, env.engine));
       if (accumulate) impl_->to_staging = dnnl::reorder(memory(impl_->dst_md, env.engine), impl_->staging);
     }
-    // Reorder the weights once into the layout the primitive chose.
-    memory user_w({w_dims, dt::f32, grouped ? tag::goihw : tag::oihw}, env.engine, const_cast<float*>(w));
-    impl_->weights = memory(pd.weights_desc(), env.engine);
-    dnnl::reorder(user_w, impl_->weights).execute(env.stream, user_w, impl_->weights);
-    if (impl_->has_bias) {
-      impl_->bias = memory(b_md, env.engine);
-      std::memcpy(impl_->bias.get_data_handle(), b, static_cast<std::size_t>(s.oc) * sizeof(float));
-    }
-    env.stream.wait();
+    load_constants(env, {w_dims, dt::f32, grouped ? tag::goihw : tag::oihw}, w, pd.weights_desc(), b, b_md,
+                   impl_->weights, impl_->bias);
     return 0;
   });
 }
@@ -478,14 +486,8 @@ Conv3d::Conv3d(DnnlEngine& engine, const ref::Conv3dShape& s, const ref::Window3
       impl_->dst = memory(pd.dst_desc(), env.engine);
       impl_->to_plain = dnnl::reorder(impl_->dst, memory(impl_->dst_md, env.engine));
     }
-    memory user_w({w_dims, dt::f32, grouped ? tag::goidhw : tag::oidhw}, env.engine, const_cast<float*>(w));
-    impl_->weights = memory(pd.weights_desc(), env.engine);
-    dnnl::reorder(user_w, impl_->weights).execute(env.stream, user_w, impl_->weights);
-    if (impl_->has_bias) {
-      impl_->bias = memory(b_md, env.engine);
-      std::memcpy(impl_->bias.get_data_handle(), b, static_cast<std::size_t>(s.oc) * sizeof(float));
-    }
-    env.stream.wait();
+    load_constants(env, {w_dims, dt::f32, grouped ? tag::goidhw : tag::oidhw}, w, pd.weights_desc(), b, b_md,
+                   impl_->weights, impl_->bias);
     return 0;
   });
 }

@@ -130,6 +130,18 @@ std::int64_t for_each_tap3d(const std::array<std::int64_t, 3>& in, const Window3
   return padded;
 }
 
+// Calls f(o, at) for every output position o = {od, oh, ow} of a 3-D window in row-major order; `at` is
+// its offset in the output plane.
+template <class F>
+void for_each_output3d(const std::array<std::int64_t, 3>& out, F&& f) {
+  std::int64_t at = 0;
+  for (std::int64_t od = 0; od < out[0]; ++od) {
+    for (std::int64_t oh = 0; oh < out[1]; ++oh) {
+      for (std::int64_t ow = 0; ow < out[2]; ++ow) f(std::array<std::int64_t, 3>{od, oh, ow}, at++);
+    }
+  }
+}
+
 }  // namespace
 
 void conv3d(const Conv3dShape& s, const Window3d& win, const float* x, const float* w, const float* bias,
@@ -140,22 +152,17 @@ void conv3d(const Conv3dShape& s, const Window3d& win, const float* x, const flo
   for (std::int64_t n = 0; n < s.n; ++n) {
     for (std::int64_t o = 0; o < s.oc; ++o) {
       const std::int64_t g = o / og;
-      std::int64_t at = 0;
-      for (std::int64_t od = 0; od < s.out[0]; ++od) {
-        for (std::int64_t oh = 0; oh < s.out[1]; ++oh) {
-          for (std::int64_t ow = 0; ow < s.out[2]; ++ow, ++at) {
-            double acc = bias ? bias[o] : 0.0;
-            for (std::int64_t ci = 0; ci < cg; ++ci) {
-              const float* xc = x + (n * s.c + g * cg + ci) * in_plane;
-              const float* wc = w + (o * cg + ci) * taps;
-              for_each_tap3d(s.in, win, {od, oh, ow}, [&](std::int64_t xi, std::int64_t wi) {
-                acc += static_cast<double>(xc[xi]) * wc[wi];
-              });
-            }
-            y[(n * s.oc + o) * out_plane + at] = static_cast<float>(acc);
-          }
+      for_each_output3d(s.out, [&](const std::array<std::int64_t, 3>& pos, std::int64_t at) {
+        double acc = bias ? bias[o] : 0.0;
+        for (std::int64_t ci = 0; ci < cg; ++ci) {
+          const float* xc = x + (n * s.c + g * cg + ci) * in_plane;
+          const float* wc = w + (o * cg + ci) * taps;
+          for_each_tap3d(s.in, win, pos, [&](std::int64_t xi, std::int64_t wi) {
+            acc += static_cast<double>(xc[xi]) * wc[wi];
+          });
         }
-      }
+        y[(n * s.oc + o) * out_plane + at] = static_cast<float>(acc);
+      });
     }
   }
 }
@@ -163,39 +170,28 @@ void conv3d(const Conv3dShape& s, const Window3d& win, const float* x, const flo
 void max_pool3d(const Pool3dShape& s, const Window3d& win, const float* x, float* y) {
   const std::int64_t in_plane = s.in[0] * s.in[1] * s.in[2], out_plane = s.out[0] * s.out[1] * s.out[2];
   for (std::int64_t nc = 0; nc < s.n * s.c; ++nc) {
-    std::int64_t at = 0;
-    for (std::int64_t od = 0; od < s.out[0]; ++od) {
-      for (std::int64_t oh = 0; oh < s.out[1]; ++oh) {
-        for (std::int64_t ow = 0; ow < s.out[2]; ++ow, ++at) {
-          float m = -std::numeric_limits<float>::infinity();
-          for_each_tap3d(s.in, win, {od, oh, ow},
-                         [&](std::int64_t xi, std::int64_t) { m = std::max(m, x[nc * in_plane + xi]); });
-          y[nc * out_plane + at] = m;
-        }
-      }
-    }
+    for_each_output3d(s.out, [&](const std::array<std::int64_t, 3>& pos, std::int64_t at) {
+      float m = -std::numeric_limits<float>::infinity();
+      for_each_tap3d(s.in, win, pos,
+                     [&](std::int64_t xi, std::int64_t) { m = std::max(m, x[nc * in_plane + xi]); });
+      y[nc * out_plane + at] = m;
+    });
   }
 }
 
 void avg_pool3d(const Pool3dShape& s, const Window3d& win, bool count_include_pad, const float* x, float* y) {
   const std::int64_t in_plane = s.in[0] * s.in[1] * s.in[2], out_plane = s.out[0] * s.out[1] * s.out[2];
   for (std::int64_t nc = 0; nc < s.n * s.c; ++nc) {
-    std::int64_t at = 0;
-    for (std::int64_t od = 0; od < s.out[0]; ++od) {
-      for (std::int64_t oh = 0; oh < s.out[1]; ++oh) {
-        for (std::int64_t ow = 0; ow < s.out[2]; ++ow, ++at) {
-          double sum = 0.0;
-          std::int64_t inside = 0;
-          const std::int64_t padded =
-              for_each_tap3d(s.in, win, {od, oh, ow}, [&](std::int64_t xi, std::int64_t) {
-                sum += x[nc * in_plane + xi];
-                ++inside;
-              });
-          const std::int64_t count = count_include_pad ? padded : inside;
-          y[nc * out_plane + at] = count ? static_cast<float>(sum / static_cast<double>(count)) : 0.0f;
-        }
-      }
-    }
+    for_each_output3d(s.out, [&](const std::array<std::int64_t, 3>& pos, std::int64_t at) {
+      double sum = 0.0;
+      std::int64_t inside = 0;
+      const std::int64_t padded = for_each_tap3d(s.in, win, pos, [&](std::int64_t xi, std::int64_t) {
+        sum += x[nc * in_plane + xi];
+        ++inside;
+      });
+      const std::int64_t count = count_include_pad ? padded : inside;
+      y[nc * out_plane + at] = count ? static_cast<float>(sum / static_cast<double>(count)) : 0.0f;
+    });
   }
 }
 

@@ -29,48 +29,60 @@ struct Geometry {
   bool ceil_overhang = false;  // ceil_mode produced windows that start inside but end past the padding
 };
 
-Geometry window_geometry(const Op& op, const Shape& in, std::vector<std::int64_t> kernel, bool ceil_mode) {
+// The node's strides, dilations and pads for each spatial axis of `in`, checked, and each axis's window
+// (ref::axis_window): what the 1-D/2-D and the 3-D geometries below are assembled from.
+struct SpatialWindows {
+  std::vector<std::int64_t> stride, dilation;
+  std::vector<ref::AxisWindow> axes;
+  bool ceil_overhang = false;
+};
+
+SpatialWindows spatial_windows(const Op& op, const Shape& in, const std::vector<std::int64_t>& kernel,
+                               bool ceil_mode) {
   const auto& node = op.node();
-  if (in.size() != 3 && in.size() != 4) {
-    op_error(op, "only 1-D and 2-D spatial inputs are supported, got shape " + shape_str(in));
-  }
   const std::size_t sd = in.size() - 2;
   if (kernel.size() != sd)
     op_error(op, "kernel_shape has " + std::to_string(kernel.size()) + " dims for input " + shape_str(in));
-  auto strides = node.get_ints("strides", std::vector<std::int64_t>(sd, 1));
-  auto dil = node.get_ints("dilations", std::vector<std::int64_t>(sd, 1));
-  auto pads = node.get_ints("pads", std::vector<std::int64_t>(2 * sd, 0));
-  if (strides.size() != sd || dil.size() != sd || pads.size() != 2 * sd)
+  SpatialWindows sw;
+  sw.stride = node.get_ints("strides", std::vector<std::int64_t>(sd, 1));
+  sw.dilation = node.get_ints("dilations", std::vector<std::int64_t>(sd, 1));
+  const auto pads = node.get_ints("pads", std::vector<std::int64_t>(2 * sd, 0));
+  if (sw.stride.size() != sd || sw.dilation.size() != sd || pads.size() != 2 * sd)
     op_error(op, "strides/dilations/pads do not match the input rank");
   const std::string auto_pad = node.get_string("auto_pad", "NOTSET");
-  std::vector<std::int64_t> spatial(in.begin() + 2, in.end()), out(sd);
-  bool overhang = false;
   for (std::size_t i = 0; i < sd; ++i) {
-    if (kernel[i] <= 0 || strides[i] <= 0 || dil[i] <= 0)
+    if (kernel[i] <= 0 || sw.stride[i] <= 0 || sw.dilation[i] <= 0)
       op_error(op, "kernel, strides and dilations must be positive");
-    ref::AxisWindow axis;
     try {
-      axis = ref::axis_window(spatial[i], kernel[i], strides[i], dil[i], pads[i], pads[i + sd], auto_pad,
-                              ceil_mode);
+      sw.axes.push_back(ref::axis_window(in[2 + i], kernel[i], sw.stride[i], sw.dilation[i], pads[i],
+                                         pads[i + sd], auto_pad, ceil_mode));
     } catch (const Error& e) {
       op_error(op, std::string(e.what()) + " (input " + shape_str(in) + ")");
     }
-    pads[i] = axis.pad_begin;
-    pads[i + sd] = axis.pad_end;
-    out[i] = axis.out;
-    overhang = overhang || axis.ceil_overhang;
+    sw.ceil_overhang = sw.ceil_overhang || sw.axes.back().ceil_overhang;
   }
+  return sw;
+}
+
+Geometry window_geometry(const Op& op, const Shape& in, const std::vector<std::int64_t>& kernel,
+                         bool ceil_mode) {
+  if (in.size() != 3 && in.size() != 4) {
+    op_error(op, "only 1-D and 2-D spatial inputs are supported, got shape " + shape_str(in));
+  }
+  const SpatialWindows sw = spatial_windows(op, in, kernel, ceil_mode);
   Geometry g;
   g.n = in[0];
   g.c = in[1];
-  g.ceil_overhang = overhang;
-  if (sd == 2) {
-    g.h = spatial[0], g.w = spatial[1], g.oh = out[0], g.ow = out[1];
-    g.win = {kernel[0], kernel[1], strides[0], strides[1], dil[0],
-             dil[1],    pads[0],   pads[1],    pads[2],    pads[3]};
+  g.ceil_overhang = sw.ceil_overhang;
+  if (in.size() == 4) {
+    const ref::AxisWindow &ah = sw.axes[0], &aw = sw.axes[1];
+    g.h = in[2], g.w = in[3], g.oh = ah.out, g.ow = aw.out;
+    g.win = {kernel[0],      kernel[1],    sw.stride[0], sw.stride[1], sw.dilation[0],
+             sw.dilation[1], ah.pad_begin, aw.pad_begin, ah.pad_end,   aw.pad_end};
   } else {
-    g.h = 1, g.w = spatial[0], g.oh = 1, g.ow = out[0];
-    g.win = {1, kernel[0], 1, strides[0], 1, dil[0], 0, pads[0], 0, pads[1]};
+    const ref::AxisWindow& aw = sw.axes[0];
+    g.h = 1, g.w = in[2], g.oh = 1, g.ow = aw.out;
+    g.win = {1, kernel[0], 1, sw.stride[0], 1, sw.dilation[0], 0, aw.pad_begin, 0, aw.pad_end};
   }
   return g;
 }
@@ -89,34 +101,17 @@ struct Geometry3d {
 
 Geometry3d window_geometry3d(const Op& op, const Shape& in, const std::vector<std::int64_t>& kernel,
                              bool ceil_mode) {
-  const auto& node = op.node();
-  if (kernel.size() != 3)
-    op_error(op, "kernel_shape has " + std::to_string(kernel.size()) + " dims for input " + shape_str(in));
-  const auto strides = node.get_ints("strides", std::vector<std::int64_t>(3, 1));
-  const auto dil = node.get_ints("dilations", std::vector<std::int64_t>(3, 1));
-  const auto pads = node.get_ints("pads", std::vector<std::int64_t>(6, 0));
-  if (strides.size() != 3 || dil.size() != 3 || pads.size() != 6)
-    op_error(op, "strides/dilations/pads do not match the input rank");
-  const std::string auto_pad = node.get_string("auto_pad", "NOTSET");
+  const SpatialWindows sw = spatial_windows(op, in, kernel, ceil_mode);
   Geometry3d g;
+  g.ceil_overhang = sw.ceil_overhang;
   for (std::size_t i = 0; i < 3; ++i) {
-    if (kernel[i] <= 0 || strides[i] <= 0 || dil[i] <= 0)
-      op_error(op, "kernel, strides and dilations must be positive");
-    ref::AxisWindow axis;
-    try {
-      axis = ref::axis_window(in[2 + i], kernel[i], strides[i], dil[i], pads[i], pads[i + 3], auto_pad,
-                              ceil_mode);
-    } catch (const Error& e) {
-      op_error(op, std::string(e.what()) + " (input " + shape_str(in) + ")");
-    }
     g.in[i] = in[2 + i];
-    g.out[i] = axis.out;
+    g.out[i] = sw.axes[i].out;
     g.win.kernel[i] = kernel[i];
-    g.win.stride[i] = strides[i];
-    g.win.dilation[i] = dil[i];
-    g.win.pad_begin[i] = axis.pad_begin;
-    g.win.pad_end[i] = axis.pad_end;
-    g.ceil_overhang = g.ceil_overhang || axis.ceil_overhang;
+    g.win.stride[i] = sw.stride[i];
+    g.win.dilation[i] = sw.dilation[i];
+    g.win.pad_begin[i] = sw.axes[i].pad_begin;
+    g.win.pad_end[i] = sw.axes[i].pad_end;
   }
   return g;
 }
@@ -128,10 +123,10 @@ struct ConvGeometry {
   ref::ConvShape shape{};
 };
 
-ConvGeometry conv_geometry(const Op& op, const Shape& x, const Shape& w) {
+// X and W of one rank, groups that divide both channel counts, kernel_shape (when given) equal to W's
+// spatial dims; returns the group count. Conv (any rank) and ConvInteger/QLinearConv check alike.
+std::int64_t check_conv_weights(const Op& op, const Shape& x, const Shape& w) {
   const auto& node = op.node();
-  if (x.size() != 3 && x.size() != 4)
-    op_error(op, "only 1-D and 2-D convolutions are supported, input " + shape_str(x));
   if (w.size() != x.size())
     op_error(op, "weight shape " + shape_str(w) + " does not match input " + shape_str(x));
   const std::int64_t group = node.get_int("group", 1);
@@ -144,8 +139,15 @@ ConvGeometry conv_geometry(const Op& op, const Shape& x, const Shape& w) {
     op_error(op, "kernel_shape " + shape_str(node.get_ints("kernel_shape")) + " does not match weight " +
                      shape_str(w));
   }
+  return group;
+}
+
+ConvGeometry conv_geometry(const Op& op, const Shape& x, const Shape& w) {
+  if (x.size() != 3 && x.size() != 4)
+    op_error(op, "only 1-D and 2-D convolutions are supported, input " + shape_str(x));
+  const std::int64_t group = check_conv_weights(op, x, w);
   ConvGeometry g;
-  g.geo = window_geometry(op, x, kernel, false);
+  g.geo = window_geometry(op, x, Shape(w.begin() + 2, w.end()), false);
   g.shape = {g.geo.n, g.geo.c, g.geo.h, g.geo.w, w[0], g.geo.oh, g.geo.ow, group};
   return g;
 }
@@ -161,10 +163,7 @@ class ConvOp : public Op {
     const Shape& w = in[1].shape;
     if (x.size() == 5) return infer3d(in);
     const ConvGeometry g = conv_geometry(*this, x, w);
-    if (in.size() > 2 && node_.has_input(2) && (in[2].shape.size() != 1 || in[2].shape[0] != w[0])) {
-      error("bias shape " + shape_str(in[2].shape) + " does not match " + std::to_string(w[0]) +
-            " output channels");
-    }
+    check_bias(in, w[0]);
     geo_ = g.geo;
     shape_ = g.shape;
     dnnl_ready_ = can_use_dnnl(in);
@@ -231,21 +230,18 @@ class ConvOp : public Op {
  private:
   // 3-D convolutions (video and volumetric CNNs): oneDNN on plain NCDHW (fast::Conv3d) with constant
   // weights on the fast backend, else the reference kernel; no layout planning, no residual sum fusion.
+  void check_bias(const std::vector<ValueMeta>& in, std::int64_t out_channels) const {
+    if (in.size() > 2 && node_.has_input(2) && (in[2].shape.size() != 1 || in[2].shape[0] != out_channels)) {
+      error("bias shape " + shape_str(in[2].shape) + " does not match " + std::to_string(out_channels) +
+            " output channels");
+    }
+  }
   std::vector<ValueMeta> infer3d(const std::vector<ValueMeta>& in) {
     const Shape& x = in[0].shape;
     const Shape& w = in[1].shape;
-    if (w.size() != 5) error("weight shape " + shape_str(w) + " does not match input " + shape_str(x));
-    const std::int64_t group = node_.get_int("group", 1);
-    if (group <= 0 || x[1] % group != 0 || w[0] % group != 0 || w[1] * group != x[1])
-      error("input " + shape_str(x) + " does not fit weight " + shape_str(w) + " with group " +
-            std::to_string(group));
+    const std::int64_t group = check_conv_weights(*this, x, w);
     const Shape kernel(w.begin() + 2, w.end());
-    if (node_.get_ints("kernel_shape", kernel) != kernel)
-      error("kernel_shape " + shape_str(node_.get_ints("kernel_shape")) + " does not match weight " +
-            shape_str(w));
-    if (in.size() > 2 && node_.has_input(2) && (in[2].shape.size() != 1 || in[2].shape[0] != w[0]))
-      error("bias shape " + shape_str(in[2].shape) + " does not match " + std::to_string(w[0]) +
-            " output channels");
+    check_bias(in, w[0]);
     three_d_ = true;
     geo3d_ = window_geometry3d(*this, x, kernel, false);
     shape3d_.n = x[0];
